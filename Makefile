@@ -1,0 +1,38 @@
+# gptlab: `make lab` to learn, `make test` to check everything.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install lab test test-unit test-notebooks data bench clean
+
+install: $(STAMP)
+
+# Re-runs only when the package list or the pins change.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[course,dev]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+lab: install
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: install
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+test-unit: install
+	$(PY) -m pytest tests
+
+test-notebooks: install
+	$(PY) -m pytest notebooks --nbval-lax --nbval-current-env
+
+data: install
+	$(PY) -m gptlab data fetch all
+
+bench: install
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,71 @@
+"""The handful of numbers that fix a GPT's shape.
+
+One flat dataclass, checked when it is made, so a bad shape fails here with a
+sentence that says what to change rather than deep inside a matmul.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 50257  # GPT-2: 50,000 BPE merges + 256 bytes + <|endoftext|>
+    block_size: int = 1024  # the context length: the most tokens the model sees at once
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = True  # biases in Linear and LayerNorm, as GPT-2 has them
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(
+                f"GPTConfig.n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}): "
+                f"each head gets n_embd // n_head dimensions; try n_embd={self.n_head * max(1, round(self.n_embd / self.n_head))}"
+            )
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"GPTConfig.dropout must be a number in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.bias, bool):
+            raise ValueError(f"GPTConfig.bias must be True or False, got {self.bias!r}")
+
+    @property
+    def head_size(self) -> int:
+        return self.n_embd // self.n_head
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "GPTConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown GPTConfig field(s) {unknown}; known fields are {sorted(known)}")
+        return cls(**d)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "GPTConfig":
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        return cls.from_dict({**PRESETS[name], **overrides})
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The four released GPT-2 sizes (Radford et al., 2019).
+    "gpt2": dict(n_layer=12, n_head=12, n_embd=768),  # 124M
+    "gpt2-medium": dict(n_layer=24, n_head=16, n_embd=1024),  # 350M
+    "gpt2-large": dict(n_layer=36, n_head=20, n_embd=1280),  # 774M
+    "gpt2-xl": dict(n_layer=48, n_head=25, n_embd=1600),  # 1558M
+    # nanoGPT's CPU recipe for character-level Tiny Shakespeare (65 characters).
+    "shakespeare-char": dict(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0),
+    # Small enough for unit tests and a notebook's fast mode.
+    "tiny": dict(vocab_size=96, block_size=32, n_layer=2, n_head=2, n_embd=32, dropout=0.0),
+}

@@ -1,0 +1,258 @@
+"""A GPT-2 style decoder-only Transformer, small enough to read in one sitting.
+
+GPT is *decoder-only*: every position attends only to itself and earlier
+positions (causal attention). That is what lets one forward pass train on every
+next-token prediction in a sequence at once, and what lets generation reuse the
+keys and values of earlier tokens (the KV cache below). Names follow GPT-2's
+checkpoint (`c_attn`, `c_proj`, `ln_1`, ...) so loading its weights is a
+one-to-one mapping.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+from gptlab.config import GPTConfig
+
+
+def causal_mask(T: int, L: int, device: torch.device | None = None) -> torch.Tensor:
+    """(T, L) booleans: query i (the last T of L positions) may see key j iff j <= L - T + i."""
+    return torch.ones(T, L, dtype=torch.bool, device=device).tril(diagonal=L - T)
+
+
+class KVCache:
+    """The keys and values every layer has computed for the tokens seen so far.
+
+    Without it, generating token t re-runs the whole prefix (O(t^2) work per
+    token); with it each new token only computes its own query, key and value.
+    Memory is allocated once, for `max_len` positions, on first use.
+    """
+
+    def __init__(self, config: GPTConfig, max_len: int | None = None) -> None:
+        self.n_layer = config.n_layer
+        self.max_len = max_len or config.block_size
+        self.k: torch.Tensor | None = None  # (n_layer, B, n_head, max_len, head_size)
+        self.v: torch.Tensor | None = None
+        self.pos = 0  # how many positions are filled
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store this step's (B, n_head, T, head_size) keys/values; return all keys/values so far."""
+        B, nh, T, hs = k.shape
+        if self.k is None:
+            shape = (self.n_layer, B, nh, self.max_len, hs)
+            self.k = torch.zeros(shape, dtype=k.dtype, device=k.device)
+            self.v = torch.zeros(shape, dtype=v.dtype, device=v.device)
+        end = self.pos + T
+        if end > self.max_len:
+            raise ValueError(f"KV cache is full: {self.pos} + {T} positions > max_len {self.max_len}")
+        self.k[layer, :, :, self.pos : end] = k
+        self.v[layer, :, :, self.pos : end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+    def advance(self, T: int) -> None:
+        self.pos += T
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep the batch rows named by `index` (in that order), e.g. the surviving beams."""
+        if self.k is not None:
+            self.k = self.k.index_select(1, index)
+            self.v = self.v.index_select(1, index)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.n_head = config.n_head
+        self.n_embd = config.n_embd
+        self.dropout = config.dropout
+        # q, k and v for all heads in one matmul (one weight of shape (3C, C)).
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.attn_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        # flash: use the fused F.scaled_dot_product_attention kernel. False runs the same
+        # math written out; the two agree to float rounding (~1e-6 in fp32).
+        self.flash = True
+        # capture: also keep this layer's attention weights (B, n_head, T, L) in self.att,
+        # for visualisation; the output itself is computed exactly as without it.
+        self.capture = False
+        self.att: torch.Tensor | None = None
+
+    def attention_weights(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """softmax(q k^T / sqrt(head_size)) with future positions masked out."""
+        T, L = q.size(-2), k.size(-2)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+        att = att.masked_fill(~causal_mask(T, L, q.device), float("-inf"))
+        return F.softmax(att, dim=-1)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        B, T, C = x.size()  # batch, time (sequence length), channels (n_embd)
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        hs = C // self.n_head
+        q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, hs).transpose(1, 2)
+        v = v.view(B, T, self.n_head, hs).transpose(1, 2)
+        if cache is not None:
+            k, v = cache.update(layer, k, v)  # (B, nh, L, hs): every position so far
+        L = k.size(2)
+        att = None
+        if self.flash:
+            dropout_p = self.dropout if self.training else 0.0
+            if T == L:  # plain causal attention (training, or a cache's first chunk)
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+            elif T == 1:  # one new token may see every cached position: no mask needed
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+            else:  # a chunk of new tokens after a cached prefix
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(T, L, x.device), dropout_p=dropout_p)
+        else:
+            att = self.attention_weights(q, k)
+            y = self.attn_dropout(att) @ v  # (B, nh, T, L) x (B, nh, L, hs) -> (B, nh, T, hs)
+        if self.capture:
+            self.att = (att if att is not None else self.attention_weights(q, k)).detach()
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward: widen 4x, GELU, project back."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU(approximate="tanh")  # GPT-2 used the tanh approximation
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm Transformer block: x + attn(ln(x)), then x + mlp(ln(x)).
+
+    Normalising *before* each sub-layer keeps the residual stream an untouched
+    sum, so gradients reach early layers directly (GPT-2's change to the
+    original post-LN Transformer).
+    """
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache, layer)
+        x = x + self.mlp(self.ln_2(x))
+        return x
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"GPT expects a GPTConfig, got {type(config).__name__}")
+        self.config = config
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(config.vocab_size, config.n_embd),  # token embeddings
+                wpe=nn.Embedding(config.block_size, config.n_embd),  # learned position embeddings
+                drop=nn.Dropout(config.dropout),
+                h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+                ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+            )
+        )
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        # Weight tying: the matrix that turns a token id into a vector also scores vectors
+        # against every token at the output. Saves vocab_size * n_embd parameters
+        # (38.6M for GPT-2 small) and tends to help (Press & Wolf, 2017).
+        self.transformer.wte.weight = self.lm_head.weight
+        self.apply(self._init_weights)
+        # GPT-2 init: scale the projections that write into the residual stream by
+        # 1/sqrt(2 * n_layer), so its variance does not grow with depth.
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def get_num_params(self, non_embedding: bool = False) -> int:
+        """Parameters, each counted once (the tied embedding/head matrix once).
+
+        non_embedding=True leaves out the position embeddings, the convention for
+        scaling laws (the token embedding still counts: as lm_head it does compute).
+        """
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= self.transformer.wpe.weight.numel()
+        return n
+
+    def flops_per_token(self, seq_len: int | None = None, training: bool = False) -> int:
+        """Approximate FLOPs to process one token with `seq_len` tokens of context.
+
+        Each weight is one multiply-add (2 FLOPs) per token; attention adds
+        q.k and att.v over the context: 2 * 2 * n_layer * seq_len * n_embd
+        (counting the full T x T square, as PaLM's appendix B does). The backward
+        pass costs about twice the forward, so training is 3x.
+        """
+        cfg = self.config
+        T = cfg.block_size if seq_len is None else seq_len
+        forward = 2 * self.get_num_params(non_embedding=True) + 4 * cfg.n_layer * T * cfg.n_embd
+        return 3 * forward if training else forward
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """idx: (B, T) token ids -> logits (B, T, vocab_size), and the mean
+        cross-entropy against `targets` (B, T) if given (-100 marks positions to ignore)."""
+        if idx.dim() != 2 or idx.dtype not in (torch.long, torch.int32, torch.int64):
+            raise ValueError(f"idx must be a (batch, time) tensor of integer token ids, got {tuple(idx.shape)} {idx.dtype}")
+        B, T = idx.size()
+        start = cache.pos if cache is not None else 0
+        if start + T > self.config.block_size:
+            raise ValueError(
+                f"cannot run {start + T} positions: block_size (the context length) is {self.config.block_size}; "
+                "crop the input to its last block_size tokens"
+            )
+        if T > 0 and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
+            raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}), got [{int(idx.min())}, {int(idx.max())}]")
+        pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, cache, i)
+        if cache is not None:
+            cache.advance(T)
+        x = self.transformer.ln_f(x)
+        logits = self.lm_head(x)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-100)
+        return logits, loss
+
+    def crop_block_size(self, block_size: int) -> None:
+        """Shrink the context length, e.g. to fine-tune GPT-2 (1024) on short texts cheaply."""
+        if not 0 < block_size <= self.config.block_size:
+            raise ValueError(f"block_size must be in [1, {self.config.block_size}], got {block_size}")
+        self.config.block_size = block_size
+        self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size].detach().clone())
+
+    def new_cache(self, max_len: int | None = None) -> KVCache:
+        return KVCache(self.config, max_len)
+
+    @torch.no_grad()
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, **kwargs) -> torch.Tensor:
+        """Continue `idx` by `max_new_tokens` tokens; see gptlab.generation.generate for the options."""
+        from gptlab.generation import generate
+
+        return generate(self, idx, max_new_tokens, **kwargs)
