@@ -8,6 +8,7 @@ The committed notebooks show the outputs of a full run (GPTLAB_FAST=0).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 
 def fast_mode() -> bool:
@@ -21,3 +22,52 @@ def fast_mode() -> bool:
 
 
 FAST = fast_mode()
+
+
+def checkpoint_dir() -> Path:
+    """Where trained course models live: GPTLAB_CHECKPOINT_DIR, else `checkpoints/` of this checkout (git-ignored)."""
+    env = os.environ.get("GPTLAB_CHECKPOINT_DIR")
+    return Path(env).expanduser() if env else Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+def shakespeare_char_model(fast: bool = FAST):
+    """(model, tokenizer, history) of the character-level Tiny Shakespeare GPT, trained once and then loaded.
+
+    Lessons 07 and 08 need a trained model but must not depend on lesson 06 having
+    run, so each asks for it here: the first call trains it (nanoGPT's recipe, the
+    `shakespeare-char` presets, a few minutes on a laptop CPU) and saves it under
+    checkpoints/shakespeare-char; later calls load it in a second. Fast mode trains
+    150 steps instead (seconds) and saves under shakespeare-char-fast, so a quick
+    model is never mistaken for the real one.
+    """
+    import warnings
+
+    import torch
+
+    from gptlab.config import GPTConfig
+    from gptlab.data import read_text, split_tokens
+    from gptlab.model import GPT
+    from gptlab.tokenizers import CharTokenizer
+    from gptlab.training import CheckpointError, History, TrainConfig, load_checkpoint, train
+
+    name = "shakespeare-char-fast" if fast else "shakespeare-char"
+    path = checkpoint_dir() / name
+    overrides = dict(max_steps=150, lr_decay_steps=150, warmup_steps=15, eval_interval=50, eval_iters=10) if fast else {}
+    cfg = TrainConfig.from_preset("shakespeare-char", ckpt_dir=str(path), **overrides)
+    model_cfg = GPTConfig.from_preset("shakespeare-char")  # vocab_size 65: Tiny Shakespeare's characters
+    if (path / "checkpoint.json").exists():
+        try:
+            model, tokenizer, meta = load_checkpoint(path)
+            tok = meta.get("tokenizer") or {}
+            if meta["model_config"] == model_cfg.to_dict() and meta["step"] == cfg.max_steps and tok.get("type") == "char":
+                return model, tokenizer, History.from_dict(meta.get("history") or {})
+            warnings.warn(f"checkpoints/{name} is not the {name} recipe's model (another run saved there); training it again", stacklevel=2)
+        except (CheckpointError, FileNotFoundError) as e:
+            warnings.warn(f"checkpoints/{name} is unreadable ({e}); training it again", stacklevel=2)
+    text = read_text("tinyshakespeare")
+    tokenizer = CharTokenizer.from_text(text)
+    train_data, val_data = split_tokens(tokenizer.encode(text), val_fraction=0.1)
+    torch.manual_seed(cfg.seed)
+    model = GPT(GPTConfig.from_preset("shakespeare-char", vocab_size=tokenizer.n_vocab))
+    history = train(model, train_data, val_data, cfg, tokenizer=tokenizer)
+    return model.eval(), tokenizer, history

@@ -1,0 +1,368 @@
+"""The gptlab command line: fetch data, train, sample and inspect checkpoints.
+
+    gptlab data fetch tinyshakespeare          (or: all; `gptlab data list` names them)
+    gptlab train --preset shakespeare-char      -> checkpoints/shakespeare-char
+    gptlab generate --checkpoint checkpoints/shakespeare-char --prompt "ROMEO:"
+    gptlab info checkpoints/shakespeare-char
+    gptlab attention --checkpoint checkpoints/shakespeare-char --text "To be" --out view.html
+
+Also `python -m gptlab ...`. Errors print one line that says what to change and
+exit with status 1 (2 for malformed arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+# Command-line flag -> TrainConfig / GPTConfig field, for `train`.
+_TRAIN_FLAGS = (
+    "max_steps", "batch_size", "lr", "min_lr", "warmup_steps", "lr_decay_steps", "weight_decay", "grad_clip",
+    "grad_accum", "eval_interval", "eval_iters", "log_interval", "ckpt_interval", "seed", "device",
+)
+_MODEL_FLAGS = ("n_layer", "n_head", "n_embd", "block_size", "dropout")
+
+
+def _rel(path: str | Path) -> str:
+    """`path` relative to the current folder when it lies below it (keeps local paths out of logs)."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _flagify(msg: str) -> str:
+    """'TrainConfig.lr must be ...' -> '--lr must be ...' for the fields `train` sets from flags."""
+    def sub(m: re.Match) -> str:
+        name = m.group(2)
+        return f"--{name.replace('_', '-')}" if name in _TRAIN_FLAGS + _MODEL_FLAGS else m.group(0)
+
+    return re.sub(r"(TrainConfig|GPTConfig)\.(\w+)", sub, msg)
+
+
+# ---------------------------------------------------------------- data
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from gptlab.data import DATASETS, fetch
+
+    if args.action == "list":
+        for info in DATASETS.values():
+            print(f"{info.name:16s} {info.size:>10,d} bytes  {info.description}")
+        return 0
+    if not args.names:
+        raise ValueError("name a dataset to fetch, or 'all'; `gptlab data list` shows them")
+    names = list(DATASETS) if args.names == ["all"] else args.names
+    for name in names:
+        path = fetch(name)
+        print(f"{name}: {_rel(path)} ({path.stat().st_size:,} bytes, sha256 ok)")
+    return 0
+
+
+# ---------------------------------------------------------------- train
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from gptlab.config import GPTConfig
+    from gptlab.course import checkpoint_dir
+    from gptlab.data import read_text, split_tokens
+    from gptlab.model import GPT
+    from gptlab.tokenizers import CharTokenizer, train_bpe
+    from gptlab.training import PRESETS, TrainConfig, _load_checkpoint_tokenizer, read_checkpoint_meta, train
+
+    if args.preset not in PRESETS:
+        raise ValueError(f"unknown preset {args.preset!r}; choose one of {sorted(PRESETS)}")
+    kind = args.tokenizer or "char"
+    out = Path(args.out) if args.out else checkpoint_dir() / (args.preset if kind == "char" else f"{args.preset}-{kind}")
+    text = Path(args.text_file).read_text(encoding="utf-8") if args.text_file else read_text(args.dataset)
+    if not text:
+        raise ValueError("the training text is empty")
+    train_over = {k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}
+    model_over = {k: getattr(args, k) for k in _MODEL_FLAGS if getattr(args, k) is not None}
+    if args.bf16 is not None:
+        train_over["bf16"] = {"auto": "auto", "on": True, "off": False}[args.bf16]
+    if args.compile:
+        train_over["compile"] = True
+    train_over["progress"] = not args.no_progress
+
+    if args.resume:
+        meta = read_checkpoint_meta(out)
+        tok = _load_checkpoint_tokenizer(out, meta)
+        saved_kind = (meta.get("tokenizer") or {}).get("type")
+        if tok is None:
+            raise ValueError(f"{_rel(out)} holds no tokenizer.json, so `gptlab train --resume` cannot encode the text")
+        if args.tokenizer and args.tokenizer != saved_kind:
+            raise ValueError(
+                f"{_rel(out)} was trained with the {saved_kind} tokenizer, not {args.tokenizer}; "
+                f"drop --tokenizer to continue it, or train a new model with --out elsewhere"
+            )
+        model_cfg = GPTConfig.from_dict(meta["model_config"])
+        clash = {k: (v, getattr(model_cfg, k)) for k, v in model_over.items() if getattr(model_cfg, k) != v}
+        if clash:
+            raise ValueError(f"cannot change the model's shape when resuming (flag, checkpoint): {clash}")
+        saved = {k: v for k, v in (meta.get("train_config") or {}).items() if k not in ("progress", "ckpt_dir")}
+        cfg = TrainConfig.from_dict({**saved, **train_over, "ckpt_dir": str(out)})
+    else:
+        if out.exists() and any(out.iterdir()) and not args.overwrite:
+            raise ValueError(
+                f"{_rel(out)} already holds a checkpoint; pass --resume to continue it, --overwrite to start again, "
+                "or --out to train elsewhere"
+            )
+        if kind == "char":
+            tok = CharTokenizer.from_text(text)
+        else:
+            print(f"training a BPE tokenizer with {args.vocab_size} tokens on {len(text):,} characters ...", flush=True)
+            tok = train_bpe(text, args.vocab_size)
+        try:
+            model_cfg = GPTConfig.from_preset(args.preset, vocab_size=tok.n_vocab, **model_over)
+            cfg = TrainConfig.from_preset(args.preset, ckpt_dir=str(out), **train_over)
+        except ValueError as e:
+            raise ValueError(_flagify(str(e))) from None
+
+    train_data, val_data = split_tokens(tok.encode(text), val_fraction=0.1)
+    torch.manual_seed(cfg.seed)
+    model = GPT(model_cfg)
+    print(
+        f"training {args.preset}: {model.get_num_params():,} parameters, {kind if not args.resume else saved_kind} tokenizer "
+        f"({tok.n_vocab} tokens), {len(train_data):,} train / {len(val_data):,} val tokens, "
+        f"{cfg.max_steps} steps -> {_rel(out)}",
+        flush=True,
+    )
+    try:
+        history = train(model, train_data, val_data, cfg, tokenizer=tok, resume=args.resume)
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted. The last checkpoint in {_rel(out)} is intact; continue with "
+            f"`gptlab train --preset {args.preset} --out {_rel(out)} --resume`",
+            file=sys.stderr,
+        )
+        return 130
+    val = f", val loss {history.val_loss:.4f}" if history.val_loss is not None else ""
+    print(f"saved {_rel(out)} (step {cfg.max_steps}{val})")
+    return 0
+
+
+# ---------------------------------------------------------------- generate
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import torch
+
+    from gptlab.generation import beam_search, stream
+    from gptlab.training import load_checkpoint
+
+    if args.max_new_tokens < 1:
+        raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    if args.beams < 1:
+        raise ValueError(f"--beams must be >= 1, got {args.beams}")
+    sampling_flags = [f for f in ("temperature", "top_k", "top_p", "repetition_penalty") if getattr(args, f) is not None]
+    if args.beams > 1 and (sampling_flags or args.greedy):
+        names = ", ".join("--" + f.replace("_", "-") for f in sampling_flags) or "--greedy"
+        raise ValueError(f"--beams searches for the most likely text and does not sample: drop {names}")
+    model, tok, _meta = load_checkpoint(args.checkpoint, device=args.device)
+    if tok is None:
+        raise ValueError(f"{_rel(args.checkpoint)} holds no tokenizer.json, so the prompt cannot be encoded")
+    prompt = args.prompt.replace("\\n", "\n").replace("\\t", "\t") if args.escapes else args.prompt
+    device = next(model.parameters()).device
+    if args.beams > 1:
+        idx = torch.tensor([tok.encode(prompt)], dtype=torch.long, device=device)
+        if idx.size(1) == 0:
+            raise ValueError("the prompt encodes to no tokens; give at least one character")
+        out = beam_search(model, idx, args.max_new_tokens, num_beams=args.beams)
+        print(prompt + tok.decode(out[0, idx.size(1):].tolist()))
+        return 0
+    generator = None
+    if args.seed is not None:
+        torch.manual_seed(args.seed)
+        generator = torch.Generator(device=device).manual_seed(args.seed)
+    sampling = dict(
+        do_sample=not args.greedy,
+        temperature=0.8 if args.temperature is None else args.temperature,
+        top_k=args.top_k if args.top_k is not None else (None if args.greedy else 200),
+        top_p=args.top_p,
+        repetition_penalty=1.0 if args.repetition_penalty is None else args.repetition_penalty,
+        generator=generator,
+    )
+    pieces = stream(model, tok, prompt, args.max_new_tokens, **sampling)  # checks the prompt and flags up front
+    print(prompt, end="", flush=True)
+    for piece in pieces:
+        print(piece, end="", flush=True)
+    print()
+    return 0
+
+
+# ---------------------------------------------------------------- info
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from safetensors import safe_open
+
+    from gptlab.training import read_checkpoint_meta
+
+    path = Path(args.checkpoint)
+    meta = read_checkpoint_meta(path, verify=True)  # raises, naming the file, if anything is damaged
+    c = meta["model_config"]
+    n_params = 0
+    with safe_open(str(path / "model.safetensors"), framework="pt") as f:
+        for k in f.keys():
+            n = 1
+            for d in f.get_slice(k).get_shape():
+                n *= d
+            n_params += n
+    print(f"checkpoint   {_rel(path)}")
+    print(f"written by   gptlab {meta.get('gptlab_version')}, torch {meta.get('torch_version')}")
+    print(f"step         {meta['step']}")
+    print(f"model        GPT: {c['n_layer']} layers, {c['n_head']} heads, {c['n_embd']} dims, block {c['block_size']}, "
+          f"vocab {c['vocab_size']}, dropout {c['dropout']}, bias {c['bias']}; {n_params:,} parameters")
+    tok = meta.get("tokenizer")
+    print(f"tokenizer    {tok['type']} ({tok['n_vocab']} tokens)" if tok else "tokenizer    none")
+    t = meta.get("train_config")
+    if t:
+        print(f"training     lr {t['lr']:g} -> {t['min_lr']:g} (warmup {t['warmup_steps']}), batch {t['batch_size']} x "
+              f"{t['grad_accum']}, weight decay {t['weight_decay']:g}, betas {tuple(t['betas'])}, clip {t['grad_clip']:g}, "
+              f"max_steps {t['max_steps']}, seed {t['seed']}")
+    h = meta.get("history") or {}
+    if h.get("eval_steps"):
+        print(f"last eval    step {h['eval_steps'][-1]}: train loss {h['eval_train_loss'][-1]:.4f}, "
+              f"val loss {h['eval_val_loss'][-1]:.4f}")
+    resumable = "yes" if "train_state.pt" in meta["files"] else "no (no train_state.pt)"
+    print(f"resumable    {resumable}")
+    for name, rec in sorted(meta["files"].items()):
+        print(f"  {name:20s} {rec['bytes']:>12,d} bytes  sha256 {rec['sha256'][:16]}... ok")
+    return 0
+
+
+# ---------------------------------------------------------------- attention
+
+
+def cmd_attention(args: argparse.Namespace) -> int:
+    from gptlab.viz import cli_attention  # imported here: viz pulls in matplotlib
+
+    return cli_attention(args)
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from gptlab import __version__
+
+    p = argparse.ArgumentParser(
+        prog="gptlab",
+        description="Train, sample and inspect the small GPTs of the gptlab course.",
+        epilog="Run `gptlab COMMAND --help` for a command's options.",
+    )
+    p.add_argument("--version", action="version", version=f"gptlab {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    d = sub.add_parser("data", help="list or fetch the course datasets", description="List or fetch (download, or copy from "
+                       "GPTLAB_DATA_MIRROR) the course datasets; every file is checked against its sha256.")
+    d.add_argument("action", choices=["fetch", "list"])
+    d.add_argument("names", nargs="*", metavar="NAME", help="dataset names, or 'all'")
+    d.set_defaults(func=cmd_data)
+
+    t = sub.add_parser(
+        "train", help="train a GPT from a preset", formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  gptlab train                                   # nanoGPT's shakespeare-char recipe, a few minutes on a CPU\n"
+        "  gptlab train --tokenizer bpe --vocab-size 512  # the same model on BPE tokens\n"
+        "  gptlab train --preset tiny --text-file my.txt --out checkpoints/mine\n"
+        "  gptlab train --resume                          # continue a stopped run exactly where it stopped",
+        description="Train a GPT on a text with a preset recipe and save checkpoints (weights, tokenizer,\n"
+        "optimizer and random states) along the way; --resume continues a stopped run exactly\nwhere it stopped.",
+    )
+    t.add_argument("--preset", default="shakespeare-char", help="recipe: shakespeare-char (default; nanoGPT's CPU recipe) or tiny (seconds)")
+    t.add_argument("--tokenizer", choices=["char", "bpe"], default=None, help="char (one token per character) or a BPE "
+                   "trained on the text; default char, or the checkpoint's with --resume")
+    t.add_argument("--vocab-size", type=int, default=1024, help="BPE vocabulary size with --tokenizer bpe (default 1024)")
+    t.add_argument("--dataset", default="tinyshakespeare", help="a registered dataset, see `gptlab data list` (default tinyshakespeare)")
+    t.add_argument("--text-file", default=None, help="train on this UTF-8 text file instead of --dataset")
+    t.add_argument("--out", default=None, help="checkpoint folder (default: checkpoints/PRESET, or $GPTLAB_CHECKPOINT_DIR/PRESET)")
+    t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint in --out")
+    g = t.add_argument_group("training (defaults come from the preset)")
+    g.add_argument("--max-steps", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float, help="peak learning rate")
+    g.add_argument("--min-lr", type=float, help="learning rate at the end of the cosine")
+    g.add_argument("--warmup-steps", type=int)
+    g.add_argument("--lr-decay-steps", type=int)
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--grad-clip", type=float, help="largest gradient norm; 0 turns clipping off")
+    g.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step")
+    g.add_argument("--eval-interval", type=int)
+    g.add_argument("--eval-iters", type=int)
+    g.add_argument("--log-interval", type=int)
+    g.add_argument("--ckpt-interval", type=int, help="save every N steps (default: at every evaluation)")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    g.add_argument("--bf16", choices=["auto", "on", "off"], help="bfloat16 autocast; auto: where the hardware has it")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model (slow start; opt-in)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    m = t.add_argument_group("model shape (defaults come from the preset)")
+    m.add_argument("--n-layer", type=int)
+    m.add_argument("--n-head", type=int)
+    m.add_argument("--n-embd", type=int)
+    m.add_argument("--block-size", type=int)
+    m.add_argument("--dropout", type=float)
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser(
+        "generate", help="sample text from a checkpoint",
+        description="Continue a prompt with a trained model, printing the text as it is generated.",
+    )
+    s.add_argument("--checkpoint", required=True, help="checkpoint folder (from `gptlab train`)")
+    s.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
+    s.add_argument("--escapes", action="store_true", help="turn \\n and \\t in --prompt into a newline and a tab")
+    s.add_argument("--max-new-tokens", type=int, default=500, help="how many tokens to add (default 500)")
+    s.add_argument("--temperature", type=float, default=None, help="<1 sharper, >1 more random (default 0.8)")
+    s.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tokens (default 200)")
+    s.add_argument("--top-p", type=float, default=None, help="sample among the likeliest tokens holding this much probability")
+    s.add_argument("--greedy", action="store_true", help="always take the likeliest token")
+    s.add_argument("--repetition-penalty", type=float, default=None, help=">1 discourages repeating tokens (default 1.0)")
+    s.add_argument("--seed", type=int, default=None, help="make sampling repeatable")
+    s.add_argument("--beams", type=int, default=1, help="beam search with this many beams instead of sampling; prints at the end")
+    s.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
+    s.set_defaults(func=cmd_generate)
+
+    i = sub.add_parser("info", help="describe a checkpoint and verify its files",
+                       description="Print a checkpoint's model, tokenizer, training settings and last losses, after "
+                       "checking every file against the sha256 recorded when it was saved.")
+    i.add_argument("checkpoint", metavar="DIR")
+    i.set_defaults(func=cmd_info)
+
+    a = sub.add_parser("attention", help="draw a checkpoint's attention maps for a text",
+                       description="Write an offline HTML view (and optionally a PNG) of every layer's and head's attention.")
+    a.add_argument("--checkpoint", required=True)
+    a.add_argument("--text", required=True)
+    a.add_argument("--out", default=None, help="HTML file to write, e.g. view.html")
+    a.add_argument("--png", default=None, help="also write a PNG figure")
+    a.add_argument("--layer", type=int, default=None)
+    a.add_argument("--head", type=int, default=None)
+    a.set_defaults(func=cmd_attention)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except (ValueError, KeyError, OSError, RuntimeError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"gptlab {args.command}: error: {msg}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,727 @@
+"""Train a GPT, and save checkpoints that resume exactly.
+
+The loop is nanoGPT's: sample random windows of the token stream, take an
+AdamW step at a learning rate that warms up linearly and then decays along a
+cosine, clip the gradient norm, and now and then estimate the train and val
+loss on a fixed set of batches. Everything that decides what happens next (the
+weights, AdamW's moment estimates, the step, and the states of the random
+generators that pick batches and dropout masks) goes into the checkpoint, so a
+run stopped at any step and resumed produces the same losses, bit for bit, as
+one that never stopped.
+
+Checkpoint folder:
+    model.safetensors   the weights (safetensors: loading it runs no code)
+    checkpoint.json     model and training config, step, history, sha256 of each file
+    tokenizer.json      the tokenizer, if one was given
+    train_state.pt      optimizer and random-generator states, read with weights_only=True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from gptlab.config import GPTConfig
+from gptlab.device import get_device
+from gptlab.model import GPT
+
+# ---------------------------------------------------------------- configuration
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a training run. The defaults are nanoGPT's shakespeare-char CPU recipe."""
+
+    max_steps: int = 2000  # optimizer updates
+    batch_size: int = 12  # sequences per micro-batch
+    lr: float = 1e-3  # peak learning rate, reached at the end of warmup
+    min_lr: float = 1e-4  # where the cosine ends (nanoGPT: lr / 10)
+    warmup_steps: int = 100  # linear warmup: Adam's moment estimates are poor for the first steps
+    lr_decay_steps: int | None = None  # the cosine reaches min_lr here; None: at max_steps
+    weight_decay: float = 0.1  # applied to matrices only, never to biases or LayerNorm gains
+    betas: tuple[float, float] = (0.9, 0.99)  # beta2 0.99 (not 0.999): few tokens per step, noisy gradients
+    grad_clip: float = 1.0  # largest global gradient norm; 0 turns clipping off
+    grad_accum: int = 1  # micro-batches per update: effective batch = batch_size * grad_accum
+    eval_interval: int = 250  # estimate train and val loss every this many steps (and at the end)
+    eval_iters: int = 20  # batches per estimate
+    bf16: bool | str = "auto"  # bfloat16 autocast: "auto" uses it where the CPU or GPU computes it natively
+    device: str | None = None  # None: cuda, else mps, else cpu (or GPTLAB_DEVICE)
+    seed: int = 1337  # seeds batch sampling and dropout
+    log_interval: int = 10  # record the training loss every this many steps (each record costs a host sync)
+    ckpt_dir: str | None = None  # where to save checkpoints; None saves nothing
+    ckpt_interval: int | None = None  # save every this many steps; None: at every evaluation. Always at the end.
+    compile: bool = False  # torch.compile the model (opt-in: slow first steps, needs a C++ compiler on CPU)
+    progress: bool = True  # show a progress bar and print each evaluation
+
+    def __post_init__(self) -> None:
+        def bad(name: str, want: str) -> ValueError:
+            return ValueError(f"TrainConfig.{name} must be {want}, got {getattr(self, name)!r}")
+
+        for name in ("max_steps", "batch_size", "grad_accum", "eval_interval", "eval_iters", "log_interval"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise bad(name, "a positive integer")
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise bad("warmup_steps", "an integer >= 0")
+        for name in ("lr_decay_steps", "ckpt_interval"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise bad(name, "None or a positive integer")
+        for name in ("lr", "min_lr", "weight_decay", "grad_clip"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
+                raise bad(name, "a finite number > 0" if name == "lr" else "a finite number >= 0")
+        if self.min_lr > self.lr:
+            raise ValueError(f"TrainConfig.min_lr ({self.min_lr}) must not exceed lr ({self.lr}): the cosine decays from lr down to min_lr")
+        if self.lr_decay_steps is not None and self.lr_decay_steps < self.warmup_steps:
+            raise ValueError(
+                f"TrainConfig.lr_decay_steps ({self.lr_decay_steps}) must be >= warmup_steps ({self.warmup_steps}): decay starts after warmup"
+            )
+        betas = tuple(self.betas) if isinstance(self.betas, (list, tuple)) else ()
+        if len(betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas):
+            raise bad("betas", "two numbers in [0, 1), e.g. (0.9, 0.99)")
+        self.betas = (float(betas[0]), float(betas[1]))
+        if self.bf16 not in ("auto", True, False):
+            raise bad("bf16", "'auto', True or False")
+        if self.device is not None and not isinstance(self.device, str):
+            raise bad("device", "None or a string such as 'cpu' or 'cuda'")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise bad("seed", "an integer")
+        if self.ckpt_dir is not None:
+            self.ckpt_dir = str(self.ckpt_dir)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {unknown}; known fields are {sorted(known)}")
+        return cls(**d)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "TrainConfig":
+        if name not in PRESETS:
+            raise ValueError(f"unknown training preset {name!r}; choose one of {sorted(PRESETS)}")
+        return cls.from_dict({**PRESETS[name], **overrides})
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # nanoGPT's config/train_shakespeare_char.py with its CPU settings (README: val loss 1.88).
+    "shakespeare-char": dict(
+        max_steps=2000, batch_size=12, lr=1e-3, min_lr=1e-4, warmup_steps=100, lr_decay_steps=2000,
+        weight_decay=0.1, betas=(0.9, 0.99), grad_clip=1.0, eval_interval=250, eval_iters=20, log_interval=10,
+    ),
+    # A few seconds of training, for tests and smoke runs.
+    "tiny": dict(max_steps=50, batch_size=8, lr=1e-3, min_lr=1e-4, warmup_steps=5, eval_interval=25, eval_iters=4, log_interval=5),
+}
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """The learning rate for update `step` (0-based): linear warmup, then cosine decay to min_lr.
+
+    Warmup: Adam divides by a running estimate of the gradient's size, which is
+    poor for the first few steps, so large early steps could wreck the init.
+    Cosine: big steps while far from a good solution, small ones to settle in.
+    """
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / (cfg.warmup_steps + 1)
+    decay_steps = cfg.lr_decay_steps if cfg.lr_decay_steps is not None else cfg.max_steps
+    if step >= decay_steps:
+        return cfg.min_lr
+    ratio = (step - cfg.warmup_steps) / (decay_steps - cfg.warmup_steps)
+    coeff = 0.5 * (1.0 + math.cos(math.pi * ratio))  # 1 -> 0
+    return cfg.min_lr + coeff * (cfg.lr - cfg.min_lr)
+
+
+# ---------------------------------------------------------------- batches, precision, evaluation
+
+
+def get_batch(
+    data: torch.Tensor,
+    block_size: int,
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`batch_size` random windows of `data` (a 1-D LongTensor): x = data[i:i+T], y = data[i+1:i+T+1].
+
+    Random offsets (nanoGPT's get_batch) rather than an epoch over fixed windows:
+    every offset is a training example. The offsets come from `generator`, whose
+    state the checkpoint keeps, so a resumed run draws the same batches.
+    """
+    ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
+    chunk = data[ix[:, None] + torch.arange(block_size + 1)]  # (B, T + 1)
+    x, y = chunk[:, :-1].contiguous(), chunk[:, 1:].contiguous()
+    if device is not None and torch.device(device).type == "cuda":
+        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+    return (x.to(device), y.to(device)) if device is not None else (x, y)
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether `device` computes bfloat16 natively (CUDA Ampere+, CPUs with AVX-512 BF16 or AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    return False
+
+
+def resolve_bf16(setting: bool | str, device: torch.device) -> bool:
+    return bf16_supported(device) if setting == "auto" else bool(setting)
+
+
+@contextmanager
+def autocast(device: torch.device, enabled: bool):
+    """bfloat16 autocast: matmuls run in bf16, weights and AdamW's state stay fp32.
+
+    On the CPU, PyTorch's fused (flash) attention kernel is slower in bf16 than
+    its plain math composition, which keeps the softmax in fp32 (measured on an
+    AVX-512 BF16 CPU, block 64: a training step 1.2x faster), so there we ask
+    scaled_dot_product_attention for the math kernel.
+    """
+    if not enabled:
+        yield
+        return
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+        with sdpa_kernel([SDPBackend.MATH]) if device.type == "cpu" else nullcontext():
+            yield
+
+
+@torch.no_grad()
+def estimate_loss(
+    model: nn.Module,
+    splits: dict[str, torch.Tensor],
+    *,
+    block_size: int | None = None,
+    batch_size: int = 12,
+    eval_iters: int = 20,
+    seed: int = 0,
+    bf16: bool = False,
+) -> dict[str, float]:
+    """Mean loss over `eval_iters` random batches of each split, e.g. {"train": 1.62, "val": 1.80}.
+
+    One batch's loss is noisy; the mean of k is a usable estimate. The batches come
+    from a generator seeded afresh each time, so every estimate in a run sees the
+    same batches (curves compare like with like) and evaluating never changes
+    which batches training draws.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    block_size = block_size or model.config.block_size
+    out = {}
+    for name, data in splits.items():
+        g = torch.Generator().manual_seed(seed)
+        total = torch.zeros((), device=device)
+        for _ in range(eval_iters):
+            x, y = get_batch(data, block_size, batch_size, g, device)
+            with autocast(device, bf16):
+                _, loss = model(x, y)
+            total += loss.float()
+        out[name] = (total / eval_iters).item()
+    model.train(was_training)
+    return out
+
+
+# ---------------------------------------------------------------- history
+
+
+@dataclass
+class History:
+    """What a run recorded: training-batch losses every log_interval steps, and the evaluations."""
+
+    steps: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)  # loss of that step's batch (noisy)
+    lr: list[float] = field(default_factory=list)
+    tokens_per_s: list[float] = field(default_factory=list)  # training throughput since the previous record
+    eval_steps: list[int] = field(default_factory=list)
+    eval_train_loss: list[float] = field(default_factory=list)  # mean over eval_iters batches
+    eval_val_loss: list[float] = field(default_factory=list)
+
+    @property
+    def val_loss(self) -> float | None:
+        """The last evaluated val loss."""
+        return self.eval_val_loss[-1] if self.eval_val_loss else None
+
+    def to_dict(self) -> dict[str, list]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, list]) -> "History":
+        return cls(**{f.name: list(d.get(f.name, [])) for f in dataclasses.fields(cls)})
+
+    def plot(self, title: str = "Loss curves"):
+        """A matplotlib Figure of the loss curves (end the cell with plt.show())."""
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4))
+        if self.steps:
+            ax.plot(self.steps, self.train_loss, color="tab:blue", alpha=0.3, lw=1, label="train (one batch)")
+        if self.eval_steps:
+            ax.plot(self.eval_steps, self.eval_train_loss, "o-", color="tab:blue", label="train (mean of eval batches)")
+            ax.plot(self.eval_steps, self.eval_val_loss, "o-", color="tab:orange", label="val (mean of eval batches)")
+        ax.set_title(title)
+        ax.set_xlabel("step (optimizer updates)")
+        ax.set_ylabel("cross-entropy loss (nats per token)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        return fig
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices (Linear weights, embeddings) only.
+
+    Decay pulls weights towards zero; on a bias or a LayerNorm gain that only
+    fights the job those few numbers do, so they (all 1-D tensors) get none.
+    fused=True updates every tensor in one kernel (CUDA, and CPU since torch 2.4).
+    """
+    params = [p for p in model.parameters() if p.requires_grad]  # the tied wte/lm_head matrix appears once
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    fused = device.type in ("cuda", "cpu")
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=fused or None, foreach=None if fused else True)
+
+
+def _as_tokens(data: Any, name: str, block_size: int, vocab_size: int) -> torch.Tensor:
+    t = torch.as_tensor(data, dtype=torch.long)
+    if t.dim() != 1:
+        raise ValueError(f"{name} must be a 1-D sequence of token ids, got shape {tuple(t.shape)}")
+    if len(t) < block_size + 2:
+        raise ValueError(f"{name} has {len(t)} tokens; it needs more than block_size + 1 = {block_size + 1} to cut one window")
+    if int(t.min()) < 0 or int(t.max()) >= vocab_size:
+        raise ValueError(
+            f"{name} holds token ids in [{int(t.min())}, {int(t.max())}] but the model's vocab_size is {vocab_size}; "
+            "make GPTConfig.vocab_size at least the tokenizer's n_vocab"
+        )
+    return t
+
+
+def _rng_state(batch_gen: torch.Generator, device: torch.device) -> dict[str, Any]:
+    state = {"batch": batch_gen.get_state(), "torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    elif device.type == "mps":
+        state["mps"] = torch.mps.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], batch_gen: torch.Generator, device: torch.device) -> None:
+    batch_gen.set_state(state["batch"])
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+    elif device.type == "mps" and "mps" in state:
+        torch.mps.set_rng_state(state["mps"])
+
+
+def _fork_rng(device: torch.device):
+    """Run the callback on a copy of the random state: sampling text there must not change the training run."""
+    if device.type in ("cuda", "mps"):
+        return torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else [0], device_type=device.type)
+    return torch.random.fork_rng(devices=[])
+
+
+def train(
+    model: GPT,
+    train_data: torch.Tensor | Sequence[int],
+    val_data: torch.Tensor | Sequence[int],
+    cfg: TrainConfig,
+    tokenizer: Any = None,
+    resume: bool = False,
+    callback: Callable[[int, GPT, History], None] | None = None,
+) -> History:
+    """Train `model` in place for cfg.max_steps updates and return the History.
+
+    train_data / val_data: 1-D token ids. resume=True continues from the checkpoint
+    in cfg.ckpt_dir (weights, optimizer, step, random states, history).
+    callback(step, model, history) runs after each evaluation, e.g. to print a
+    sample; it gets its own copy of the random state, so it cannot change the run.
+    """
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    device = get_device(cfg.device)
+    use_bf16 = resolve_bf16(cfg.bf16, device)
+    block_size, vocab_size = model.config.block_size, model.config.vocab_size
+    train_data = _as_tokens(train_data, "train_data", block_size, vocab_size)
+    val_data = _as_tokens(val_data, "val_data", block_size, vocab_size)
+    if tokenizer is not None and tokenizer.n_vocab > vocab_size:
+        raise ValueError(f"the tokenizer has {tokenizer.n_vocab} tokens but the model's vocab_size is {vocab_size}; build the model with vocab_size={tokenizer.n_vocab}")
+
+    model.to(device)
+    model.train()
+    optimizer = make_optimizer(model, cfg, device)
+    batch_gen = torch.Generator().manual_seed(cfg.seed)  # picks the batches; its state is checkpointed
+    history, step = History(), 0
+    if resume:
+        step, history, tokenizer = _restore(cfg, model, optimizer, batch_gen, tokenizer, device)
+    else:
+        torch.manual_seed(cfg.seed)  # dropout masks
+    start = step
+    ckpt_every = cfg.ckpt_interval or cfg.eval_interval
+    fwd = torch.compile(model) if cfg.compile else model
+    tokens_per_step = cfg.batch_size * block_size * cfg.grad_accum
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=not cfg.progress, desc="training", unit="step", dynamic_ncols=True)
+    busy, busy_steps = 0.0, 0  # seconds spent in training steps since the last record (no eval, no saving)
+    while True:
+        if (step % cfg.eval_interval == 0 or step == cfg.max_steps) and not (resume and step == start):
+            losses = estimate_loss(
+                fwd, {"train": train_data, "val": val_data}, block_size=block_size,
+                batch_size=cfg.batch_size, eval_iters=cfg.eval_iters, seed=cfg.seed, bf16=use_bf16,
+            )
+            history.eval_steps.append(step)
+            history.eval_train_loss.append(losses["train"])
+            history.eval_val_loss.append(losses["val"])
+            if cfg.progress:
+                bar.write(f"step {step:5d}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+            if callback is not None:
+                with _fork_rng(device):
+                    callback(step, model, history)
+                model.train()
+        if cfg.ckpt_dir is not None and step > start and (step % ckpt_every == 0 or step == cfg.max_steps):
+            save_checkpoint(
+                cfg.ckpt_dir, model, tokenizer=tokenizer, optimizer=optimizer, train_config=cfg, step=step,
+                history=history, train_state={"rng": _rng_state(batch_gen, device)},
+            )
+        if step >= cfg.max_steps:
+            break
+
+        t0 = time.perf_counter()
+        lr = lr_at(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss_sum = torch.zeros((), device=device)
+        for _ in range(cfg.grad_accum):
+            x, y = get_batch(train_data, block_size, cfg.batch_size, batch_gen, device)
+            with autocast(device, use_bf16):
+                _, loss = fwd(x, y)
+            loss = loss / cfg.grad_accum  # gradients add up over micro-batches: average them
+            loss.backward()
+            loss_sum += loss.detach()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        busy_steps += 1
+        if step % cfg.log_interval == 0:
+            loss_value = loss_sum.item()  # the only host sync of a training step, and only every log_interval
+            busy += time.perf_counter() - t0
+            tps = tokens_per_step * busy_steps / busy
+            history.steps.append(step)
+            history.train_loss.append(loss_value)
+            history.lr.append(lr)
+            history.tokens_per_s.append(tps)
+            bar.set_postfix(loss=f"{loss_value:.4f}", tok_s=f"{tps:,.0f}", refresh=False)
+            busy, busy_steps = 0.0, 0
+        else:
+            busy += time.perf_counter() - t0
+        step += 1
+        bar.update(1)
+    bar.close()
+    return history
+
+
+def _restore(cfg: TrainConfig, model: GPT, optimizer, batch_gen, tokenizer, device) -> tuple[int, History, Any]:
+    if cfg.ckpt_dir is None:
+        raise ValueError("resume=True needs TrainConfig.ckpt_dir: the folder of the checkpoint to continue")
+    path = Path(cfg.ckpt_dir)
+    meta = read_checkpoint_meta(path)
+    if "train_state.pt" not in meta["files"]:
+        raise CheckpointError(
+            f"{path} holds weights but no train_state.pt (optimizer and random states), so the run cannot be resumed exactly; "
+            "load it with load_checkpoint and start a new run instead"
+        )
+    if meta["model_config"] != model.config.to_dict():
+        diff = {k: (v, model.config.to_dict().get(k)) for k, v in meta["model_config"].items() if model.config.to_dict().get(k) != v}
+        raise ValueError(f"cannot resume {path}: the model's config differs from the checkpoint's (checkpoint, model): {diff}")
+    saved_tok = _load_checkpoint_tokenizer(path, meta)
+    if tokenizer is None:
+        tokenizer = saved_tok
+    elif saved_tok is not None and _tokenizer_json(tokenizer) != _tokenizer_json(saved_tok):
+        raise ValueError(
+            f"cannot resume {path}: the tokenizer given differs from the one the checkpoint was trained with "
+            f"({meta['tokenizer'].get('type')}, {meta['tokenizer'].get('n_vocab')} tokens); token ids would mean different things"
+        )
+    old = meta.get("train_config") or {}
+    changed = [k for k in ("batch_size", "lr", "min_lr", "warmup_steps", "lr_decay_steps", "weight_decay", "betas", "grad_clip", "grad_accum", "seed")
+               if k in old and old[k] != cfg.to_dict()[k]]
+    if old.get("lr_decay_steps", 0) is None and cfg.lr_decay_steps is None and old.get("max_steps") != cfg.max_steps:
+        changed.append("max_steps (with lr_decay_steps=None it sets the cosine's length)")
+    if changed:
+        warnings.warn(f"resuming {path} with changed settings {changed}: the run will not match an uninterrupted one", stacklevel=3)
+    model.load_state_dict(_load_weights(path, meta))
+    state = _torch_load(path / "train_state.pt")
+    optimizer.load_state_dict(state["optimizer"])
+    _set_rng_state(state["rng"], batch_gen, device)
+    return int(meta["step"]), History.from_dict(meta.get("history") or {}), tokenizer
+
+
+# ---------------------------------------------------------------- checkpoints
+
+FORMAT = "gptlab-checkpoint"
+FORMAT_VERSION = 1
+_OUR_FILES = ("model.safetensors", "tokenizer.json", "train_state.pt", "checkpoint.json")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint folder is damaged: a file is truncated, altered, or not what checkpoint.json records."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _siblings(path: Path) -> tuple[Path, Path]:
+    return path.parent / f".{path.name}.tmp", path.parent / f".{path.name}.old"
+
+
+def _recover(path: Path) -> None:
+    """Finish a save that was killed between its two renames (see save_checkpoint)."""
+    tmp, old = _siblings(path)
+    if path.exists():
+        return
+    if (tmp / "checkpoint.json").exists():  # written last: the new checkpoint is complete
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    elif old.exists():
+        os.replace(old, path)
+
+
+def _untie(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Keep one copy of tensors that share memory (GPT's wte and lm_head): safetensors refuses shared tensors."""
+    kept: dict[str, torch.Tensor] = {}
+    tied: dict[str, str] = {}
+    seen: dict[tuple, str] = {}
+    for name, t in state.items():
+        key = (t.device, t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()))
+        if key in seen:
+            tied[name] = seen[key]
+        else:
+            seen[key] = name
+            kept[name] = t.detach().to("cpu").contiguous()
+    return kept, tied
+
+
+def _tokenizer_json(tok: Any) -> dict:
+    from gptlab.tokenizers import save_tokenizer
+
+    with tempfile.TemporaryDirectory() as d:
+        save_tokenizer(tok, Path(d) / "tok.json")
+        return json.loads((Path(d) / "tok.json").read_text(encoding="utf-8"))
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: GPT,
+    *,
+    tokenizer: Any = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    train_config: TrainConfig | None = None,
+    step: int = 0,
+    history: History | None = None,
+    train_state: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint folder atomically: readers see the old one or the new one, never a mix.
+
+    Everything is written into a hidden sibling folder first, then swapped in with
+    two renames; a save killed between them is completed by the next load.
+    train_state: extra tensors/plain values for train_state.pt (random states);
+    with `optimizer` it makes the checkpoint resumable.
+    """
+    from safetensors.torch import save_file
+
+    from gptlab import __version__
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"cannot save a checkpoint to {path}: it is a file, not a folder")
+    if path.is_dir():
+        strangers = sorted(p.name for p in path.iterdir() if p.name not in _OUR_FILES)
+        if strangers:
+            raise ValueError(f"refusing to replace {path}: it holds files that are not part of a gptlab checkpoint ({strangers[:5]}); choose another folder")
+    _recover(path)
+    tmp, old = _siblings(path)
+    shutil.rmtree(tmp, ignore_errors=True)  # debris of a save that died while writing
+    tmp.mkdir(parents=True)
+
+    weights, tied = _untie(model.state_dict())
+    save_file(weights, tmp / "model.safetensors", metadata={"format": "pt"})
+    tok_ref = None
+    if tokenizer is not None:
+        from gptlab.tokenizers import save_tokenizer
+
+        save_tokenizer(tokenizer, tmp / "tokenizer.json")
+        tok_type = json.loads((tmp / "tokenizer.json").read_text(encoding="utf-8")).get("type")
+        tok_ref = {"file": "tokenizer.json", "type": tok_type, "n_vocab": int(tokenizer.n_vocab)}
+    if optimizer is not None or train_state is not None:
+        state = dict(train_state or {})
+        state["step"] = int(step)
+        if optimizer is not None:
+            state["optimizer"] = optimizer.state_dict()
+        torch.save(state, tmp / "train_state.pt")
+    files = {}
+    umask = os.umask(0)
+    os.umask(umask)
+    for p in sorted(tmp.iterdir()):
+        p.chmod(0o666 & ~umask)  # safetensors creates its file private (0600); make it like the others
+        _fsync(p)
+        files[p.name] = {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "gptlab_version": __version__,
+        "torch_version": torch.__version__,
+        "step": int(step),
+        "model_config": model.config.to_dict(),
+        "tied_weights": tied,
+        "train_config": train_config.to_dict() if train_config is not None else None,
+        "tokenizer": tok_ref,
+        "history": history.to_dict() if history is not None else None,
+        "files": files,
+    }
+    (tmp / "checkpoint.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    _fsync(tmp / "checkpoint.json")
+
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)  # <- the moment the new checkpoint becomes the checkpoint
+    shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def read_checkpoint_meta(path: str | Path, verify: bool = True) -> dict[str, Any]:
+    """checkpoint.json of the folder `path`, after checking every file against its recorded size and sha256."""
+    path = Path(path)
+    _recover(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"no checkpoint at {path}: the folder does not exist")
+    jpath = path / "checkpoint.json"
+    if not jpath.exists():
+        raise FileNotFoundError(f"{path} is not a gptlab checkpoint: checkpoint.json is missing")
+    try:
+        meta = json.loads(jpath.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{jpath} is corrupt or truncated (not valid JSON: {e}); the checkpoint cannot be read") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{jpath} is not a gptlab checkpoint description (no \"format\": \"{FORMAT}\")")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path} was written by a newer gptlab (format {meta['format_version']}); upgrade gptlab to read it")
+    for key in ("files", "model_config", "step"):
+        if key not in meta:
+            raise CheckpointError(f"{jpath} is damaged: it has no {key!r} entry")
+    if "model.safetensors" not in meta["files"]:
+        raise CheckpointError(f"{jpath} is damaged: it lists no model.safetensors")
+    for name, rec in meta["files"].items():
+        p = path / name
+        if not p.exists():
+            raise FileNotFoundError(f"checkpoint {path} is incomplete: {name} is missing")
+        if not verify:
+            continue
+        size = p.stat().st_size
+        if size != rec["bytes"]:
+            raise CheckpointError(
+                f"checkpoint file {p} is truncated or damaged: {size} bytes, checkpoint.json records {rec['bytes']}; "
+                "use another copy or train again"
+            )
+        if _sha256(p) != rec["sha256"]:
+            raise CheckpointError(
+                f"checkpoint file {p} is corrupt: its sha256 differs from the one checkpoint.json records; use another copy or train again"
+            )
+    return meta
+
+
+def _load_weights(path: Path, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(path / "model.safetensors", device="cpu")
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{path / 'model.safetensors'} cannot be read as safetensors: {e}") from None
+    for alias, target in (meta.get("tied_weights") or {}).items():
+        state[alias] = state[target]
+    return state
+
+
+def _torch_load(p: Path) -> dict[str, Any]:
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)  # plain tensors and containers only: no code runs
+    except Exception as e:  # truncated zip, or a pickle that asks for anything but tensors and plain types
+        raise CheckpointError(f"{p} cannot be read safely (weights_only=True): {e}") from None
+
+
+def _load_checkpoint_tokenizer(path: Path, meta: dict[str, Any]) -> Any:
+    ref = meta.get("tokenizer")
+    if not ref:
+        return None
+    from gptlab.tokenizers import load_tokenizer
+
+    try:
+        return load_tokenizer(path / ref["file"])
+    except (ValueError, KeyError) as e:
+        raise CheckpointError(f"{path / ref['file']} is not a readable tokenizer: {e}") from None
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device | None = None, *, verify: bool = True) -> tuple[GPT, Any, dict[str, Any]]:
+    """(model in eval mode on `device`, tokenizer or None, checkpoint.json as a dict).
+
+    device None picks the best available (see gptlab.device.get_device). Every
+    file is checked against the sha256 recorded at save time first, so a
+    truncated or altered file fails here with its name, not later as nonsense.
+    """
+    path = Path(path)
+    meta = read_checkpoint_meta(path, verify=verify)
+    try:
+        config = GPTConfig.from_dict(meta["model_config"])
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{path / 'checkpoint.json'} holds an invalid model config: {e}") from None
+    model = GPT(config)
+    try:
+        model.load_state_dict(_load_weights(path, meta))
+    except RuntimeError as e:
+        raise CheckpointError(f"{path / 'model.safetensors'} does not fit the model config in checkpoint.json: {e}") from None
+    tokenizer = _load_checkpoint_tokenizer(path, meta)
+    device = device if isinstance(device, torch.device) else get_device(device)
+    return model.to(device).eval(), tokenizer, meta

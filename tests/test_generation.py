@@ -1,0 +1,462 @@
+"""gptlab.generation: samplers, the decoding loop, beam search, streaming, bad inputs."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import tiktoken
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+from gptlab.config import GPTConfig
+from gptlab.generation import (
+    apply_repetition_penalty,
+    apply_temperature,
+    beam_search,
+    generate,
+    sample_next,
+    stream,
+    top_k_filter,
+    top_p_filter,
+)
+from gptlab.model import GPT, KVCache
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy machine thread hand-offs dominate."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_gpt(seed: int = 0, **overrides) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(GPTConfig.from_preset("tiny", **overrides))
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+class TableModel(nn.Module):
+    """A stand-in GPT whose next-token logits are a fixed function of the last token
+    (`table[last]`) or, with `script`, of the position (`script[pos]` gets a high logit).
+    It follows GPT's forward/new_cache contract, so it drives the real decoding code."""
+
+    def __init__(self, table: torch.Tensor | None = None, script: list[int] | None = None, vocab: int = 0, block: int = 64):
+        super().__init__()
+        vocab = table.size(0) if table is not None else vocab
+        self.config = GPTConfig(vocab_size=vocab, block_size=block, n_layer=1, n_head=1, n_embd=4)
+        self.table = table
+        self.script = script
+        self.dummy = nn.Parameter(torch.zeros(1))  # so next(model.parameters()) gives a device
+
+    def new_cache(self, max_len: int | None = None) -> KVCache:
+        return KVCache(self.config, max_len)
+
+    def forward(self, idx, targets=None, cache=None):
+        B, T = idx.shape
+        start = cache.pos if cache is not None else 0
+        if cache is not None:
+            cache.advance(T)
+        if self.table is not None:
+            return self.table[idx], None
+        logits = torch.zeros(B, T, self.config.vocab_size)
+        for i in range(T):
+            logits[:, i, self.script[min(start + i, len(self.script) - 1)]] = 10.0
+        return logits, None
+
+
+def log_table(rows: list[list[float]]) -> torch.Tensor:
+    return torch.tensor(rows).clamp_min(1e-9).log()
+
+
+# ----------------------------------------------------------------------------- the filters
+
+
+def test_temperature_divides_and_rejects_nonpositive():
+    logits = torch.tensor([[2.0, -1.0, 0.5]])
+    torch.testing.assert_close(apply_temperature(logits, 0.5), logits * 2)
+    for bad in (0, -1.0):
+        with pytest.raises(ValueError, match="do_sample=False"):
+            apply_temperature(logits, bad)
+
+
+def test_top_k_keeps_exactly_the_k_largest():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 50)
+    out = top_k_filter(logits, 5)
+    kept = torch.isfinite(out)
+    assert kept.sum(dim=-1).tolist() == [5, 5, 5]
+    assert torch.equal(kept, torch.zeros_like(kept).scatter(-1, logits.topk(5).indices, True))
+    assert torch.equal(out[kept], logits[kept])  # kept logits unchanged
+    assert torch.equal(top_k_filter(logits, 500), logits)  # k beyond the vocabulary keeps all
+
+
+def test_top_p_keeps_the_smallest_nucleus():
+    probs = torch.tensor([0.15, 0.5, 0.05, 0.3])  # sorted: 0.5, 0.3, 0.15, 0.05
+    logits = probs.log()[None]
+
+    def kept(p):
+        return torch.isfinite(top_p_filter(logits, p))[0].nonzero().flatten().tolist()
+
+    assert kept(0.01) == [1]  # the top token always stays
+    assert kept(0.5) == [1]  # 0.5 alone already reaches 0.5
+    assert kept(0.75) == [1, 3]
+    assert kept(0.9) == [0, 1, 3]
+    assert kept(1.0) == [0, 1, 2, 3]
+    torch.testing.assert_close(top_p_filter(logits, 0.75)[0, [1, 3]], logits[0, [1, 3]])
+
+
+def test_top_p_per_row_and_in_vocab_order():
+    torch.manual_seed(1)
+    logits = torch.randn(4, 30)
+    out = top_p_filter(logits, 0.6)
+    for row_l, row_o in zip(logits, out):
+        p = F.softmax(row_l, -1)
+        keep = torch.isfinite(row_o)
+        assert p[keep].sum() >= 0.6  # the kept set reaches p ...
+        assert p[keep].sum() - p[keep].min() < 0.6  # ... and no smaller set of the top tokens would
+        assert p[keep].min() >= p[~keep].max()  # it is the most likely tokens
+
+
+def test_repetition_penalty_ctrl_rule():
+    logits = torch.tensor([[2.0, -2.0, 1.0, -1.0, 0.5]])
+    idx = torch.tensor([[0, 1, 1, 3]])  # tokens 0, 1, 3 present (1 twice: penalised once)
+    out = apply_repetition_penalty(logits, idx, 2.0)
+    torch.testing.assert_close(out, torch.tensor([[1.0, -4.0, 1.0, -2.0, 0.5]]))
+    assert torch.equal(apply_repetition_penalty(logits, idx, 1.0), logits)
+    assert torch.equal(logits, torch.tensor([[2.0, -2.0, 1.0, -1.0, 0.5]]))  # input untouched
+
+
+def test_sample_next_draws_from_the_filtered_softmax():
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    logits = probs.log().expand(20000, 4)
+    draws = sample_next(logits, do_sample=True, generator=gen(0)).flatten()
+    freq = torch.bincount(draws, minlength=4).float() / draws.numel()
+    torch.testing.assert_close(freq, probs, atol=0.015, rtol=0)
+    draws = sample_next(logits, do_sample=True, top_k=2, generator=gen(0)).flatten()
+    freq = torch.bincount(draws, minlength=4).float() / draws.numel()
+    torch.testing.assert_close(freq, torch.tensor([0.625, 0.375, 0.0, 0.0]), atol=0.015, rtol=0)
+    # temperature 2 flattens: the rare token gets drawn more often than at t=1
+    hot = sample_next(logits, do_sample=True, temperature=2.0, generator=gen(0)).flatten()
+    assert (hot == 3).float().mean() > 0.08
+    assert sample_next(logits[:2], do_sample=False).flatten().tolist() == [0, 0]
+
+
+# ----------------------------------------------------------------------------- generate
+
+
+def test_cached_equals_uncached_within_the_block():
+    model = tiny_gpt()
+    idx = torch.randint(0, 96, (3, 5), generator=gen(1))
+    a = generate(model, idx, 20, do_sample=False)
+    b = generate(model, idx, 20, do_sample=False, use_cache=False)
+    assert a.shape == (3, 25)
+    assert torch.equal(a, b)
+    assert torch.equal(a[:, :5], idx)
+
+
+def test_cached_equals_uncached_past_the_block_and_long_prompt():
+    model = tiny_gpt(block_size=8)
+    for T in (3, 13):  # a short prompt that grows past block_size, and one longer than it
+        idx = torch.randint(0, 96, (2, T), generator=gen(T))
+        for kw in (dict(do_sample=False), dict(temperature=0.8, top_k=20, top_p=0.9, repetition_penalty=1.3)):
+            a = generate(model, idx, 40, generator=gen(7), **kw)
+            b = generate(model, idx, 40, generator=gen(7), use_cache=False, **kw)
+            assert a.shape == (2, T + 40)
+            assert torch.equal(a, b), (T, kw)
+
+
+def test_crop_rule_is_the_last_block_size_tokens():
+    model = tiny_gpt(block_size=8)
+    idx = torch.randint(0, 96, (1, 12), generator=gen(3))
+    out = generate(model, idx, 1, do_sample=False)
+    with torch.no_grad():
+        expect = model(idx[:, -8:])[0][:, -1].argmax(-1)
+    assert out[0, -1] == expect
+
+
+def test_greedy_matches_a_hand_loop_and_batch_rows_are_independent():
+    model = tiny_gpt().eval()
+    idx = torch.randint(0, 96, (2, 4), generator=gen(2))
+    seq = idx.clone()
+    with torch.no_grad():
+        for _ in range(10):
+            seq = torch.cat([seq, model(seq)[0][:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(generate(model, idx, 10, do_sample=False), seq)
+    assert torch.equal(generate(model, idx[1:], 10, do_sample=False), seq[1:])
+
+
+def test_temperature_to_zero_equals_greedy():
+    model = tiny_gpt()
+    idx = torch.randint(0, 96, (2, 4), generator=gen(4))
+    greedy = generate(model, idx, 25, do_sample=False)
+    cold = generate(model, idx, 25, temperature=1e-6, generator=gen(0))
+    assert torch.equal(cold, greedy)
+    hot = generate(model, idx, 25, temperature=1.0, generator=gen(0))
+    assert not torch.equal(hot, greedy)  # sampling at t=1 from a random model wanders off
+
+
+def test_same_seed_same_tokens():
+    model = tiny_gpt()
+    idx = torch.zeros(1, 1, dtype=torch.long)
+    a = generate(model, idx, 30, top_k=40, generator=gen(123))
+    b = generate(model, idx, 30, top_k=40, generator=gen(123))
+    c = generate(model, idx, 30, top_k=40, generator=gen(124))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert torch.isfinite(a.float()).all() and int(a.max()) < 96
+
+
+def test_top_k_one_and_tiny_top_p_are_greedy():
+    model = tiny_gpt()
+    idx = torch.randint(0, 96, (2, 3), generator=gen(5))
+    greedy = generate(model, idx, 15, do_sample=False)
+    assert torch.equal(generate(model, idx, 15, top_k=1, generator=gen(0)), greedy)
+    assert torch.equal(generate(model, idx, 15, top_p=1e-6, generator=gen(0)), greedy)
+
+
+def test_repetition_penalty_changes_the_choice():
+    # after token 0 the model prefers 1 (logit 2.0) over 2 (1.5); 1 is already in the prompt
+    table = torch.zeros(3, 3)
+    table[0] = torch.tensor([-5.0, 2.0, 1.5])
+    table[1] = torch.tensor([3.0, -5.0, -5.0])
+    table[2] = torch.tensor([3.0, -5.0, -5.0])
+    model = TableModel(table)
+    idx = torch.tensor([[1, 0]])
+    assert generate(model, idx, 1, do_sample=False)[0, -1] == 1
+    assert generate(model, idx, 1, do_sample=False, repetition_penalty=2.0)[0, -1] == 2  # 2.0 / 2 < 1.5
+
+
+def test_stop_tokens_pad_finished_rows_and_end_early():
+    nxt = {0: 4, 1: 2, 2: 3, 3: 4, 4: 0}  # 0 -> 4 (stop) at once; 1 -> 2 -> 3 -> 4
+    table = torch.full((5, 5), -10.0)
+    for a, b in nxt.items():
+        table[a, b] = 10.0
+    model = TableModel(table)
+    idx = torch.tensor([[0], [1]])
+    out = generate(model, idx, 10, do_sample=False, stop_tokens=4)
+    assert out.tolist() == [[0, 4, 4, 4], [1, 2, 3, 4]]
+    out = generate(model, idx, 10, do_sample=False, stop_tokens=[3, 4])
+    assert out.tolist() == [[0, 4, 4], [1, 2, 3]]  # each row padded with its own stop token
+    assert generate(model, idx, 10, do_sample=False).shape == (2, 11)
+
+
+def test_restores_training_mode_and_max_new_tokens_zero():
+    model = tiny_gpt()
+    model.train()
+    idx = torch.tensor([[1, 2, 3]])
+    assert torch.equal(generate(model, idx, 0), idx)
+    generate(model, idx, 3, do_sample=False)
+    beam_search(model, idx, 3, num_beams=2)
+    assert model.training
+    model.eval()
+    generate(model, idx, 3)
+    assert not model.training
+
+
+def test_gpt_generate_delegates():
+    model = tiny_gpt()
+    idx = torch.tensor([[5, 6]])
+    assert torch.equal(model.generate(idx, 8, do_sample=False), generate(model, idx, 8, do_sample=False))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(idx=torch.zeros(1, 0, dtype=torch.long)), "empty.*<\\|endoftext\\|>"),
+        (dict(idx=torch.tensor([1, 2, 3])), "2-D.*unsqueeze"),
+        (dict(idx=torch.tensor([[1.0, 2.0]])), "torch.long"),
+        (dict(idx=[[1, 2]]), "LongTensor"),
+        (dict(temperature=0.0), "do_sample=False"),
+        (dict(temperature=-1.0), "do_sample=False"),
+        (dict(top_k=0), "top_k"),
+        (dict(top_k=2.5), "top_k"),
+        (dict(top_p=0.0), "top_p"),
+        (dict(top_p=1.5), "top_p"),
+        (dict(repetition_penalty=0.0), "repetition_penalty"),
+        (dict(max_new_tokens=-1), "max_new_tokens"),
+        (dict(stop_tokens=[1, 999]), "stop_tokens"),
+        (dict(generator=123), "generator"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(kwargs, match):
+    model = tiny_gpt()
+    args = dict(idx=torch.tensor([[1, 2]]), max_new_tokens=3)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        generate(model, args.pop("idx"), args.pop("max_new_tokens"), **args)
+
+
+def test_greedy_allows_any_temperature():
+    model = tiny_gpt()
+    idx = torch.tensor([[1, 2]])
+    assert torch.equal(generate(model, idx, 4, do_sample=False, temperature=0.0), generate(model, idx, 4, do_sample=False))
+
+
+# ----------------------------------------------------------------------------- beam search
+
+
+def test_beam_search_one_beam_is_greedy():
+    model = tiny_gpt()
+    idx = torch.randint(0, 96, (1, 4), generator=gen(6))
+    assert torch.equal(beam_search(model, idx, 15, num_beams=1), generate(model, idx, 15, do_sample=False))
+
+
+def test_beam_search_beats_greedy_on_a_hand_built_model():
+    # from 0: 1 (0.6) or 2 (0.4); after 1 everything is unsure (best 0.3); after 2, 3 is sure (0.9)
+    table = log_table([
+        [0.0, 0.6, 0.4, 0.0],
+        [0.3, 0.25, 0.25, 0.2],
+        [0.05, 0.05, 0.0, 0.9],
+        [0.25, 0.25, 0.25, 0.25],
+    ])
+    model = TableModel(table)
+    idx = torch.tensor([[0]])
+
+    def logprob(seq):
+        return sum(table[a, b].item() for a, b in zip(seq[:-1], seq[1:]))
+
+    best = max(([0, a, b] for a, b in itertools.product(range(4), repeat=2)), key=logprob)
+    assert best == [0, 2, 3]
+    greedy = generate(model, idx, 2, do_sample=False)[0].tolist()
+    assert greedy == [0, 1, 0] and logprob(greedy) < logprob(best)  # 0.18 < 0.36
+    assert beam_search(model, idx, 2, num_beams=2)[0].tolist() == best
+
+
+def test_beam_search_exhaustive_two_steps_on_a_gpt():
+    # With num_beams = vocab_size, two steps of beam search score every pair of tokens.
+    model = tiny_gpt(2).eval()
+    idx = torch.randint(0, 96, (1, 3), generator=gen(8))
+    out = beam_search(model, idx, 2, num_beams=96)
+    with torch.no_grad():
+        first = F.log_softmax(model(idx)[0][0, -1], -1)  # (V,)
+        pairs = torch.cat([idx.expand(96, 3), torch.arange(96)[:, None]], dim=1)
+        second = F.log_softmax(model(pairs)[0][:, -1], -1)  # (V, V)
+    total = first[:, None] + second
+    a, b = divmod(int(total.argmax()), 96)
+    assert out[0, 3:].tolist() == [a, b]
+
+
+def test_beam_search_cache_reorder_matches_uncached():
+    for block in (32, 6):  # 6: the beams grow past block_size and the cache is rebuilt
+        model = tiny_gpt(3, block_size=block)
+        idx = torch.randint(0, 96, (1, 3), generator=gen(9))
+        a = beam_search(model, idx, 12, num_beams=4)
+        b = beam_search(model, idx, 12, num_beams=4, use_cache=False)
+        assert a.shape == (1, 15)
+        assert torch.equal(a, b)
+
+
+def test_beam_search_stops_and_normalises_length():
+    nxt = {0: 4, 1: 2, 2: 3, 3: 4, 4: 0}
+    table = torch.full((5, 5), -10.0)
+    for a, b in nxt.items():
+        table[a, b] = 10.0
+    model = TableModel(table)
+    assert beam_search(model, torch.tensor([[1]]), 10, num_beams=2, stop_tokens=4).tolist() == [[1, 2, 3, 4]]
+    # two continuations of 0: stop at once (p=0.5), or 1 then stop with certainty (p=0.5 * 0.9)
+    t2 = log_table([[0.0, 0.5, 0.0, 0.5], [0.0, 0.0, 0.0, 0.9], [0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]])
+    t2[1, :3] = math.log(0.1 / 3)
+    model = TableModel(t2)
+    short = beam_search(model, torch.tensor([[0]]), 5, num_beams=2, stop_tokens=3, length_penalty=0.0)
+    assert short.tolist() == [[0, 3]]  # raw totals: log 0.5 > log 0.45
+    longer = beam_search(model, torch.tensor([[0]]), 5, num_beams=2, stop_tokens=3, length_penalty=1.0)
+    assert longer.tolist() == [[0, 1, 3]]  # per token: log(0.45)/2 > log(0.5)
+
+
+def test_beam_search_bad_inputs():
+    model = tiny_gpt()
+    with pytest.raises(ValueError, match="batch 1"):
+        beam_search(model, torch.zeros(2, 3, dtype=torch.long), 3)
+    with pytest.raises(ValueError, match="num_beams"):
+        beam_search(model, torch.zeros(1, 3, dtype=torch.long), 3, num_beams=0)
+    with pytest.raises(ValueError, match="empty"):
+        beam_search(model, torch.zeros(1, 0, dtype=torch.long), 3)
+
+
+# ----------------------------------------------------------------------------- streaming
+
+
+class ByteTokenizer:
+    """One token per UTF-8 byte: 'é' is two tokens, '中' three."""
+
+    n_vocab = 256
+
+    def encode(self, text):
+        return list(text.encode("utf-8"))
+
+    def decode(self, ids):
+        return bytes(ids).decode("utf-8", errors="replace")
+
+
+def byte_tiktoken() -> tiktoken.Encoding:
+    return tiktoken.Encoding(
+        name="bytes-only",
+        pat_str=r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""",
+        mergeable_ranks={bytes([i]): i for i in range(256)},
+        special_tokens={"<|endoftext|>": 256},
+    )
+
+
+@pytest.mark.parametrize("tokenizer", [ByteTokenizer(), byte_tiktoken()], ids=["bytes", "tiktoken"])
+def test_stream_holds_back_half_characters(tokenizer):
+    text = "hé 中!"
+    script = list(text.encode("utf-8"))  # 8 tokens for 5 characters
+    model = TableModel(script=script, vocab=257)  # the token after position p is script[p]
+    pieces = list(stream(model, tokenizer, "A", len(script), do_sample=False))
+    assert pieces == ["h", "é", " ", "中", "!"]
+    assert "".join(pieces) == tokenizer.decode(script)
+
+
+def test_stream_flushes_an_unfinished_character_at_the_end():
+    script = list("ok".encode()) + [0xE4, 0xB8]  # the first two bytes of a three-byte character
+    model = TableModel(script=script, vocab=256)
+    tok = ByteTokenizer()
+    pieces = list(stream(model, tok, "A", len(script), do_sample=False))
+    assert pieces == ["o", "k", "\ufffd"]
+    assert "".join(pieces) == tok.decode(script)
+
+
+def test_stream_equals_generate_and_stops_early_cleanly():
+    alphabet = "".join(chr(c) for c in range(32, 32 + 96))
+
+    class Chars:
+        def encode(self, s):
+            return [alphabet.index(c) for c in s]
+
+        def decode(self, ids):
+            return "".join(alphabet[i] for i in ids)
+
+    tok, model = Chars(), tiny_gpt()
+    pieces = list(stream(model, tok, "Hi", 30, top_k=20, generator=gen(11)))
+    ids = generate(model, torch.tensor([tok.encode("Hi")]), 30, top_k=20, generator=gen(11))[0, 2:].tolist()
+    assert pieces and "".join(pieces) == tok.decode(ids)
+    assert len(pieces) == 30  # one character per token: nothing held back
+
+    model.train()
+    it = stream(model, tok, "Hi", 30)
+    next(it)
+    assert not model.training  # eval while streaming
+    it.close()
+    assert model.training  # restored when the caller stops early
+    with pytest.raises(ValueError, match="empty"):
+        stream(model, tok, "", 5)
+    with pytest.raises(ValueError, match="do_sample=False"):
+        stream(model, tok, "Hi", 5, temperature=0)  # checked at the call, not at the first next()
+
+
+def test_stream_with_gptlab_char_tokenizer():
+    from gptlab.tokenizers import CharTokenizer
+
+    tok = CharTokenizer.from_text("".join(chr(c) for c in range(32, 32 + 95)) + "\n")
+    model = tiny_gpt()
+    out = "".join(stream(model, tok, "\n", 20, do_sample=False))
+    ids = generate(model, torch.tensor([tok.encode("\n")]), 20, do_sample=False)[0, 1:].tolist()
+    assert out == tok.decode(ids) and len(out) == 20
