@@ -225,8 +225,10 @@ class GPT(nn.Module):
                 f"cannot run {start + T} positions: block_size (the context length) is {self.config.block_size}; "
                 "crop the input to its last block_size tokens"
             )
-        if T > 0 and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
-            raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}), got [{int(idx.min())}, {int(idx.max())}]")
+        if T > 0 and idx.device.type == "cpu":  # on a GPU this check would force a sync every step
+            lo, hi = (int(v) for v in torch.aminmax(idx))
+            if lo < 0 or hi >= self.config.vocab_size:
+                raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}), got [{lo}, {hi}]")
         pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
         for i, block in enumerate(self.transformer.h):
