@@ -1,0 +1,795 @@
+"""Pictures of attention that work offline, export for slides, and stay readable for long inputs.
+
+Three views of the same `AttentionMaps` (see gptlab.attention):
+
+- static matplotlib figures: one head, one layer's heads, every head as thumbnails,
+  head scores, attention distance. `save_figure` writes PNG and SVG at slide resolution.
+- `AttentionExplorer`: an ipywidgets view for JupyterLab (choose layer and head, type
+  a prompt, click a token to see where it attends and what attends to it). It only uses
+  stock widgets, so it needs no extension, CDN or trusted notebook.
+- `save_attention_html`: one self-contained .html file (inline JS/CSS/data, no network;
+  a Content-Security-Policy forbids any fetch) to open in a browser or put on a slide.
+
+Why not bertviz/CircuitsVis: they load JavaScript from a CDN, so they break offline, in
+untrusted notebooks and in some JupyterLab setups, and cannot be exported as images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import functools
+import html
+import io
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+import numpy as np
+import torch
+
+from gptlab.attention import (
+    AttentionMaps,
+    _check_index,
+    _window_bounds,
+    get_attention,
+    mean_attention_distance,
+)
+
+# ----------------------------------------------------------------- token labels
+
+_WHITESPACE = {"\n": "↵", "\t": "⇥", "\r": "⏎"}
+
+
+@functools.lru_cache(maxsize=1)
+def _plot_font():
+    from matplotlib import font_manager, ft2font
+
+    return ft2font.FT2Font(font_manager.findfont("DejaVu Sans"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _has_glyph(ch: str) -> bool:
+    return _plot_font().get_char_index(ord(ch)) != 0
+
+
+def display_token(s: str, for_plot: bool = True) -> str:
+    """A token as a one-line label: newline -> ↵, tab -> ⇥, an all-space token -> ␣.
+
+    for_plot=True also writes characters that matplotlib's bundled DejaVu Sans lacks
+    (CJK, emoji, ...) as \\uXXXX, so a figure looks the same on every machine and never
+    shows empty boxes; the HTML view keeps them (browsers have the fonts).
+    """
+    if s and s.strip(" ") == "":
+        return "␣" * len(s)
+    out = []
+    for ch in s:
+        if ch in _WHITESPACE:
+            out.append(_WHITESPACE[ch])
+        elif ord(ch) < 32 or ord(ch) == 127:
+            out.append(f"\\x{ord(ch):02x}")
+        elif for_plot and not _has_glyph(ch):
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _labels(tokens: Sequence[str], max_chars: int = 12) -> list[str]:
+    out = []
+    for t in tokens:
+        s = display_token(t)
+        if len(s) > max_chars:
+            s = s[: max_chars - 1] + "…"
+        out.append(s)
+    return out
+
+
+def _set_token_ticks(ax, tokens: Sequence[str], start: int, axis: str, max_labels: int) -> None:
+    """Label an axis with tokens; above max_labels show every k-th one, prefixed by its position."""
+    n = len(tokens)
+    labels = _labels(tokens)
+    step = max(1, math.ceil(n / max_labels))
+    ticks = list(range(0, n, step))
+    if step > 1:
+        text = [f"{start + i}:{labels[i]}" for i in ticks]
+    else:
+        text = [labels[i] for i in ticks]
+    # font size from the room each label gets along the axis (in points), between 5 and 9 pt
+    fig, box = ax.figure, ax.get_position()
+    length_in = box.width * fig.get_figwidth() if axis == "x" else box.height * fig.get_figheight()
+    size = float(np.clip(0.8 * length_in * 72 / max(len(ticks), 1), 5.0, 9.0))
+    if axis == "x":
+        ax.set_xticks(ticks)
+        ax.set_xticklabels(text, rotation=90, fontsize=size)
+    else:
+        ax.set_yticks(ticks)
+        ax.set_yticklabels(text, fontsize=size)
+
+
+def _select(n: int, chosen: Sequence[int] | None, name: str) -> list[int]:
+    if chosen is None:
+        return list(range(n))
+    chosen = [chosen] if isinstance(chosen, int) else list(chosen)
+    if not chosen:
+        raise ValueError(f"choose at least one {name}")
+    for c in chosen:
+        _check_index(name, c, n)
+    return chosen
+
+
+def _masked(w: np.ndarray) -> np.ma.MaskedArray:
+    """Hide the causal upper triangle (future positions), so it shows as background, not as 0."""
+    n = w.shape[-1]
+    return np.ma.masked_array(w, mask=np.broadcast_to(np.triu(np.ones((n, n), dtype=bool), k=1), w.shape))
+
+
+def _cmap(name: str):
+    return matplotlib.colormaps[name].with_extremes(bad="white")
+
+
+def _new_axes(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, **kw):
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, **kw)
+
+
+# ----------------------------------------------------------------- static figures
+
+
+def plot_head(
+    maps: AttentionMaps,
+    layer: int,
+    head: int,
+    *,
+    window: tuple[int, int | None] | None = None,
+    ax=None,
+    highlight: int | None = None,
+    max_labels: int = 64,
+    cmap: str = "viridis",
+    vmax: float | None = None,
+    title: str | None = None,
+    colorbar: bool = True,
+):
+    """One head as a heatmap: row = the token attending (query), column = the token attended to (key).
+
+    window=(start, end) shows tokens start..end-1 only (for long inputs); highlight=i (absolute
+    position) outlines token i's row and column. Returns the Figure.
+    """
+    start, end = _window_bounds(*(window or (0, None)), maps.T)
+    w = maps.head(layer, head)[start:end, start:end].numpy()
+    n = end - start
+    if ax is None:
+        side = float(np.clip(0.1 * min(n, max_labels) + 3.0, 4.5, 9.0))
+        fig, axes = _new_axes((side + 1.0, side))
+        ax = axes[0, 0]
+    fig = ax.figure
+    im = ax.imshow(_masked(w), cmap=_cmap(cmap), vmin=0.0, vmax=vmax or max(float(w.max()), 1e-6), interpolation="nearest")
+    _set_token_ticks(ax, maps.tokens[start:end], start, "x", max_labels)
+    _set_token_ticks(ax, maps.tokens[start:end], start, "y", max_labels)
+    ax.set_xlabel("key: the token attended to")
+    ax.set_ylabel("query: the token attending")
+    window_note = f", tokens {start}-{end - 1}" if (start, end) != (0, maps.T) else ""
+    ax.set_title(title or f"layer {layer}, head {head}{window_note}")
+    if highlight is not None and start <= highlight < end:
+        from matplotlib.patches import Rectangle
+
+        r = highlight - start
+        ax.add_patch(Rectangle((-0.5, r - 0.5), n, 1, fill=False, edgecolor="red", linewidth=1.5))
+        ax.add_patch(Rectangle((r - 0.5, -0.5), 1, n, fill=False, edgecolor="orange", linewidth=1.5))
+    if colorbar:
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="attention weight")
+    return fig
+
+
+def plot_layer(
+    maps: AttentionMaps,
+    layer: int,
+    *,
+    heads: Sequence[int] | None = None,
+    window: tuple[int, int | None] | None = None,
+    ncols: int | None = None,
+    max_labels: int = 32,
+    cmap: str = "viridis",
+):
+    """All (or the chosen) heads of one layer side by side, token labels on the outer axes."""
+    _check_index("layer", layer, maps.n_layer)
+    heads = _select(maps.n_head, heads, "head")
+    start, end = _window_bounds(*(window or (0, None)), maps.T)
+    w = maps.weights[layer][heads][:, start:end, start:end].numpy()
+    ncols = ncols or min(len(heads), 4)
+    nrows = math.ceil(len(heads) / ncols)
+    side = 3.0 if end - start <= 48 else 3.6
+    # A fixed layout in inches (room for token labels left and below, titles, a colour bar):
+    # matplotlib's constrained layout would measure every tick label again, doubling the time.
+    left, right, bottom, top, gap, title = 1.3, 1.1, 1.3, 0.6, 0.15, 0.35
+    width = left + ncols * side + (ncols - 1) * gap + right
+    height = bottom + nrows * (side + title) + top
+    fig, axes = _new_axes(
+        (width, height), nrows, ncols,
+        gridspec_kw=dict(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
+                         wspace=gap / side, hspace=title / side),
+    )
+    vmax = max(float(w.max()), 1e-6)
+    cm = _cmap(cmap)
+    im = None
+    for k, ax in enumerate(axes.flat):
+        if k >= len(heads):
+            ax.set_visible(False)
+            continue
+        im = ax.imshow(_masked(w[k]), cmap=cm, vmin=0.0, vmax=vmax, interpolation="nearest")
+        ax.set_title(f"head {heads[k]}", fontsize=10)
+        row, col = divmod(k, ncols)
+        if col == 0:
+            _set_token_ticks(ax, maps.tokens[start:end], start, "y", max_labels)
+            ax.set_ylabel("query")
+        else:
+            ax.set_yticks([])
+        if row == nrows - 1 or k + ncols >= len(heads):
+            _set_token_ticks(ax, maps.tokens[start:end], start, "x", max_labels)
+            ax.set_xlabel("key")
+        else:
+            ax.set_xticks([])
+    window_note = f", tokens {start}-{end - 1}" if (start, end) != (0, maps.T) else ""
+    fig.suptitle(f"layer {layer}: attention of each head{window_note}", y=1 - 0.2 / height, va="top")
+    bar = min(3.0, nrows * side)  # colour bar height, inches; centred on the grid
+    grid_mid = bottom + nrows * (side + title) / 2
+    cax = fig.add_axes((1 - (right - 0.25) / width, (grid_mid - bar / 2) / height, 0.15 / width, bar / height))
+    fig.colorbar(im, cax=cax, label="attention weight")
+    return fig
+
+
+def _mosaic(w: torch.Tensor, thumb: int) -> tuple[np.ndarray, int]:
+    """(L, H, T, T) -> one (L*(s+1), H*(s+1)) image of s x s thumbnails with NaN gutters.
+
+    Thumbnails larger than `thumb` pixels are max-pooled, so a sharp diagonal (a
+    previous-token head) survives shrinking instead of being averaged away.
+    """
+    L, H, T, _ = w.shape
+    w = w.float().masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("nan"))
+    if T > thumb:
+        w = torch.nn.functional.adaptive_max_pool2d(w.nan_to_num(-1.0).reshape(L * H, 1, T, T), thumb)
+        w = w.reshape(L, H, thumb, thumb)
+        w = w.masked_fill(w < 0, float("nan"))
+    s = w.size(-1)
+    img = torch.full((L, s + 1, H, s + 1), float("nan"))
+    img[:, :s, :, :s] = w.permute(0, 2, 1, 3)
+    return img.reshape(L * (s + 1), H * (s + 1))[:-1, :-1].numpy(), s
+
+
+def plot_overview(
+    maps: AttentionMaps,
+    *,
+    layers: Sequence[int] | None = None,
+    heads: Sequence[int] | None = None,
+    window: tuple[int, int | None] | None = None,
+    thumb: int = 96,
+    gamma: float = 0.5,
+    cmap: str = "viridis",
+):
+    """Every chosen head as a thumbnail, layers down, heads across: spot the patterns, then zoom.
+
+    Drawn as one image (not one axes per head), so 144 heads render in well under a second.
+    gamma < 1 brightens small weights (a diffuse head is otherwise black); the colour bar is exact.
+    """
+    from matplotlib.colors import PowerNorm
+
+    layers = _select(maps.n_layer, layers, "layer")
+    heads = _select(maps.n_head, heads, "head")
+    start, end = _window_bounds(*(window or (0, None)), maps.T)
+    w = maps.weights[layers][:, heads][..., start:end, start:end]
+    img, s = _mosaic(w, thumb)
+    cell = float(np.clip(9.0 / max(len(heads), len(layers)), 0.5, 1.6))
+    fig, axes = _new_axes((cell * len(heads) + 2.0, cell * len(layers) + 1.2))
+    ax = axes[0, 0]
+    im = ax.imshow(img, cmap=_cmap(cmap), norm=PowerNorm(gamma, vmin=0.0, vmax=1.0), interpolation="nearest")
+    ax.set_xticks([k * (s + 1) + s / 2 for k in range(len(heads))])
+    ax.set_xticklabels([str(h) for h in heads])
+    ax.set_yticks([k * (s + 1) + s / 2 for k in range(len(layers))])
+    ax.set_yticklabels([str(layer) for layer in layers])
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_title(f"attention of every head ({len(layers)} layers x {len(heads)} heads, {end - start} tokens)")
+    fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02, label=f"attention weight (gamma {gamma})")
+    return fig
+
+
+def plot_head_scores(
+    scores: torch.Tensor | dict[str, torch.Tensor],
+    *,
+    title: str | None = None,
+    annotate: bool = True,
+    cmap: str = "viridis",
+    vmin: float | None = 0.0,
+    vmax: float | None = None,
+):
+    """Layer x head heatmap(s) of per-head scores (e.g. previous-token, first-token, induction)."""
+    if not isinstance(scores, dict):
+        scores = {title or "score": scores}
+        title = None
+    n = len(scores)
+    L, H = next(iter(scores.values())).shape
+    cell = float(np.clip(6.0 / max(L, H), 0.35, 0.9))
+    fig, axes = _new_axes((n * (cell * H + 1.8), cell * L + 1.4), 1, n, layout="constrained")
+    for ax, (name, s) in zip(axes.flat, scores.items()):
+        s = torch.as_tensor(s, dtype=torch.float32).cpu().numpy()
+        if s.ndim != 2:
+            raise ValueError(f"score {name!r} must be (n_layer, n_head), got shape {s.shape}")
+        hi = vmax if vmax is not None else max(float(s.max()), 1e-6)
+        im = ax.imshow(s, cmap=cmap, vmin=vmin, vmax=hi, interpolation="nearest", aspect="auto")
+        ax.set_xticks(range(s.shape[1]))
+        ax.set_yticks(range(s.shape[0]))
+        ax.set_xlabel("head")
+        ax.set_ylabel("layer")
+        ax.set_title(name)
+        if annotate and s.size <= 400:
+            lo = vmin if vmin is not None else float(s.min())
+            for (i, j), v in np.ndenumerate(s):
+                dark = (v - lo) / max(hi - lo, 1e-12) < 0.6
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if dark else "black")
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_attention_distance(maps: AttentionMaps | torch.Tensor, *, title: str | None = None):
+    """Mean attention distance of every head, one dot per head, layers along x.
+
+    Takes AttentionMaps or weights (n_layer, n_head, T, T), or a batch of them
+    (B, n_layer, n_head, T, T), whose distances are averaged over the batch.
+    The dashed line is what uniform attention over the context would give: heads far
+    below it look locally (e.g. previous-token heads), heads above it look back far.
+    """
+    d = mean_attention_distance(maps)
+    if d.dim() == 3:
+        d = d.mean(0)
+    if d.dim() != 2:
+        raise ValueError(f"expected weights (n_layer, n_head, T, T) or (B, n_layer, n_head, T, T), got {d.dim() + 2} dims")
+    T = maps.T if isinstance(maps, AttentionMaps) else maps.size(-1)
+    d = d.numpy()
+    L, H = d.shape
+    fig, axes = _new_axes((max(5.0, 0.6 * L + 3.0), 4.0))
+    ax = axes[0, 0]
+    rng = np.random.default_rng(0)
+    for layer in range(L):
+        x = layer + rng.uniform(-0.15, 0.15, size=H)
+        ax.scatter(x, d[layer], s=22, alpha=0.8)
+        for h in range(H):
+            ax.annotate(str(h), (x[h], d[layer, h]), fontsize=6, xytext=(3, 0), textcoords="offset points")
+    uniform = T / 4  # mean over queries i = 1..T-1 of i / 2
+    ax.axhline(uniform, linestyle="--", color="grey", linewidth=1, label=f"uniform attention ({uniform:.1f})")
+    ax.set_xticks(range(L))
+    ax.set_xlabel("layer")
+    ax.set_ylabel("mean attention distance (tokens)")
+    ax.set_title(title or f"how far back each head looks ({T} tokens; numbers are heads)")
+    ax.legend(loc="best", fontsize=8)
+    return fig
+
+
+def plot_token_attention(maps: AttentionMaps, layer: int, head: int, index: int, *, top: int = 15):
+    """For one token: bars of where it attends (its row) and of who attends to it (its column)."""
+    _check_index("index", index, maps.T)
+    w = maps.head(layer, head)
+    fig, axes = _new_axes((10.0, 3.6), 1, 2, layout="constrained")
+    labels = _labels(maps.tokens)
+    for ax, vec, what in ((axes[0, 0], w[index], "attends to"), (axes[0, 1], w[:, index], "is attended by")):
+        k = min(top, int((vec > 0).sum()) or 1)
+        vals, idx = vec.topk(k)
+        ax.barh(range(k)[::-1], vals.numpy())
+        ax.set_yticks(range(k)[::-1])
+        ax.set_yticklabels([f"{int(i)}:{labels[int(i)]}" for i in idx], fontsize=8)
+        ax.set_xlabel("attention weight")
+        ax.set_title(f"token {index} ({labels[index]}) {what}", fontsize=10)
+    fig.suptitle(f"layer {layer}, head {head}")
+    return fig
+
+
+def save_figure(fig, path: str | Path, formats: Sequence[str] = ("png", "svg"), dpi: int = 200) -> list[Path]:
+    """Write `fig` once per format (default PNG + SVG, 200 dpi: sharp on a projector).
+
+    `path` may carry a suffix (a known image suffix is replaced per format) or not.
+    Returns the files written. SVGs carry no date, so re-exports diff cleanly.
+    """
+    path = Path(path)
+    if path.suffix.lower().lstrip(".") in {"png", "svg", "pdf", "jpg", "jpeg"}:
+        path = path.with_suffix("")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for fmt in formats:
+        fmt = fmt.lower().lstrip(".")
+        target = path.with_name(f"{path.name}.{fmt}")
+        metadata = {"Date": None} if fmt == "svg" else None
+        fig.savefig(target, format=fmt, dpi=dpi, bbox_inches="tight", metadata=metadata)
+        out.append(target)
+    return out
+
+
+def figure_png(fig, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes (for an ipywidgets Image)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------- interactive explorer
+
+
+def _weight_colour(x: float, rgb: tuple[int, int, int]) -> str:
+    """Blend white -> rgb by x in [0, 1], as #rrggbb (ipywidgets button colours take no alpha)."""
+    x = float(min(max(x, 0.0), 1.0))
+    r, g, b = (round(255 + (c - 255) * x) for c in rgb)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+class AttentionExplorer:
+    """Pick a layer and head, type a prompt, click a token: see where it attends / what attends to it.
+
+    Built from stock ipywidgets (Text, Dropdown, ToggleButtons, Button, HTML, Image), so it
+    runs in JupyterLab 4 without extensions. The state lives in plain attributes and
+    the update methods work without a front end:
+
+        ex = AttentionExplorer(model, tok, "To be, or not to be")
+        ex  # in a notebook: shows the widget
+        ex.set_layer(1); ex.set_head(2); ex.select(5); ex.set_direction("from")
+        ex.colours  # the token colours the front end shows
+    """
+
+    TO_RGB = (31, 119, 180)  # blue: where the selected token attends
+    FROM_RGB = (214, 96, 18)  # orange: which tokens attend to the selected one
+
+    def __init__(self, model, tokenizer, text: str = "", *, layer: int = 0, head: int = 0, max_tokens: int = 48, render: bool = True) -> None:
+        import ipywidgets as W
+
+        self.model, self.tokenizer = model, tokenizer
+        self.max_tokens = max_tokens  # heatmap window: readable labels even for long prompts
+        self.render = render  # False skips the matplotlib heatmap (faster tests / scripting)
+        cfg = model.config
+        _check_index("layer", layer, cfg.n_layer)
+        _check_index("head", head, cfg.n_head)
+        self.layer, self.head, self.direction = layer, head, "to"
+        self.maps: AttentionMaps | None = None
+        self.selected: int | None = None
+        self.colours: list[str] = []
+        self.message = ""
+
+        self.prompt_w = W.Text(value=text, description="prompt", continuous_update=False, layout=W.Layout(width="95%"))
+        self.layer_w = W.Dropdown(options=[(f"layer {i}", i) for i in range(cfg.n_layer)], value=layer, description="layer")
+        self.head_w = W.Dropdown(options=[(f"head {i}", i) for i in range(cfg.n_head)], value=head, description="head")
+        self.direction_w = W.ToggleButtons(options=[("attends to", "to"), ("attended by", "from")], value="to")
+        self.tokens_w = W.Box(layout=W.Layout(display="flex", flex_flow="row wrap", width="95%"))
+        self.status_w = W.HTML()
+        self.image_w = W.Image(format="png")
+        self.buttons: list[Any] = []
+        self.widget = W.VBox(
+            [self.prompt_w, W.HBox([self.layer_w, self.head_w, self.direction_w]), self.tokens_w, self.status_w, self.image_w]
+        )
+        self.prompt_w.observe(lambda ch: self.set_text(ch["new"]), names="value")
+        self.layer_w.observe(lambda ch: self.set_layer(ch["new"]), names="value")
+        self.head_w.observe(lambda ch: self.set_head(ch["new"]), names="value")
+        self.direction_w.observe(lambda ch: self.set_direction(ch["new"]), names="value")
+        self.set_text(text)
+
+    # -- state changes (each ends in update(); widget values are kept in sync)
+
+    def set_text(self, text: str) -> None:
+        """Re-run the model on a new prompt (keeps the last block_size tokens of a long one)."""
+        if self.prompt_w.value != text:
+            self.prompt_w.value = text  # fires the observer, which calls us again
+            return
+        if not text:
+            self.maps, self.selected, self.message = None, None, "type a prompt"
+            self._rebuild_buttons()
+            self.update()
+            return
+        try:
+            n = len(self.tokenizer.encode(text))
+            self.maps = get_attention(self.model, text, self.tokenizer, truncate=True)
+        except ValueError as e:  # e.g. a character the tokenizer does not know
+            self.message = f"cannot run this prompt: {e}"
+            self.update()
+            return
+        block = self.model.config.block_size
+        self.message = f"kept the last {block} of {n} tokens (block_size)" if n > block else ""
+        self.selected = self.maps.T - 1  # the last token: what the model predicts from
+        self._rebuild_buttons()
+        self.update()
+
+    def set_layer(self, layer: int) -> None:
+        _check_index("layer", layer, self.model.config.n_layer)
+        self.layer = layer
+        if self.layer_w.value != layer:
+            self.layer_w.value = layer
+        else:
+            self.update()
+
+    def set_head(self, head: int) -> None:
+        _check_index("head", head, self.model.config.n_head)
+        self.head = head
+        if self.head_w.value != head:
+            self.head_w.value = head
+        else:
+            self.update()
+
+    def set_direction(self, direction: str) -> None:
+        """'to': colour where the selected token attends; 'from': which tokens attend to it."""
+        if direction not in ("to", "from"):
+            raise ValueError(f"direction must be 'to' or 'from', got {direction!r}")
+        self.direction = direction
+        if self.direction_w.value != direction:
+            self.direction_w.value = direction
+        else:
+            self.update()
+
+    def select(self, index: int) -> None:
+        """Select token `index` (what a click on its button does)."""
+        if self.maps is None:
+            raise ValueError("no prompt yet: call set_text first")
+        _check_index("token index", index, self.maps.T)
+        self.selected = index
+        self.update()
+
+    # -- derived view
+
+    def weights(self) -> torch.Tensor:
+        """(T,) the weights shown: the selected token's row ('to') or column ('from')."""
+        if self.maps is None or self.selected is None:
+            return torch.zeros(0)
+        w = self.maps.head(self.layer, self.head)
+        return w[self.selected] if self.direction == "to" else w[:, self.selected]
+
+    def _rebuild_buttons(self) -> None:
+        import ipywidgets as W
+
+        self.buttons = []
+        for i, t in enumerate(self.maps.tokens if self.maps is not None else []):
+            b = W.Button(description=display_token(t, for_plot=False), layout=W.Layout(width="auto", margin="1px"))
+            b.on_click(lambda _b, i=i: self.select(i))
+            self.buttons.append(b)
+        self.tokens_w.children = tuple(self.buttons)
+
+    def update(self) -> None:
+        """Recolour the token buttons, rewrite the summary line and redraw the heatmap."""
+        if self.maps is None:
+            self.colours = []
+            self.status_w.value = f"<i>{html.escape(self.message)}</i>"
+            self.image_w.value = b""
+            return
+        w = self.weights()
+        top = max(float(w.max()), 1e-9)
+        rgb = self.TO_RGB if self.direction == "to" else self.FROM_RGB
+        self.colours = [_weight_colour(float(v) / top, rgb) for v in w]
+        for i, (b, c) in enumerate(zip(self.buttons, self.colours)):
+            b.style.button_color = c
+            b.style.font_weight = "bold" if i == self.selected else ""
+            b.tooltip = f"{i}: {float(w[i]):.3f}"
+        k = min(5, int((w > 0).sum()))
+        vals, idx = w.topk(k)
+        verb = "attends most to" if self.direction == "to" else "is attended most by"
+        label = lambda i: html.escape(display_token(self.maps.tokens[i], for_plot=False))  # noqa: E731
+        parts = ", ".join(f"<code>{int(i)}:{label(int(i))}</code> {float(v):.2f}" for v, i in zip(vals, idx))
+        note = f" <i>({html.escape(self.message)})</i>" if self.message else ""
+        self.status_w.value = f"layer {self.layer}, head {self.head}: <code>{self.selected}:{label(self.selected)}</code> {verb} {parts}{note}"
+        if self.render:
+            self.image_w.value = self._heatmap_png()
+
+    def _heatmap_png(self) -> bytes:
+        from matplotlib.figure import Figure
+
+        T, sel = self.maps.T, self.selected
+        start = int(np.clip(sel - self.max_tokens // 2, 0, max(T - self.max_tokens, 0)))
+        end = min(T, start + self.max_tokens)
+        fig = Figure(figsize=(6.5, 5.5))
+        plot_head(self.maps, self.layer, self.head, window=(start, end), ax=fig.subplots(), highlight=sel)
+        return figure_png(fig, dpi=80)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def explore(model, tokenizer, text: str = "", **kw) -> AttentionExplorer:
+    """Build an AttentionExplorer (display it as a cell's last expression)."""
+    return AttentionExplorer(model, tokenizer, text, **kw)
+
+
+# ----------------------------------------------------------------- offline HTML view
+
+
+def _script_json(obj: Any) -> str:
+    """JSON safe inside <script>: '<', '>' and '&' become \\u escapes, so a token
+    '</script>' or '<!--' cannot end the script element or start a comment."""
+    s = json.dumps(obj, ensure_ascii=True, separators=(",", ":"))
+    return s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def attention_html(
+    maps: AttentionMaps,
+    *,
+    title: str = "gptlab attention",
+    layers: Sequence[int] | None = None,
+    heads: Sequence[int] | None = None,
+    layer: int | None = None,
+    head: int | None = None,
+) -> str:
+    """A whole self-contained HTML page showing `maps` (see save_attention_html)."""
+    layers = _select(maps.n_layer, layers, "layer")
+    heads = _select(maps.n_head, heads, "head")
+    # One byte per weight (resolution 1/255), base64 per head: GPT-2's 144 heads on 128
+    # tokens fit in ~3 MB instead of ~12 MB of JSON floats.
+    q = (maps.weights[layers][:, heads].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    data = {
+        "tokens": [display_token(t, for_plot=False) for t in maps.tokens],
+        "newline": [("\n" in t) for t in maps.tokens],
+        "layers": layers,
+        "heads": heads,
+        "T": maps.T,
+        "w": [[base64.b64encode(q[a, b].tobytes()).decode("ascii") for b in range(len(heads))] for a in range(len(layers))],
+        "layer": layers.index(layer) if layer in layers else 0,
+        "head": heads.index(head) if head in heads else 0,
+    }
+    return _PAGE.replace("__TITLE__", html.escape(title)).replace("__DATA__", _script_json(data))
+
+
+def save_attention_html(maps: AttentionMaps, path: str | Path, **kw) -> Path:
+    """Write the offline attention view: one .html file with everything inline (no CDN, no network).
+
+    Tokens flow as text; click (or hover) one to colour the tokens it attends to (blue)
+    or that attend to it (orange); the heatmap of the chosen head sits beside.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(attention_html(maps, **kw), encoding="utf-8")
+    return path
+
+
+_PAGE = r"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:">
+<title>__TITLE__</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:16px;color:#222}
+#bar{display:flex;gap:14px;align-items:center;flex-wrap:wrap;margin-bottom:10px}
+#main{display:flex;gap:18px;align-items:flex-start;flex-wrap:wrap}
+#tokens{max-width:640px;line-height:2;font-family:ui-monospace,monospace;font-size:14px}
+.tok{white-space:pre;padding:2px 1px;margin:0 1px;border-radius:3px;cursor:pointer;border:1px solid #ddd}
+.tok.sel{outline:2px solid #d62728}
+#heat{image-rendering:pixelated;border:1px solid #999;width:360px;height:360px;cursor:crosshair}
+#info{font-size:13px;margin-top:6px;min-height:1.5em}
+</style></head><body>
+<h3 id="title">__TITLE__</h3>
+<div id="bar">
+<label>layer <select id="layer"></select></label>
+<label>head <select id="head"></select></label>
+<label><input type="radio" name="dir" id="dir-to" value="to" checked> attends to</label>
+<label><input type="radio" name="dir" id="dir-from" value="from"> attended by</label>
+<span style="font-size:12px;color:#666">click a token to pin it, hover to peek</span>
+</div>
+<div id="main"><div><div id="tokens"></div><div id="info"></div></div>
+<div><canvas id="heat"></canvas><div style="font-size:12px;color:#666">rows: query, columns: key; click a row to select</div></div></div>
+<script type="application/json" id="data">__DATA__</script>
+<script>
+"use strict";
+const D = JSON.parse(document.getElementById("data").textContent);
+const T = D.T;
+const cache = {};
+function weights(li, hi) {
+  const key = li + "," + hi;
+  if (!cache[key]) {
+    const s = atob(D.w[li][hi]), a = new Float32Array(s.length);
+    for (let i = 0; i < s.length; i++) a[i] = s.charCodeAt(i) / 255;
+    cache[key] = a;
+  }
+  return cache[key];
+}
+const state = {layer: D.layer, head: D.head, pinned: T - 1, hover: null, dir: "to"};
+const layerSel = document.getElementById("layer"), headSel = document.getElementById("head");
+D.layers.forEach((l, i) => { const o = document.createElement("option"); o.value = i; o.textContent = "layer " + l; layerSel.appendChild(o); });
+D.heads.forEach((h, i) => { const o = document.createElement("option"); o.value = i; o.textContent = "head " + h; headSel.appendChild(o); });
+layerSel.value = state.layer; headSel.value = state.head;
+const box = document.getElementById("tokens"), spans = [];
+D.tokens.forEach((t, i) => {
+  const s = document.createElement("span");
+  s.className = "tok"; s.textContent = t; s.dataset.i = i;  // textContent: a token is never parsed as HTML
+  s.addEventListener("click", () => { state.pinned = i; draw(); });
+  s.addEventListener("mouseenter", () => { state.hover = i; draw(); });
+  s.addEventListener("mouseleave", () => { state.hover = null; draw(); });
+  box.appendChild(s); spans.push(s);
+  if (D.newline[i]) box.appendChild(document.createElement("br"));
+});
+layerSel.addEventListener("change", () => { state.layer = +layerSel.value; draw(); });
+headSel.addEventListener("change", () => { state.head = +headSel.value; draw(); });
+document.querySelectorAll("input[name=dir]").forEach(r => r.addEventListener("change", () => { state.dir = r.value; draw(); }));
+const canvas = document.getElementById("heat");
+canvas.width = T; canvas.height = T;
+canvas.addEventListener("click", e => {
+  const r = canvas.getBoundingClientRect();
+  state.pinned = Math.min(T - 1, Math.floor((e.clientY - r.top) / r.height * T)); draw();
+});
+function draw() {
+  const w = weights(state.layer, state.head), sel = state.hover !== null ? state.hover : state.pinned;
+  const vec = new Float32Array(T);
+  for (let j = 0; j < T; j++) vec[j] = state.dir === "to" ? w[sel * T + j] : w[j * T + sel];
+  let top = 1e-9; vec.forEach(v => { if (v > top) top = v; });
+  const rgb = state.dir === "to" ? "31,119,180" : "214,96,18";
+  spans.forEach((s, j) => {
+    s.style.background = "rgba(" + rgb + "," + (vec[j] / top).toFixed(3) + ")";
+    s.classList.toggle("sel", j === sel);
+    s.title = j + ": " + vec[j].toFixed(3);
+  });
+  const order = Array.from(vec.keys()).sort((a, b) => vec[b] - vec[a]).slice(0, 5).filter(j => vec[j] > 0);
+  document.getElementById("info").textContent = sel + ":" + D.tokens[sel] + (state.dir === "to" ? " attends most to " : " is attended most by ")
+    + order.map(j => j + ":" + D.tokens[j] + " " + vec[j].toFixed(2)).join(", ");
+  const ctx = canvas.getContext("2d"), img = ctx.createImageData(T, T);
+  for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) {
+    const p = 4 * (i * T + j), v = Math.sqrt(w[i * T + j]);
+    const mark = (i === sel) || (j === sel);
+    if (j > i) { img.data[p] = img.data[p + 1] = img.data[p + 2] = 245; }
+    else { img.data[p] = 255 * (1 - v); img.data[p + 1] = 255 * (1 - 0.6 * v); img.data[p + 2] = 255 * (1 - 0.3 * v); }
+    if (mark) { img.data[p] = Math.min(255, img.data[p] + 90); }
+    img.data[p + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+}
+draw();
+</script></body></html>
+"""
+
+
+# ----------------------------------------------------------------- CLI
+
+
+def cli_attention(args: argparse.Namespace) -> int:
+    """`gptlab attention --checkpoint DIR --text "..." [--out view.html] [--png fig.png] [--layer L] [--head H]`.
+
+    --out writes the offline HTML view; --png writes a figure: one head if both --layer and
+    --head are given, that layer's heads if only --layer, else every head as thumbnails.
+    """
+    from gptlab.training import load_checkpoint
+
+    out, png = getattr(args, "out", None), getattr(args, "png", None)
+    layer, head = getattr(args, "layer", None), getattr(args, "head", None)
+    if not out and not png:
+        print("gptlab attention: nothing to write; give --out VIEW.html and/or --png FIGURE.png", file=sys.stderr)
+        return 2
+    if not args.text:
+        print("gptlab attention: --text is empty; give the text to look at", file=sys.stderr)
+        return 2
+    model, tokenizer, _meta = load_checkpoint(args.checkpoint)
+    if tokenizer is None:
+        print(f"gptlab attention: {args.checkpoint} holds no tokenizer, so --text cannot be encoded; "
+              "save the checkpoint with tokenizer=...", file=sys.stderr)
+        return 2
+    n = len(tokenizer.encode(args.text))
+    maps = get_attention(model, args.text, tokenizer, truncate=True)
+    if n > maps.T:
+        print(f"note: the text has {n} tokens; kept the last {maps.T} (the model's block_size)")
+    for name, value, limit in (("layer", layer, maps.n_layer), ("head", head, maps.n_head)):
+        if value is not None and not 0 <= value < limit:
+            print(f"gptlab attention: --{name} {value} out of range; this model has {limit} ({name}s 0..{limit - 1})", file=sys.stderr)
+            return 2
+    if out:
+        path = save_attention_html(maps, out, title=f"attention: {Path(args.checkpoint).name}", layer=layer, head=head)
+        print(f"wrote {path}")
+    if png:
+        import matplotlib.pyplot as plt
+
+        if layer is not None and head is not None:
+            fig = plot_head(maps, layer, head)
+        elif layer is not None:
+            fig = plot_layer(maps, layer)
+        else:
+            fig = plot_overview(maps, heads=[head] if head is not None else None)
+        fmt = Path(png).suffix.lower().lstrip(".")
+        fmt = fmt if fmt in ("png", "svg", "pdf") else "png"
+        for p in save_figure(fig, png, formats=(fmt,)):
+            print(f"wrote {p}")
+        plt.close(fig)
+    return 0

@@ -1,0 +1,269 @@
+"""Static figures, the offline HTML view, the widget explorer and the CLI (gptlab.viz)."""
+
+import argparse
+import json
+import re
+import struct
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from gptlab import GPT, GPTConfig  # noqa: E402
+from gptlab import viz  # noqa: E402
+from gptlab.attention import AttentionMaps, head_scores  # noqa: E402
+from gptlab.tokenizers import CharTokenizer  # noqa: E402
+
+EVIL = ["</script>", "<script>alert(1)</script>", "<img src=x onerror=window.__pwned=1>", "&amp;", "\n", "a", '"', "中"]
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def random_maps(L=2, H=3, T=10, tokens=None, seed=0) -> AttentionMaps:
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.randn(L, H, T, T, generator=g).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
+    tokens = tokens if tokens is not None else [f"t{i}" for i in range(T)]
+    return AttentionMaps(scores.softmax(-1), list(tokens), torch.arange(T), torch.zeros(T, 7))
+
+
+def png_size(path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def tick_texts(ax, axis="x") -> list[str]:
+    ax.figure.canvas.draw()
+    labels = ax.get_xticklabels() if axis == "x" else ax.get_yticklabels()
+    return [t.get_text() for t in labels]
+
+
+# ---------------------------------------------------------------- labels
+
+
+def test_display_token():
+    assert viz.display_token("\n") == "↵"
+    assert viz.display_token("a\tb") == "a⇥b"
+    assert viz.display_token("  ") == "␣␣"
+    assert viz.display_token(" the") == " the"
+    assert viz.display_token("\x07") == "\\x07"
+    assert viz.display_token("中") == "\\u4e2d"  # no CJK glyphs in figures
+    assert viz.display_token("中", for_plot=False) == "中"  # browsers have the fonts
+    assert viz.display_token("é�") == "é�"  # DejaVu has these
+
+
+# ---------------------------------------------------------------- static figures
+
+
+def test_every_plot_returns_a_figure_and_exports_png_and_svg(tmp_path):
+    maps = random_maps(tokens=["T", "o", " ", "b", "e", "\n", "中", "x", "y", "z"])
+    figures = {
+        "head": viz.plot_head(maps, 1, 2, highlight=4),
+        "layer": viz.plot_layer(maps, 0),
+        "overview": viz.plot_overview(maps),
+        "scores": viz.plot_head_scores(head_scores(maps)),
+        "one_score": viz.plot_head_scores(torch.rand(2, 3), title="induction"),
+        "distance": viz.plot_attention_distance(maps),
+        "distance_batch": viz.plot_attention_distance(torch.stack([maps.weights] * 3)),
+        "token": viz.plot_token_attention(maps, 0, 1, 6),
+    }
+    for name, fig in figures.items():
+        assert isinstance(fig, Figure), name
+        written = viz.save_figure(fig, tmp_path / name, dpi=60)  # low dpi: a quick test
+        assert [p.name for p in written] == [f"{name}.png", f"{name}.svg"]
+        png_size(written[0])
+        svg = written[1].read_text()
+        assert "<svg" in svg and len(svg) > 1000
+        assert "<dc:date>" not in svg  # no timestamp: re-exports diff cleanly
+
+
+def test_save_figure_suffix_formats_and_dpi(tmp_path):
+    fig = viz.plot_head(random_maps(), 0, 0)
+    written = viz.save_figure(fig, tmp_path / "sub" / "fig.png")
+    assert sorted(p.name for p in written) == ["fig.png", "fig.svg"]
+    small = viz.save_figure(fig, tmp_path / "small", formats=("png",), dpi=50)[0]
+    big = viz.save_figure(fig, tmp_path / "big", formats=["PNG"], dpi=200)[0]
+    (ws, hs), (wb, hb) = png_size(small), png_size(big)
+    assert wb > 3 * ws and hb > 3 * hs
+
+
+def test_head_heatmap_labels_window_and_mask():
+    tokens = ["a", "\n", "中", " ", "b", "c", "d", "e"]
+    maps = random_maps(T=8, tokens=tokens)
+    fig = viz.plot_head(maps, 0, 1)
+    ax = fig.axes[0]
+    assert tick_texts(ax, "x") == ["a", "↵", "\\u4e2d", "␣", "b", "c", "d", "e"]
+    assert tick_texts(ax, "y") == tick_texts(ax, "x")
+    img = ax.images[0].get_array()
+    assert img.mask[0, 1] and not img.mask[1, 0]  # the future is masked, the past is not
+    fig = viz.plot_head(maps, 0, 1, window=(2, 6))
+    assert tick_texts(fig.axes[0], "x") == ["\\u4e2d", "␣", "b", "c"]
+    assert fig.axes[0].images[0].get_array().shape == (4, 4)
+    assert "tokens 2-5" in fig.axes[0].get_title()
+
+
+def test_long_inputs_thin_the_labels():
+    maps = random_maps(L=1, H=1, T=300)
+    fig = viz.plot_head(maps, 0, 0, max_labels=50)
+    labels = tick_texts(fig.axes[0], "x")
+    assert 25 <= len(labels) <= 50
+    assert labels[1] == "6:t6"  # every 6th token, with its position
+
+
+def test_layer_grid_and_overview_select_heads_and_layers():
+    maps = random_maps(L=3, H=4, T=12)
+    fig = viz.plot_layer(maps, 2, heads=[1, 3])
+    titles = [ax.get_title() for ax in fig.axes if ax.images]
+    assert titles == ["head 1", "head 3"]
+    fig = viz.plot_overview(maps, layers=[0, 2], heads=[1, 2, 3])
+    ax = fig.axes[0]
+    assert ax.images[0].get_array().shape == (2 * 13 - 1, 3 * 13 - 1)
+    assert tick_texts(ax, "x") == ["1", "2", "3"] and tick_texts(ax, "y") == ["0", "2"]
+    with pytest.raises(ValueError, match="layer"):
+        viz.plot_overview(maps, layers=[3])
+
+
+def test_overview_shrinks_long_inputs_without_losing_a_diagonal():
+    T = 200
+    w = torch.zeros(1, 1, T, T)
+    w[0, 0, torch.arange(T), torch.arange(T)] = 1.0  # a self-attending head
+    img, s = viz._mosaic(w, thumb=50)
+    assert s == 50 and img.shape == (50, 50)
+    assert (img.diagonal() == 1.0).all()  # max-pooling keeps the sharp line
+
+
+# ---------------------------------------------------------------- offline HTML
+
+
+def data_json(page: str) -> dict:
+    m = re.search(r'<script type="application/json" id="data">(.*?)</script>', page, re.S)
+    return json.loads(m.group(1))
+
+
+def test_html_escapes_every_token_and_is_self_contained():
+    maps = random_maps(T=len(EVIL), tokens=EVIL)
+    page = viz.attention_html(maps, title="<b>title</b> & co")
+    data = data_json(page)  # the JSON ends at the real </script>, not at a token's
+    assert data["tokens"][:4] == EVIL[:4]
+    assert data["tokens"][4] == "↵" and data["newline"][4]
+    assert data["tokens"][7] == "中"
+    script = page[page.index('id="data">') : page.index("</script>", page.index('id="data">'))]
+    assert "<" not in script[len('id="data">') :] and "&" not in script
+    assert page.count("</script>") == 2  # the data block and the code block, nothing else
+    assert "<title>&lt;b&gt;title&lt;/b&gt; &amp; co</title>" in page
+    assert "<b>title" not in page and "onerror" not in page.replace("\\u003c", "")[: page.index("<script")]
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
+    assert "http://" not in page and "https://" not in page
+    assert "<link" not in page and "@import" not in page
+    assert "default-src 'none'" in page  # the browser refuses any fetch
+
+
+def test_html_weights_roundtrip_and_selection(tmp_path):
+    maps = random_maps(L=3, H=2, T=9)
+    path = viz.save_attention_html(maps, tmp_path / "out" / "view.html", layers=[0, 2], layer=2, head=1)
+    data = data_json(path.read_text(encoding="utf-8"))
+    assert data["layers"] == [0, 2] and data["heads"] == [0, 1] and data["T"] == 9
+    assert (data["layer"], data["head"]) == (1, 1)
+    import base64
+
+    q = torch.frombuffer(bytearray(base64.b64decode(data["w"][1][0])), dtype=torch.uint8).view(9, 9)
+    torch.testing.assert_close(q.float() / 255, maps.weights[2, 0], atol=1 / 255, rtol=0)
+
+
+# ---------------------------------------------------------------- widget explorer
+
+
+@pytest.fixture
+def explorer_setup():
+    text = "to be, or not to be <that> is\nthe question"
+    tok = CharTokenizer.from_text(text)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.from_preset("tiny", vocab_size=tok.n_vocab, n_head=2))
+    return model, tok, text
+
+
+def test_explorer_state_updates_without_a_front_end(explorer_setup):
+    model, tok, text = explorer_setup
+    ex = viz.AttentionExplorer(model, tok, text[:20], render=False)
+    T = 20
+    assert ex.maps.T == T and ex.selected == T - 1 and len(ex.buttons) == T
+    assert [b.description for b in ex.buttons][:3] == ["t", "o", "␣"]
+    first = list(ex.colours)
+    assert len(first) == T and first[ex.selected] != "#ffffff"
+
+    ex.select(3)  # where does token 3 attend? only to 0..3 (causal)
+    assert ex.selected == 3 and ex.colours[4:] == ["#ffffff"] * (T - 4)
+    assert ex.buttons[3].style.font_weight == "bold" and ex.buttons[2].style.font_weight == ""
+    torch.testing.assert_close(ex.weights(), ex.maps.weights[0, 0, 3])
+
+    ex.set_direction("from")  # and who attends to token 3? only 3..T-1
+    assert ex.colours[:3] == ["#ffffff"] * 3 and ex.colours[3] != "#ffffff"
+    torch.testing.assert_close(ex.weights(), ex.maps.weights[0, 0, :, 3])
+    assert ex.direction_w.value == "from"
+
+    before = ex.weights().clone()
+    ex.set_layer(1)
+    ex.set_head(1)
+    assert (ex.layer_w.value, ex.head_w.value) == (1, 1)
+    torch.testing.assert_close(ex.weights(), ex.maps.weights[1, 1, :, 3])
+    assert not torch.equal(ex.weights(), before)
+    assert "layer 1, head 1" in ex.status_w.value
+
+    ex.buttons[7].click()  # a click in the front end runs the same handler
+    assert ex.selected == 7
+    ex.layer_w.value = 0  # so does choosing in the dropdown
+    assert ex.layer == 0
+    with pytest.raises(ValueError, match="head"):
+        ex.set_head(2)
+
+
+def test_explorer_prompt_changes_errors_and_escaping(explorer_setup):
+    model, tok, text = explorer_setup
+    ex = viz.AttentionExplorer(model, tok, "to be", render=True)
+    assert ex.image_w.value[:8] == b"\x89PNG\r\n\x1a\n"
+    ex.prompt_w.value = "<that>"  # typing in the box re-runs the model
+    assert ex.maps.tokens == list("<that>") and ex.selected == 5
+    assert "&lt;" in ex.status_w.value and "<that>" not in ex.status_w.value
+    ex.set_text("xyz!")  # characters this tokenizer does not know
+    assert "cannot run this prompt" in ex.status_w.value and ex.maps.tokens == list("<that>")
+    ex.set_text((text * 2)[:40])  # longer than block_size 32
+    assert ex.maps.T == 32 and "last 32 of 40" in ex.status_w.value
+    ex.set_text("")
+    assert ex.maps is None and ex.buttons == [] and "type a prompt" in ex.status_w.value
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_cli_attention_writes_html_and_png(tmp_path, capsys):
+    training = pytest.importorskip("gptlab.training")
+    tok = CharTokenizer.from_text("abc <script>\n")
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.from_preset("tiny", vocab_size=tok.n_vocab))
+    training.save_checkpoint(tmp_path / "ckpt", model, tokenizer=tok)
+    args = argparse.Namespace(
+        checkpoint=str(tmp_path / "ckpt"), text="abc <script>\nabc", out=str(tmp_path / "view.html"),
+        png=str(tmp_path / "all.png"), layer=None, head=None,
+    )
+    assert viz.cli_attention(args) == 0
+    data = data_json((tmp_path / "view.html").read_text(encoding="utf-8"))
+    assert "".join(data["tokens"]) == "abc␣<script>↵abc"
+    assert png_size(tmp_path / "all.png")[0] > 100
+    args.png, args.out, args.layer, args.head = str(tmp_path / "one.svg"), None, 1, 0
+    assert viz.cli_attention(args) == 0
+    assert "<svg" in (tmp_path / "one.svg").read_text()
+    assert not (tmp_path / "one.png").exists()
+    args.head = 9
+    assert viz.cli_attention(args) == 2
+    assert "--head 9 out of range" in capsys.readouterr().err
+    args.png = None
+    assert viz.cli_attention(args) == 2

@@ -1,0 +1,110 @@
+"""The offline attention view in a real headless Chromium: renders, reacts to clicks, never touches the network.
+
+Uses Debian's chromium (/usr/bin/chromium, or $GPTLAB_CHROMIUM) through the playwright
+package; nothing is downloaded. Without a browser the test is skipped locally and
+fails in CI (where .ci/run installs chromium), so a broken CI setup cannot hide it.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from gptlab.attention import AttentionMaps
+from gptlab.viz import save_attention_html
+
+CHROMIUM = os.environ.get("GPTLAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+EVIL = ["<script>", "window.__pwned=1", "</script>", "<img src=x onerror=window.__pwned=1>", "&amp;", "\n", "a", "b", "a", "b"]
+
+
+def _need_browser():
+    problem = None
+    try:
+        from playwright.sync_api import sync_playwright  # noqa: F401
+    except ImportError:
+        problem = "the playwright package is not installed"
+    if problem is None and not Path(CHROMIUM).exists():
+        problem = f"no chromium at {CHROMIUM} (apt-get install chromium)"
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser test cannot run in CI: {problem}")
+        pytest.skip(problem)
+
+
+def maps() -> AttentionMaps:
+    """2 layers x 2 heads; layer 0 head 0 is a previous-token head, layer 1 head 0 a first-token head."""
+    T = len(EVIL)
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(2, 2, T, T, generator=g).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf")).softmax(-1)
+    w[0, 0] = 0
+    w[0, 0, 0, 0] = 1
+    w[0, 0, torch.arange(1, T), torch.arange(T - 1)] = 1
+    w[1, 0] = 0
+    w[1, 0, :, 0] = 1
+    return AttentionMaps(w, EVIL, torch.arange(T), torch.zeros(T, 3))
+
+
+def test_html_view_in_headless_chromium_offline(tmp_path):
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    path = save_attention_html(maps(), tmp_path / "view.html", title="<i>test</i>")
+    url = path.resolve().as_uri()
+    requests, errors, dialogs = [], [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            context = browser.new_context()
+            context.route("**/*", lambda route: route.continue_() if route.request.url == url else route.abort())
+            page = context.new_page()
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto(url)
+            context.set_offline(True)  # everything below must work with the network gone
+
+            tokens = page.locator("#tokens .tok")
+            assert tokens.count() == len(EVIL)
+            assert tokens.all_text_contents() == ["<script>", "window.__pwned=1", "</script>", "<img src=x onerror=window.__pwned=1>", "&amp;", "↵", "a", "b", "a", "b"]
+            assert page.evaluate("document.querySelectorAll('#tokens script, #tokens img').length") == 0
+            assert page.evaluate("typeof window.__pwned") == "undefined"
+            assert page.locator("title").text_content() == "<i>test</i>"
+            assert page.locator("#layer option").count() == 2 and page.locator("#head option").count() == 2
+            assert page.evaluate("document.getElementById('heat').width") == len(EVIL)
+
+            def backgrounds():
+                return page.evaluate("Array.from(document.querySelectorAll('#tokens .tok')).map(s => getComputedStyle(s).backgroundColor)")
+
+            def clear(bg):  # alpha 0: not highlighted
+                return bg.endswith(", 0)") or bg == "rgba(0, 0, 0, 0)"
+
+            page.select_option("#layer", "0")
+            page.select_option("#head", "0")
+            tokens.nth(4).click()  # previous-token head: token 4 lights up token 3 only
+            bg = backgrounds()
+            assert "sel" in tokens.nth(4).get_attribute("class")
+            assert not clear(bg[3]) and all(clear(b) for j, b in enumerate(bg) if j != 3)
+            tokens.nth(7).click()  # the highlight follows the click
+            bg2 = backgrounds()
+            assert bg2 != bg and not clear(bg2[6]) and clear(bg2[3])
+            assert "sel" not in tokens.nth(4).get_attribute("class")
+            info = page.locator("#info").text_content()
+            assert info.startswith("7:b attends most to 6:a")
+
+            page.select_option("#layer", "1")  # first-token head: everything looks at token 0
+            bg3 = backgrounds()
+            assert not clear(bg3[0]) and all(clear(b) for b in bg3[1:])
+            page.check("#dir-from")  # who attends to token 7? in layer 1 head 0: nobody
+            assert all(clear(b) for b in backgrounds())
+            tokens.nth(0).click()  # ... but everyone attends to token 0
+            assert not any(clear(b) for b in backgrounds())
+            page.mouse.move(0, 0)
+
+            assert errors == [] and dialogs == []
+            assert page.evaluate("typeof window.__pwned") == "undefined"
+        finally:
+            browser.close()
+    assert requests == [url], f"the page tried to load {[r for r in requests if r != url]}"
