@@ -8,8 +8,19 @@ bf16 (both models cast with .to(torch.bfloat16)), then gptlab's cached vs
 uncached decode speed at growing sequence lengths.
 
 Timings: one warm-up, then the median of --repeats runs, the two libraries
-alternating run by run; torch's default thread count (--threads to change it). Shared machines make absolute numbers noisy: the load average is
-printed next to them; compare the ratios.
+alternating run by run; torch's default thread count (--threads to change it).
+Shared machines make absolute numbers noisy: the load average is printed next
+to them; compare the ratios.
+
+Seen on a shared 2-core AMD EPYC (load average 3-7 from other jobs), torch 2.13,
+transformers 5.24. fp32 ratio gptlab/transformers: 1.6-2.8x with the default 2
+threads (probably: under load every thread hand-off is slow, and transformers
+runs more small ops per token); 0.97x with --threads 1, where nn.Linear's
+(out, in) weights make batch-1 x @ W.T 10-20% slower than x @ W with the
+(in, out) Conv1D layout transformers keeps, which gptlab's leaner step almost
+makes up. bf16: 1.1-2.2x (2 threads), 1.14x (1 thread); ids diverge at token 83,
+where the top two logits tie exactly in bf16 (fp32 gap 0.001). Cached decoding:
+5-10x the uncached speed at L = 64..512.
 
     python benchmarks/bench_decoding.py                 # CPU, the full run
     python benchmarks/bench_decoding.py --device cuda
@@ -144,7 +155,8 @@ def main() -> int:
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--lengths", default="64,128,256,512")
-    ap.add_argument("--steps", type=int, default=4, help="uncached decode steps timed per length in the table (cached: 4x as many)")
+    ap.add_argument("--steps", type=int, default=4,
+                    help="uncached decode steps timed per length in the table (cached: 4x as many)")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     ap.add_argument("--quick", action="store_true", help="16 new tokens, 1 repeat, lengths 64,128")
     args = ap.parse_args()

@@ -100,11 +100,16 @@ def _stop_list(stop_tokens: int | Iterable[int] | None, vocab_size: int) -> list
     if stop_tokens is None:
         return []
     bad = ValueError(f"stop_tokens must be a token id or a list of ids in [0, {vocab_size}), got {stop_tokens!r}")
+    if isinstance(stop_tokens, torch.Tensor):
+        stop_tokens = stop_tokens.flatten().tolist()
+    raw = list(stop_tokens) if isinstance(stop_tokens, Iterable) else [stop_tokens]
+    if any(isinstance(t, bool) for t in raw):
+        raise bad
     try:
-        ids = [operator.index(stop_tokens)] if not isinstance(stop_tokens, Iterable) else [operator.index(t) for t in stop_tokens]
+        ids = [operator.index(t) for t in raw]  # ints, numpy ints
     except TypeError:
         raise bad from None
-    if any(isinstance(t, bool) or not 0 <= t < vocab_size for t in ids):
+    if any(not 0 <= t < vocab_size for t in ids):
         raise bad
     return ids
 
