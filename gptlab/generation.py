@@ -224,12 +224,12 @@ def _next_logits(model: nn.Module, seq: torch.Tensor, cache: Any | None) -> torc
     """
     n, block = seq.size(1), model.config.block_size
     if cache is None:
-        logits, _ = model(seq[:, -block:])
+        logits, _ = model(seq[:, -block:], last_only=True)
     elif n > block:
         cache.pos = 0  # overwrite in place: the buffers stay allocated
-        logits, _ = model(seq[:, -block:], cache=cache)
+        logits, _ = model(seq[:, -block:], cache=cache, last_only=True)
     else:
-        logits, _ = model(seq[:, cache.pos :], cache=cache)
+        logits, _ = model(seq[:, cache.pos :], cache=cache, last_only=True)
     return logits[:, -1, :].float()
 
 

@@ -44,8 +44,8 @@ class KVCache:
         B, nh, T, hs = k.shape
         if self.k is None:
             shape = (self.n_layer, B, nh, self.max_len, hs)
-            self.k = torch.zeros(shape, dtype=k.dtype, device=k.device)
-            self.v = torch.zeros(shape, dtype=v.dtype, device=v.device)
+            self.k = torch.empty(shape, dtype=k.dtype, device=k.device)  # only filled positions are read
+            self.v = torch.empty(shape, dtype=v.dtype, device=v.device)
         end = self.pos + T
         if end > self.max_len:
             raise ValueError(f"KV cache is full: {self.pos} + {T} positions > max_len {self.max_len}")
@@ -212,10 +212,13 @@ class GPT(nn.Module):
         return 3 * forward if training else forward
 
     def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None, last_only: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """idx: (B, T) token ids -> logits (B, T, vocab_size), and the mean
-        cross-entropy against `targets` (B, T) if given (-100 marks positions to ignore)."""
+        cross-entropy against `targets` (B, T) if given (-100 marks positions to ignore).
+
+        last_only=True returns logits (B, 1, vocab_size) for the last position only: all that
+        generation needs, and it skips the biggest matmul (n_embd x vocab_size) for the rest."""
         if idx.dim() != 2 or idx.dtype not in (torch.long, torch.int32, torch.int64):
             raise ValueError(f"idx must be a (batch, time) tensor of integer token ids, got {tuple(idx.shape)} {idx.dtype}")
         B, T = idx.size()
@@ -235,6 +238,10 @@ class GPT(nn.Module):
             x = block(x, cache, i)
         if cache is not None:
             cache.advance(T)
+        if last_only:
+            if targets is not None:
+                raise ValueError("last_only=True gives one position's logits; a loss needs all of them")
+            x = x[:, -1:]
         x = self.transformer.ln_f(x)
         logits = self.lm_head(x)
         loss = None

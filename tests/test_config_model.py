@@ -197,3 +197,15 @@ def test_same_seed_same_numbers():
         model = GPT(tiny())
         outs.append(model(torch.randint(0, 96, (2, 8)))[0])
     assert torch.equal(outs[0], outs[1])
+
+
+def test_last_only_gives_the_last_positions_logits():
+    torch.manual_seed(0)
+    model = GPT(tiny()).eval()
+    x = torch.randint(0, 96, (2, 9))
+    full, _ = model(x)
+    last, _ = model(x, last_only=True)
+    assert last.shape == (2, 1, 96)
+    torch.testing.assert_close(last[:, 0], full[:, -1])
+    with pytest.raises(ValueError, match="last_only"):
+        model(x, x, last_only=True)

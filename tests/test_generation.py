@@ -59,7 +59,11 @@ class TableModel(nn.Module):
     def new_cache(self, max_len: int | None = None) -> KVCache:
         return KVCache(self.config, max_len)
 
-    def forward(self, idx, targets=None, cache=None):
+    def forward(self, idx, targets=None, cache=None, last_only=False):
+        logits, loss = self._forward(idx, cache)
+        return (logits[:, -1:] if last_only else logits), loss
+
+    def _forward(self, idx, cache):
         B, T = idx.shape
         start = cache.pos if cache is not None else 0
         if cache is not None:
