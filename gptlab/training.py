@@ -19,7 +19,6 @@ Checkpoint folder:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -37,6 +36,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from gptlab.config import GPTConfig
+from gptlab.data import sha256_file
 from gptlab.device import get_device
 from gptlab.model import GPT
 
@@ -496,13 +496,6 @@ class CheckpointError(RuntimeError):
     """A checkpoint folder is damaged: a file is truncated, altered, or not what checkpoint.json records."""
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -606,7 +599,7 @@ def save_checkpoint(
     for p in sorted(tmp.iterdir()):
         p.chmod(0o666 & ~umask)  # safetensors creates its file private (0600); make it like the others
         _fsync(p)
-        files[p.name] = {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+        files[p.name] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -665,7 +658,7 @@ def read_checkpoint_meta(path: str | Path, verify: bool = True) -> dict[str, Any
                 f"checkpoint file {p} is truncated or damaged: {size} bytes, checkpoint.json records {rec['bytes']}; "
                 "use another copy or train again"
             )
-        if _sha256(p) != rec["sha256"]:
+        if sha256_file(p) != rec["sha256"]:
             raise CheckpointError(
                 f"checkpoint file {p} is corrupt: its sha256 differs from the one checkpoint.json records; use another copy or train again"
             )
