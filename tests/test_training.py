@@ -320,7 +320,7 @@ def test_train_state_is_never_unpickled_beyond_weights_only(saved):
     torch.save({"optimizer": Evil()}, path / "train_state.pt")
     meta = json.loads((path / "checkpoint.json").read_text())
     meta["files"]["train_state.pt"] = {"bytes": (path / "train_state.pt").stat().st_size,
-                                        "sha256": T._sha256(path / "train_state.pt")}
+                                        "sha256": T.sha256_file(path / "train_state.pt")}
     (path / "checkpoint.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="weights_only"):
         T.train(GPT(MODEL_CFG), TRAIN, VAL, run_cfg(path), resume=True)
