@@ -34,14 +34,14 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 
 import torch
 
-from gptlab.config import GPTConfig
 from gptlab.generation import generate
 from gptlab.model import GPT
-from gptlab.pretrained import convert_hf_state_dict
+from gptlab.pretrained import load_hf_gpt2
 
 # "The quick brown fox jumps over the lazy dog." in GPT-2's BPE.
 PROMPT = [464, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290, 13]
@@ -82,9 +82,9 @@ def build_models(device: torch.device):
         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, activation_function="gelu_new",
     )
     hf = GPT2LMHeadModel(hf_cfg).eval()
-    ours = GPT(GPTConfig.from_preset("gpt2"))
-    ours.load_state_dict(convert_hf_state_dict(hf.state_dict(), ours))
-    ours.eval()
+    with tempfile.TemporaryDirectory() as d:  # the real path: an HF folder read by gptlab's loader
+        hf.save_pretrained(d)
+        ours = load_hf_gpt2(d)
     hf.generation_config.eos_token_id = None  # random weights: never stop early
     hf.generation_config.pad_token_id = 50256
     return hf.to(device), ours.to(device)

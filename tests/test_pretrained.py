@@ -84,6 +84,30 @@ def test_conv1d_weights_are_transposed(hf_model, hf_dir):
     torch.testing.assert_close(model.transformer.h[0].ln_1.bias, hf_model.transformer.h[0].ln_1.bias, rtol=0, atol=0)
 
 
+def test_loaded_weights_keep_the_checkpoint_memory_order_and_still_save_train_and_cast(hf_dir, tmp_path):
+    """Conv1D weights stay (in, out) in memory (column-major (out, in) tensors, faster CPU decoding);
+    checkpoints, training steps and dtype casts must not care."""
+    from gptlab.training import load_checkpoint, save_checkpoint
+
+    model = load_hf_gpt2(hf_dir)
+    w = model.transformer.h[0].mlp.c_fc.weight
+    assert w.shape == (256, 64) and w.stride() == (1, 256) and w.t().is_contiguous()
+    idx = torch.randint(0, 1000, (2, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref, _ = model(idx)
+    save_checkpoint(tmp_path / "ckpt", model)
+    again, _, _ = load_checkpoint(tmp_path / "ckpt", device="cpu")
+    with torch.no_grad():
+        torch.testing.assert_close(again(idx)[0], ref, rtol=0, atol=0)
+    assert model.to(torch.bfloat16).transformer.h[0].mlp.c_fc.weight.stride() == (1, 256)
+    model.float().train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    loss = model(idx, idx)[1]
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(model(idx, idx)[1])
+
+
 def greedy(model: GPT, idx: torch.Tensor, n: int) -> torch.Tensor:
     """Reference greedy decoding without a cache: argmax of the full-prefix logits, n times."""
     for _ in range(n):
