@@ -11,6 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 
+def from_known_fields(cls: type, d: dict[str, Any]) -> Any:
+    """cls(**d), but a misspelt key (say `n_layers`) is an error that lists the real ones, not a TypeError."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; known fields are {sorted(known)}")
+    return cls(**d)
+
+
 @dataclass
 class GPTConfig:
     vocab_size: int = 50257  # GPT-2: 50,000 BPE merges + 256 bytes + <|endoftext|>
@@ -45,11 +54,7 @@ class GPTConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "GPTConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown GPTConfig field(s) {unknown}; known fields are {sorted(known)}")
-        return cls(**d)
+        return from_known_fields(cls, d)
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "GPTConfig":

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from gptlab.config import GPTConfig
+from gptlab.config import GPTConfig, from_known_fields
 from gptlab.data import sha256_file
 from gptlab.device import get_device
 from gptlab.model import GPT
@@ -112,11 +112,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig field(s) {unknown}; known fields are {sorted(known)}")
-        return cls(**d)
+        return from_known_fields(cls, d)
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "TrainConfig":
