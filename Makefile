@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lab test test-unit test-notebooks data bench clean
+.PHONY: install lab mine test test-full test-unit test-notebooks data bench clean
 
 install: $(STAMP)
 
@@ -16,19 +16,32 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
-# Extra options: make lab LAB_ARGS="--no-browser --port 8890". Root (containers, some VMs) needs --allow-root.
+# JupyterLab rooted at the repository (so gptlab/*.py is one click away), opened on lesson 00.
+# make lab FAST=1: lessons train briefly (minutes -> seconds); a class on shared machines wants this.
+# make lab LAB_ARGS="--no-browser --port 8890" on a remote machine. Root (containers) gets --allow-root.
 LAB_ARGS ?=
+FAST ?=
+LAB_OPEN ?= notebooks/00_setup_and_tour.ipynb
 lab: install
-	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+	$(if $(FAST),GPTLAB_FAST=$(FAST) )$(VENV)/bin/jupyter lab --ServerApp.root_dir=. $(LAB_OPEN) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
+# Your own working copies of the lessons in mine/ (git-ignored; never overwrites a file you changed).
+mine:
+	mkdir -p mine && cp -n notebooks/*.ipynb mine/ && echo "your copies are in mine/ - open them with: make lab LAB_OPEN=mine/00_setup_and_tour.ipynb"
+
+# Fast mode (the README's test command): every notebook trains briefly; about a few minutes on 2 cores.
 test: install
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	GPTLAB_FAST=1 $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+# The full lessons, as committed (long: tens of minutes on a laptop CPU).
+test-full: install
+	GPTLAB_FAST=0 $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 test-unit: install
 	$(PY) -m pytest tests
 
 test-notebooks: install
-	$(PY) -m pytest notebooks --nbval-lax --nbval-current-env
+	GPTLAB_FAST=1 $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 data: install
 	$(PY) -m gptlab data fetch all

@@ -1,4 +1,4 @@
-"""`make lab` starts JupyterLab on notebooks/: start the same server and ask it for the lessons."""
+"""`make lab` starts JupyterLab at the repository root: start the same server and ask it for the lessons and the package."""
 
 import json
 import os
@@ -21,7 +21,7 @@ def _free_port() -> int:
 def test_jupyterlab_serves_the_lessons(tmp_path):
     port, token = _free_port(), "gptlab-test"
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT / 'notebooks'}"]
+           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}"]
     if os.geteuid() == 0:
         cmd.append("--allow-root")
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path), "JUPYTER_DATA_DIR": str(tmp_path / "data")}
@@ -38,7 +38,10 @@ def test_jupyterlab_serves_the_lessons(tmp_path):
                 time.sleep(0.5)
         assert listing is not None, "JupyterLab did not answer within 60 s"
         names = {item["name"] for item in listing["content"]}
-        assert "00_setup_and_tour.ipynb" in names and "05_gpt_model.ipynb" in names
+        assert {"notebooks", "gptlab", "README.md"} <= names, names  # the package is one click from the lessons
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents/notebooks?token={token}", timeout=10) as r:
+            lessons = {item["name"] for item in json.load(r)["content"]}
+        assert "00_setup_and_tour.ipynb" in lessons and "05_gpt_model.ipynb" in lessons
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab?token={token}", timeout=10) as r:
             assert r.status == 200 and b"JupyterLab" in r.read()
     finally:

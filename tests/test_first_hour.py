@@ -1,0 +1,63 @@
+"""What a newcomer types first: the README's commands, `make test`'s fast mode, `make lab`'s root."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _make_n(*args: str) -> str:
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    # -n prints the commands without running them; the target's own command is the last line
+    # (install steps, if the stamp is stale, come before it).
+    out = subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True, check=True)
+    return out.stdout.splitlines()[-1]
+
+
+def test_make_test_runs_the_notebooks_in_fast_mode_and_test_full_does_not():
+    fast = _make_n("test")
+    assert "GPTLAB_FAST=1" in fast and "pytest tests notebooks" in fast and "--nbval-lax" in fast
+    full = _make_n("test-full")
+    assert "GPTLAB_FAST=0" in full and "notebooks" in full
+    assert "make test" in README and "make test-full" in README
+
+
+def test_make_lab_roots_at_the_repository_and_opens_lesson_00():
+    cmd = _make_n("lab")
+    assert "--ServerApp.root_dir=." in cmd and "notebooks/00_setup_and_tour.ipynb" in cmd
+    assert "GPTLAB_FAST" not in cmd  # full lessons unless asked
+    fast = _make_n("lab", "FAST=1")
+    assert fast.startswith("GPTLAB_FAST=1 ") and "jupyter lab" in fast
+    assert "make lab FAST=1" in README
+
+
+def test_readme_cli_commands_work_as_written_after_install():
+    # The README activates .venv, then runs `gptlab --help` and `python -m gptlab --help`.
+    assert "source .venv/bin/activate" in README and "gptlab --help" in README
+    bindir = Path(sys.executable).parent
+    script = bindir / "gptlab"
+    assert script.exists(), "the console script `gptlab` is not installed next to python"
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    for cmd in (["gptlab", "--help"], [sys.executable, "-m", "gptlab", "--help"]):
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+        assert out.returncode == 0, out.stderr
+        for sub in ("data", "train", "generate", "info", "attention"):
+            assert re.search(rf"\b{sub}\b", out.stdout), (sub, out.stdout)
+
+
+def test_licence_covers_code_and_content():
+    lic = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert lic.startswith("MIT License") and "CC BY 4.0" in lic
+    assert "CC BY 4.0" in README
+
+
+def test_mine_copies_are_ignored_by_git():
+    assert "mine/" in (ROOT / ".gitignore").read_text().splitlines()
