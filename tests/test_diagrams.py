@@ -33,7 +33,7 @@ def texts(fig: Figure) -> str:
 def test_diagram_is_titled_labelled_and_saves(name, tmp_path):
     fig = getattr(diagrams, name)()
     assert isinstance(fig, Figure)
-    title = fig._suptitle.get_text() if fig._suptitle is not None else fig.axes[0].get_title()
+    title = fig.get_suptitle() or fig.axes[0].get_title()
     assert title.strip(), f"{name} has no title"
     text = texts(fig)
     missing = [label for label in EXPECTED[name] if label not in text]
