@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lab mine test test-full test-unit test-notebooks data bench clean
+.PHONY: install lab mine student test test-full test-unit test-notebooks data bench clean
 
 install: $(STAMP)
 
@@ -28,6 +28,10 @@ lab: install
 # Your own working copies of the lessons in mine/ (git-ignored; never overwrites a file you changed).
 mine:
 	mkdir -p mine && cp -n notebooks/*.ipynb mine/ && echo "your copies are in mine/ - open them with: make lab LAB_OPEN=mine/00_setup_and_tour.ipynb"
+
+# The student edition (solutions replaced by stubs) and per-lesson solution notebooks, in build/.
+student: install
+	$(PY) tools/student.py --out build
 
 # Fast mode (the README's test command): every notebook trains briefly; about a few minutes on 2 cores.
 test: install

@@ -1,0 +1,699 @@
+"""Exercise checks: run a learner's function against the course's reference and say what is wrong, in one line.
+
+    from gptlab import checks as check
+    check.attention_head(my_attention_head)
+    # ✗ attention_head: case 2 (T=5): position 1 attends to position 3 — your mask lets the future in
+
+Why one line: a wall of traceback teaches nothing; "wrong shape (2, 5, 8), expected (2, 5, 4)"
+or "softmax over the wrong axis" tells the learner what to change. Each check feeds several
+inputs (edge cases included) to the learner's function and to gptlab's reference, and if the
+answer is wrong it also compares it with the mistakes people actually make, to name the mistake.
+Every check returns True or False (so tests and graders can use it) and is deterministic and
+fast (well under 2 s on a CPU).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "loss_at_init", "causality_probe",                 # 00
+    "bpe_merge", "pair_counts",                        # 01
+    "windows", "embedding_lookup",                     # 02
+    "causal_mask", "attention_head",                   # 03
+    "layer_norm", "gelu",                              # 04
+    "gpt_param_count", "tied_head",                    # 05
+    "cross_entropy", "lr_schedule",                    # 06
+    "top_k", "top_p",                                  # 07
+    "previous_token_score", "mean_attention_distance",  # 08
+    "hf_to_gptlab", "is_conv1d",                       # 09
+]
+
+
+class Wrong(Exception):
+    """Raised inside a check with the one-line explanation."""
+
+
+@dataclass
+class _Mistake:
+    name: str
+    fn: Callable[..., Any]
+    hint: str
+
+
+def _report(name: str, run: Callable[[], int]) -> bool:
+    """Run a check body; print exactly one line; True when every case passed."""
+    try:
+        n = run()
+    except NotImplementedError:
+        print(f"✗ {name}: not implemented yet — replace `raise NotImplementedError` in the exercise with your code")
+        return False
+    except Wrong as e:
+        print(f"✗ {name}: {e}")
+        return False
+    except Exception as e:  # the learner's code crashed: say where, in one line
+        msg = " ".join(str(e).split())[:200]
+        print(f"✗ {name}: your function raised {type(e).__name__}: {msg}")
+        return False
+    print(f"✓ {name}: all {n} cases pass")
+    return True
+
+
+def _tensor(x: Any, what: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x
+    try:
+        return torch.as_tensor(x)
+    except Exception:
+        raise Wrong(f"{what}: expected a tensor, got {type(x).__name__}") from None
+
+
+def _first_diff(got: torch.Tensor, want: torch.Tensor, atol: float, rtol: float) -> str:
+    bad = ~torch.isclose(got.double(), want.double(), atol=atol, rtol=rtol, equal_nan=True)
+    idx = tuple(int(i) for i in bad.nonzero()[0])
+    return f"first difference at index {idx}: got {got[idx].item():.6g}, expected {want[idx].item():.6g}"
+
+
+def _same(got: Any, want: torch.Tensor, case: str, *, atol: float = 1e-5, rtol: float = 1e-5,
+          mistakes: Iterable[_Mistake] = (), args: tuple = ()) -> None:
+    """Compare a tensor answer with the reference; name a known mistake when the answer matches one."""
+    got = _tensor(got, case)
+    if tuple(got.shape) != tuple(want.shape):
+        raise Wrong(f"{case}: wrong shape {tuple(got.shape)}, expected {tuple(want.shape)}")
+    if want.dtype == torch.bool and got.dtype != torch.bool:
+        raise Wrong(f"{case}: expected a bool tensor, got {got.dtype}")
+    if want.dtype == torch.bool:
+        if torch.equal(got, want):
+            return
+        idx = tuple(int(i) for i in (got != want).nonzero()[0])
+        raise Wrong(f"{case}: first difference at index {idx}: got {bool(got[idx])}, expected {bool(want[idx])}")
+    if torch.allclose(got.double(), want.double(), atol=atol, rtol=rtol, equal_nan=True):
+        return
+    for m in mistakes:
+        try:
+            alt = _tensor(m.fn(*args), m.name)
+        except Exception:
+            continue
+        if alt.shape == got.shape and torch.allclose(got.double(), alt.double(), atol=atol, rtol=rtol, equal_nan=True):
+            raise Wrong(f"{case}: {m.hint}")
+    raise Wrong(f"{case}: {_first_diff(got, want, atol, rtol)}")
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- lesson 00
+
+
+def loss_at_init(fn: Callable[[int], float]) -> bool:
+    """fn(vocab_size) -> the cross-entropy (nats) of a model that guesses uniformly: ln V."""
+
+    def run() -> int:
+        sizes = [2, 65, 50257, 1]
+        for v in sizes:
+            got = fn(v)
+            if isinstance(got, torch.Tensor):
+                got = got.item()
+            if not isinstance(got, (int, float)):
+                raise Wrong(f"V={v}: expected a number, got {type(got).__name__}")
+            want = math.log(v)
+            if not math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9):
+                if v > 1 and math.isclose(got, math.log2(v), rel_tol=1e-6):
+                    raise Wrong(f"V={v}: got {got:.4f} = log2(V), bits; PyTorch's cross-entropy uses the natural log (nats)")
+                if math.isclose(got, 1 / v, rel_tol=1e-6):
+                    raise Wrong(f"V={v}: got {got:.4g} = 1/V, the probability; the loss is -ln(probability)")
+                raise Wrong(f"V={v}: got {got:.6g}, expected {want:.6g}")
+        return len(sizes)
+
+    return _report("loss_at_init", run)
+
+
+class _Bidirectional(torch.nn.Module):
+    """A toy 'language model' whose every position sees the whole sequence (a leak)."""
+
+    def __init__(self, vocab: int = 11) -> None:
+        super().__init__()
+        self.emb = torch.nn.Embedding(vocab, vocab)
+
+    def forward(self, idx: torch.Tensor, targets: Any = None) -> tuple[torch.Tensor, None]:
+        e = self.emb(idx)
+        return e + e.mean(dim=1, keepdim=True), None
+
+
+class _Causal(_Bidirectional):
+    def forward(self, idx: torch.Tensor, targets: Any = None) -> tuple[torch.Tensor, None]:
+        e = self.emb(idx)
+        prefix = e.cumsum(dim=1) / torch.arange(1, idx.size(1) + 1).view(1, -1, 1)
+        return e + prefix, None
+
+
+class _LeaksAtEnd(_Causal):
+    """Causal except that the first position peeks at the last token."""
+
+    def forward(self, idx: torch.Tensor, targets: Any = None) -> tuple[torch.Tensor, None]:
+        logits, _ = super().forward(idx)
+        logits = logits.clone()
+        logits[:, 0] += self.emb(idx[:, -1])
+        return logits, None
+
+
+def causality_probe(fn: Callable[[torch.nn.Module, torch.Tensor], bool]) -> bool:
+    """fn(model, idx) -> True if no output at position t depends on tokens after t (model(idx) -> (logits, loss))."""
+
+    def run() -> int:
+        from gptlab import GPT, GPTConfig
+
+        torch.manual_seed(0)
+        gpt = GPT(GPTConfig.from_preset("tiny")).eval()
+        cases = [
+            ("a gptlab GPT", gpt, torch.randint(0, gpt.config.vocab_size, (1, 8), generator=_gen(0)), True),
+            ("a causal toy model", _Causal(), torch.randint(0, 11, (2, 6), generator=_gen(1)), True),
+            ("a bidirectional model", _Bidirectional(), torch.randint(0, 11, (2, 6), generator=_gen(2)), False),
+            ("a model whose FIRST position peeks at the last token", _LeaksAtEnd(), torch.randint(0, 11, (1, 7), generator=_gen(3)), False),
+        ]
+        for what, model, idx, want in cases:
+            with torch.no_grad():
+                got = fn(model, idx.clone())
+            if isinstance(got, torch.Tensor):
+                got = bool(got.item())
+            if not isinstance(got, bool):
+                raise Wrong(f"{what}: expected True or False, got {type(got).__name__}")
+            if got != want:
+                hint = ("it is causal, but your probe says it leaks: compare only the positions BEFORE the token you change"
+                        if want else "it leaks the future, but your probe says causal: change a later token and compare every earlier position, not only the last one")
+                raise Wrong(f"{what}: {hint}")
+        return len(cases)
+
+    return _report("causality_probe", run)
+
+
+# ----------------------------------------------------------------------------- lesson 01
+
+
+def bpe_merge(fn: Callable[[list[int], tuple[int, int], int], list[int]]) -> bool:
+    """fn(ids, pair, new_id) -> ids with every occurrence of pair replaced, left to right (gptlab.tokenizers.merge)."""
+    from gptlab.tokenizers import merge as ref
+
+    def run() -> int:
+        cases = [
+            ([1, 2, 3, 1, 2], (1, 2), 4),
+            ([5, 5, 5], (5, 5), 6),
+            ([5, 5, 5, 5], (5, 5), 6),
+            ([7, 8, 9], (8, 9), 10),
+            ([7, 8, 9], (9, 7), 10),
+            ([], (1, 2), 3),
+            ([1], (1, 1), 3),
+        ]
+        for ids, pair, new in cases:
+            got = fn(list(ids), pair, new)
+            want = ref(ids, pair, new)
+            if isinstance(got, torch.Tensor):
+                got = got.tolist()
+            if not isinstance(got, (list, tuple)):
+                raise Wrong(f"merge({ids}, {pair}, {new}): expected a list, got {type(got).__name__}")
+            if list(got) != want:
+                got = list(got)
+                hint = ""
+                if len(got) > len(want) and got.count(new) >= want.count(new):
+                    hint = " — after a merge, skip BOTH tokens of the pair (overlapping runs merge left first)"
+                elif got == want[:-1]:
+                    hint = " — the final token is missing: the loop must still copy the last position"
+                raise Wrong(f"merge({ids}, {pair}, {new}): got {got}, expected {want}{hint}")
+        return len(cases)
+
+    return _report("bpe_merge", run)
+
+
+def pair_counts(fn: Callable[[list[int]], dict]) -> bool:
+    """fn(ids) -> {(a, b): count} of adjacent pairs (gptlab.tokenizers.get_pair_counts)."""
+    from gptlab.tokenizers import get_pair_counts as ref
+
+    def run() -> int:
+        cases = [[1, 2, 3, 1, 2], [5, 5, 5], [4], [], list(torch.randint(0, 6, (40,), generator=_gen(0)).tolist())]
+        for ids in cases:
+            got = fn(list(ids))
+            want = ref(ids)
+            if not isinstance(got, dict):
+                raise Wrong(f"ids={ids[:8]}: expected a dict, got {type(got).__name__}")
+            got = {tuple(k): int(v) for k, v in got.items()}
+            if got != want:
+                if got and set(got) == set(want) and set(got.values()) == {1}:
+                    raise Wrong(f"ids={ids[:8]}: every pair counted once; count each occurrence (overlaps too: [5, 5, 5] has (5, 5) twice)")
+                missing = sorted(set(want) - set(got))[:3]
+                extra = sorted(set(got) - set(want))[:3]
+                off = next(((k, got[k], want[k]) for k in want if k in got and got[k] != want[k]), None)
+                detail = (f"missing pairs {missing}" if missing else f"pairs that are not adjacent {extra}" if extra
+                          else f"pair {off[0]} counted {off[1]}, expected {off[2]}")
+                raise Wrong(f"ids={ids[:8]}{'…' if len(ids) > 8 else ''}: {detail}")
+        return len(cases)
+
+    return _report("pair_counts", run)
+
+
+# ----------------------------------------------------------------------------- lesson 02
+
+
+def windows(fn: Callable[[list[int], int, int], list]) -> bool:
+    """fn(tokens, block_size, stride) -> list of (x, y) windows, y = x shifted by one (gptlab.data.TokenWindows)."""
+    from gptlab.data import TokenWindows
+
+    def run() -> int:
+        cases = [(list(range(10)), 4, 4), (list(range(10)), 4, 2), (list(range(5)), 4, 1), (list(range(23)), 3, 5), (list(range(9)), 8, 8)]
+        for tokens, bs, stride in cases:
+            ref = TokenWindows(tokens, bs, stride)
+            want = [(ref[i][0].tolist(), ref[i][1].tolist()) for i in range(len(ref))]
+            got = [(_tensor(x, "x").tolist(), _tensor(y, "y").tolist()) for x, y in fn(list(tokens), bs, stride)]
+            case = f"{len(tokens)} tokens, block_size={bs}, stride={stride}"
+            if len(got) != len(want):
+                hint = " — the last window needs block_size + 1 tokens (x and its shifted y)" if abs(len(got) - len(want)) == 1 else ""
+                raise Wrong(f"{case}: {len(got)} windows, expected {len(want)}{hint}")
+            for i, ((gx, gy), (wx, wy)) in enumerate(zip(got, want)):
+                if gx != wx:
+                    raise Wrong(f"{case}: window {i} x = {gx}, expected {wx}")
+                if gy != wy:
+                    hint = " — y is x shifted by ONE (the next token at every position)" if gy == gx else ""
+                    raise Wrong(f"{case}: window {i} y = {gy}, expected {wy}{hint}")
+        return len(cases)
+
+    return _report("windows", run)
+
+
+def embedding_lookup(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+    """fn(idx (B, T) ids, weight (V, C)) -> (B, T, C) via one-hot × matrix; equals nn.Embedding's lookup."""
+
+    def run() -> int:
+        cases = [((2, 3), 5, 4), ((1, 1), 3, 2), ((3, 7), 11, 6)]
+        for n, ((B, T), V, C) in enumerate(cases):
+            idx = torch.randint(0, V, (B, T), generator=_gen(n))
+            w = torch.randn(V, C, generator=_gen(10 + n))
+            _same(fn(idx.clone(), w.clone()), F.embedding(idx, w), f"case {n} (B={B}, T={T}, V={V}, C={C})")
+        return len(cases)
+
+    return _report("embedding_lookup", run)
+
+
+# ----------------------------------------------------------------------------- lesson 03
+
+
+def causal_mask(fn: Callable[[int], torch.Tensor]) -> bool:
+    """fn(T) -> (T, T) bool mask, True where query i may attend to key j (j <= i)."""
+
+    def run() -> int:
+        for T in (1, 2, 5, 8):
+            got = _tensor(fn(T), f"T={T}")
+            want = torch.ones(T, T, dtype=torch.bool).tril()
+            if got.dtype != torch.bool:
+                raise Wrong(f"T={T}: expected a bool tensor (True = may attend), got {got.dtype}")
+            if tuple(got.shape) != (T, T):
+                raise Wrong(f"T={T}: wrong shape {tuple(got.shape)}, expected {(T, T)}")
+            if not torch.equal(got, want):
+                future = (got & ~want).nonzero()
+                if len(future):
+                    i, j = future[0].tolist()
+                    raise Wrong(f"T={T}: position {i} may attend to position {j} — your mask lets the future in")
+                i, j = (want & ~got).nonzero()[0].tolist()
+                what = "itself" if i == j else f"the earlier position {j}"
+                raise Wrong(f"T={T}: position {i} may not attend to {what}; each token sees itself and everything before it")
+        return 4
+
+    return _report("causal_mask", run)
+
+
+def _head_ref(x: torch.Tensor, wq: torch.Tensor, wk: torch.Tensor, wv: torch.Tensor, *, scale: float | None = None,
+              dim: int = -1, offset: int = 0, masked: bool = True) -> torch.Tensor:
+    q, k, v = x @ wq, x @ wk, x @ wv
+    T = x.size(-2)
+    att = q @ k.transpose(-2, -1) * (scale if scale is not None else k.size(-1) ** -0.5)
+    if masked:
+        allowed = torch.ones(T, T, dtype=torch.bool).tril(offset)
+        att = att.masked_fill(~allowed, float("-inf"))
+    return F.softmax(att, dim=dim).nan_to_num(0.0) @ v
+
+
+def attention_head(fn: Callable[..., torch.Tensor]) -> bool:
+    """fn(x (B, T, C), w_q, w_k, w_v (C, head_size)) -> (B, T, head_size): one causal, scaled attention head."""
+
+    def run() -> int:
+        cases = [(2, 5, 8, 4), (1, 1, 4, 2), (3, 7, 6, 6)]
+        for n, (B, T, C, hs) in enumerate(cases):
+            g = _gen(n)
+            x = torch.randn(B, T, C, generator=g)
+            ws = [torch.randn(C, hs, generator=g) for _ in range(3)]
+            args = (x, *ws)
+            mistakes = [
+                _Mistake("noscale", lambda *a: _head_ref(*a, scale=1.0), "the scores are not divided by sqrt(head_size)"),
+                _Mistake("sqrtC", lambda *a: _head_ref(*a, scale=C ** -0.5), "scaled by sqrt(C), the model width; divide by sqrt(head_size)"),
+                _Mistake("axis", lambda *a: _head_ref(*a, dim=-2), "softmax over the wrong axis: normalise each ROW (over keys, dim=-1)"),
+                _Mistake("nomask", lambda *a: _head_ref(*a, masked=False), "no causal mask: every position sees the future"),
+                _Mistake("offby1", lambda *a: _head_ref(*a, offset=1), "each position also sees the NEXT token: your mask lets the future in (tril, not tril(1))"),
+                _Mistake("strict", lambda *a: _head_ref(*a, offset=-1), "each position is hidden from itself: the diagonal must be allowed"),
+            ]
+            got = fn(*(a.clone() for a in args))
+            _same(got, _head_ref(*args), f"case {n} (B={B}, T={T}, C={C}, head_size={hs})", mistakes=mistakes, args=args)
+        return len(cases)
+
+    return _report("attention_head", run)
+
+
+# ----------------------------------------------------------------------------- lesson 04
+
+
+def layer_norm(fn: Callable[..., torch.Tensor]) -> bool:
+    """fn(x, weight, bias, eps=1e-5) -> LayerNorm over the last axis (biased variance), as nn.LayerNorm."""
+
+    def run() -> int:
+        cases = [(2, 3, 8), (1, 1, 4), (4, 16), (2, 6)]
+        eps = 1e-5
+        for n, shape in enumerate(cases):
+            g = _gen(n)
+            # the last case has a variance near eps, where eps's place matters
+            x = torch.randn(*shape, generator=g) * (3e-3 if n == 3 else 3) + 1
+            w, b = torch.randn(shape[-1], generator=g), torch.randn(shape[-1], generator=g)
+            args = (x, w, b, eps)
+
+            def var_ln(x, w, b, eps, unbiased=False, inside=True, dim=-1):
+                mu = x.mean(dim, keepdim=True)
+                var = x.var(dim, keepdim=True, unbiased=unbiased)
+                den = (var + eps).sqrt() if inside else var.sqrt() + eps
+                return (x - mu) / den * w + b
+
+            mistakes = [
+                _Mistake("unbiased", lambda *a: var_ln(*a, unbiased=True), "unbiased variance (divides by n-1); LayerNorm uses the biased one (x.var(unbiased=False))"),
+                _Mistake("eps", lambda *a: var_ln(*a, inside=False), "eps is added outside the square root; it goes inside: sqrt(var + eps)"),
+                _Mistake("affine", lambda x, w, b, eps: var_ln(x, torch.ones_like(w), torch.zeros_like(b), eps), "the learned weight and bias are not applied"),
+            ]
+            got = fn(x.clone(), w.clone(), b.clone(), eps)
+            _same(got, F.layer_norm(x, (shape[-1],), w, b, eps), f"case {n} (shape {shape})", atol=1e-5, mistakes=mistakes, args=args)
+        return len(cases)
+
+    return _report("layer_norm", run)
+
+
+def gelu(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+    """fn(x) -> GELU in GPT-2's tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+
+    def run() -> int:
+        xs = [torch.linspace(-6, 6, 101), torch.zeros(3), torch.randn(4, 5, generator=_gen(0)) * 3]
+        for n, x in enumerate(xs):
+            mistakes = [
+                _Mistake("erf", lambda x: F.gelu(x), "this is the exact (erf) GELU; GPT-2 uses the tanh approximation"),
+                _Mistake("relu", lambda x: F.relu(x), "this is ReLU; GELU is smooth and slightly negative for x < 0"),
+                _Mistake("cubic", lambda x: 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * x)), "the 0.044715·x³ term is missing"),
+            ]
+            _same(fn(x.clone()), F.gelu(x, approximate="tanh"), f"case {n} (shape {tuple(x.shape)})", atol=1e-6, mistakes=mistakes, args=(x,))
+        return len(xs)
+
+    return _report("gelu", run)
+
+
+# ----------------------------------------------------------------------------- lesson 05
+
+
+def gpt_param_count(fn: Callable[[Any], int]) -> bool:
+    """fn(config: GPTConfig) -> the parameter count of gptlab.GPT(config), tied matrix counted once."""
+
+    def run() -> int:
+        from gptlab import GPT, GPTConfig
+
+        cfgs = [GPTConfig.from_preset("gpt2"), GPTConfig.from_preset("tiny"), GPTConfig.from_preset("shakespeare-char"),
+                GPTConfig.from_preset("tiny", bias=False, n_layer=3)]
+        for cfg in cfgs:
+            with torch.device("meta"):
+                want = GPT(cfg).get_num_params()
+            got = fn(cfg)
+            if isinstance(got, torch.Tensor):
+                got = int(got.item())
+            if not isinstance(got, int):
+                raise Wrong(f"{_cfg_str(cfg)}: expected an int, got {type(got).__name__}")
+            if got != want:
+                diff = got - want
+                V, C, L = cfg.vocab_size, cfg.n_embd, cfg.n_layer
+                hints = {V * C: "the tied lm_head is counted twice (it is the same matrix as wte)",
+                         -cfg.block_size * C: "the position embedding wpe is missing"}
+                hint = hints.get(diff) or ("biases or LayerNorm parameters are off" if abs(diff) < 20 * L * C + 10 * C else "")
+                raise Wrong(f"{_cfg_str(cfg)}: got {got:,}, expected {want:,} (off by {diff:+,}){' — ' + hint if hint else ''}")
+        return len(cfgs)
+
+    return _report("gpt_param_count", run)
+
+
+def _cfg_str(cfg: Any) -> str:
+    return f"n_layer={cfg.n_layer}, n_embd={cfg.n_embd}, vocab={cfg.vocab_size}, block={cfg.block_size}, bias={cfg.bias}"
+
+
+def tied_head(fn: Callable[[torch.nn.Module], bool]) -> bool:
+    """fn(model) -> True if the model's lm_head and token embedding are one tensor (tied), not just equal values."""
+
+    def run() -> int:
+        from gptlab import GPT, GPTConfig
+
+        torch.manual_seed(0)
+        tied = GPT(GPTConfig.from_preset("tiny"))
+        copied = GPT(GPTConfig.from_preset("tiny"))
+        copied.lm_head.weight = torch.nn.Parameter(copied.transformer.wte.weight.detach().clone())
+        untied = GPT(GPTConfig.from_preset("tiny"))
+        untied.lm_head.weight = torch.nn.Parameter(torch.randn_like(untied.lm_head.weight))
+        for what, model, want in (("a tied GPT", tied, True), ("a GPT whose head is an equal COPY", copied, False),
+                                  ("an untied GPT", untied, False)):
+            got = fn(model)
+            if got is not want:
+                hint = ("equal values are not the same tensor: compare storage (a.data_ptr() == b.data_ptr()) or `is`"
+                        if what.startswith("a GPT whose") else "expected " + str(want))
+                raise Wrong(f"{what}: got {got!r} — {hint}")
+        return 3
+
+    return _report("tied_head", run)
+
+
+# ----------------------------------------------------------------------------- lesson 06
+
+
+def cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+    """fn(logits (B, T, V), targets (B, T)) -> mean -log softmax(logits)[target] over positions whose target != -100."""
+
+    def run() -> int:
+        cases = [(2, 3, 5, False), (1, 1, 2, False), (3, 4, 7, True)]
+        for n, (B, T, V, ignore) in enumerate(cases):
+            g = _gen(n)
+            logits = torch.randn(B, T, V, generator=g) * 2
+            targets = torch.randint(0, V, (B, T), generator=g)
+            if ignore:
+                targets[0, :2] = -100
+                targets[-1, -1] = -100
+            want = F.cross_entropy(logits.view(-1, V), targets.view(-1), ignore_index=-100)
+            safe = targets.clamp(min=0)
+            keep = (targets != -100).float()
+            nll = -F.log_softmax(logits, -1).gather(-1, safe[..., None])[..., 0]
+            mistakes = [
+                _Mistake("sum", lambda *a: (nll * keep).sum(), "you summed the losses; average them over the (non-ignored) positions"),
+                _Mistake("ignore", lambda *a: (nll * keep).sum() / nll.numel(), "the average counts the ignored (-100) positions; divide by the number of real targets"),
+                _Mistake("axis", lambda *a: (-F.log_softmax(logits, 1).gather(-1, safe[..., None])[..., 0] * keep).sum() / keep.sum(), "softmax over the wrong axis: normalise over the vocabulary (last axis)"),
+                _Mistake("nolog", lambda *a: (-(F.softmax(logits, -1).gather(-1, safe[..., None])[..., 0]) * keep).sum() / keep.sum(), "missing log: the loss is -log p(target)"),
+            ]
+            got = fn(logits.clone(), targets.clone())
+            got = _tensor(got, f"case {n}")
+            if got.dim() != 0:
+                raise Wrong(f"case {n}: expected a scalar (0-dim) loss, got shape {tuple(got.shape)}")
+            _same(got, want, f"case {n} (B={B}, T={T}, V={V}{', with -100 targets' if ignore else ''})", atol=1e-5, mistakes=mistakes, args=())
+        return len(cases)
+
+    return _report("cross_entropy", run)
+
+
+def lr_schedule(fn: Callable[[int, Any], float]) -> bool:
+    """fn(step, cfg: TrainConfig) -> learning rate: linear warmup, then cosine decay to min_lr (gptlab.training.lr_at)."""
+
+    def run() -> int:
+        from gptlab.training import TrainConfig, lr_at
+
+        cfgs = [TrainConfig(lr=1e-3, min_lr=1e-4, warmup_steps=10, max_steps=100, lr_decay_steps=100),
+                TrainConfig(lr=6e-4, min_lr=6e-5, warmup_steps=0, max_steps=50, lr_decay_steps=40)]
+        n = 0
+        for cfg in cfgs:
+            for step in range(cfg.max_steps + 5):
+                got, want = fn(step, cfg), lr_at(step, cfg)
+                if isinstance(got, torch.Tensor):
+                    got = got.item()
+                n += 1
+                if not math.isclose(float(got), want, rel_tol=1e-6, abs_tol=1e-12):
+                    where = ("warmup" if step < cfg.warmup_steps else "after the decay ends" if step >= (cfg.lr_decay_steps or cfg.max_steps) else "cosine decay")
+                    hint = ""
+                    if where == "warmup" and math.isclose(float(got), cfg.lr * step / cfg.warmup_steps, rel_tol=1e-6):
+                        hint = " — warmup must not start at 0: use lr * (step + 1) / (warmup_steps + 1)"
+                    elif where != "warmup" and want > 0 and math.isclose(float(got), (want - cfg.min_lr) * cfg.lr / (cfg.lr - cfg.min_lr), rel_tol=1e-6):
+                        hint = " — the cosine must end at min_lr, not at 0"
+                    raise Wrong(f"step {step} ({where}, warmup={cfg.warmup_steps}, decay until {cfg.lr_decay_steps}): got {float(got):.6g}, expected {want:.6g}{hint}")
+        return n
+
+    return _report("lr_schedule", run)
+
+
+# ----------------------------------------------------------------------------- lesson 07
+
+
+def top_k(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> bool:
+    """fn(logits (B, V), k) -> logits with all but the k largest of each row set to -inf (gptlab.generation.top_k_filter)."""
+    from gptlab.generation import top_k_filter
+
+    def run() -> int:
+        cases = [(1, 10, 3), (2, 7, 1), (3, 5, 5), (2, 50, 10)]
+        for n, (B, V, k) in enumerate(cases):
+            logits = torch.randn(B, V, generator=_gen(n))
+            args = (logits, k)
+            mistakes = [
+                _Mistake("zero", lambda l, k: top_k_filter(l, k).masked_fill(top_k_filter(l, k).isinf(), 0.0), "removed logits are set to 0; use -inf (softmax of 0 is not 0)"),
+                _Mistake("k-1", lambda l, k: top_k_filter(l, max(1, k - 1)), "keeps k-1 tokens; keep exactly k"),
+                _Mistake("k+1", lambda l, k: top_k_filter(l, min(k + 1, l.size(-1))), "keeps k+1 tokens; keep exactly k"),
+                _Mistake("smallest", lambda l, k: -top_k_filter(-l, k), "keeps the k SMALLEST logits; keep the largest"),
+            ]
+            _same(fn(logits.clone(), k), top_k_filter(logits, k), f"case {n} (B={B}, V={V}, k={k})", mistakes=mistakes, args=args)
+        return len(cases)
+
+    return _report("top_k", run)
+
+
+def top_p(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> bool:
+    """fn(logits (B, V), p) -> nucleus filter: keep the smallest top set with probability >= p, rest -inf (top_p_filter)."""
+    from gptlab.generation import top_p_filter
+
+    def excl(l: torch.Tensor, p: float) -> torch.Tensor:  # a common slip: drops the token that crosses p
+        s, order = torch.sort(l, descending=True)
+        drop = F.softmax(s, -1).cumsum(-1) > p
+        return l.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+
+    def run() -> int:
+        cases = [(1, 6, 0.5), (2, 10, 0.9), (3, 8, 0.3), (1, 5, 1.0), (2, 20, 0.05)]
+        for n, (B, V, p) in enumerate(cases):
+            logits = torch.randn(B, V, generator=_gen(n)) * 2
+            mistakes = [
+                _Mistake("excl", excl, "the token whose probability carries the total past p is dropped; keep it (the set must reach p)"),
+                _Mistake("probs", lambda l, p: F.softmax(top_p_filter(l, p), -1), "returned probabilities; return the filtered LOGITS (-inf where removed)"),
+                _Mistake("zero", lambda l, p: top_p_filter(l, p).masked_fill(top_p_filter(l, p).isinf(), 0.0), "removed logits are set to 0; use -inf"),
+            ]
+            _same(fn(logits.clone(), p), top_p_filter(logits, p), f"case {n} (B={B}, V={V}, p={p})", mistakes=mistakes, args=(logits, p))
+        return len(cases)
+
+    return _report("top_p", run)
+
+
+# ----------------------------------------------------------------------------- lesson 08
+
+
+def _rand_attention(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    T = shape[-1]
+    s = torch.randn(*shape, generator=_gen(seed)).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
+    return F.softmax(s, -1)
+
+
+def previous_token_score(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+    """fn(weights (..., T, T)) -> (...): mean weight from position i to i-1 over i >= 1 (gptlab.attention.previous_token_scores)."""
+    from gptlab.attention import previous_token_scores as ref
+
+    def run() -> int:
+        cases = [(1, 5, 5), (2, 3, 8, 8), (4, 2, 2)]
+        for n, shape in enumerate(cases):
+            w = _rand_attention(shape, n)
+            T = shape[-1]
+            mistakes = [
+                _Mistake("diag", lambda w: w.diagonal(0, -2, -1).mean(-1), "you averaged the diagonal (a token attending to itself); take the offset -1 diagonal (i -> i-1)"),
+                _Mistake("above", lambda w: w.diagonal(1, -2, -1).mean(-1), "you took the diagonal above (i -> i+1), which a causal model never uses; take offset -1"),
+                _Mistake("rows", lambda w: w.diagonal(-1, -2, -1).sum(-1) / T, "divided by T; position 0 has no previous token, so average over the T-1 rows"),
+            ]
+            _same(fn(w.clone()), ref(w), f"case {n} (shape {shape})", mistakes=mistakes, args=(w,))
+        return len(cases)
+
+    return _report("previous_token_score", run)
+
+
+def mean_attention_distance(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+    """fn(weights (..., T, T)) -> (...): mean over rows of sum_j w[i, j] * (i - j) (gptlab.attention.mean_attention_distance)."""
+    from gptlab.attention import mean_attention_distance as ref
+
+    def run() -> int:
+        cases = [(1, 6, 6), (2, 2, 5, 5), (3, 2, 2)]
+        for n, shape in enumerate(cases):
+            w = _rand_attention(shape, 20 + n)
+            T = shape[-1]
+            d = (torch.arange(T)[:, None] - torch.arange(T)[None, :]).float()
+            mistakes = [
+                _Mistake("signed", lambda w: -ref(w), "distances come out negative: use i - j (how far BACK the key is)"),
+                _Mistake("row0", lambda w: (w * d).sum(-1).mean(-1), "row 0 is averaged in; position 0 can only look at itself, so average over queries i >= 1"),
+                _Mistake("sum", lambda w: (w * d).sum(-1)[..., 1:].sum(-1), "summed over query rows; average them"),
+            ]
+            _same(fn(w.clone()), ref(w), f"case {n} (shape {shape})", mistakes=mistakes, args=(w,))
+        return len(cases)
+
+    return _report("mean_attention_distance", run)
+
+
+# ----------------------------------------------------------------------------- lesson 09
+
+
+def is_conv1d(fn: Callable[[str], bool]) -> bool:
+    """fn(name) -> True for the GPT-2 weights stored (in, out) that need a transpose (gptlab.pretrained.is_conv1d)."""
+    from gptlab.pretrained import is_conv1d as ref
+
+    def run() -> int:
+        names = ["h.0.attn.c_attn.weight", "h.11.attn.c_proj.weight", "h.3.mlp.c_fc.weight", "h.3.mlp.c_proj.weight",
+                 "transformer.h.0.attn.c_attn.weight", "h.0.attn.c_attn.bias", "h.0.mlp.c_proj.bias", "wte.weight",
+                 "wpe.weight", "h.0.ln_1.weight", "ln_f.weight", "lm_head.weight"]
+        for name in names:
+            got, want = fn(name), ref(name)
+            if bool(got) != want:
+                hint = ("biases are 1-D: nothing to transpose" if name.endswith(".bias") else
+                        "embeddings and LayerNorms are stored as nn.Embedding/nn.LayerNorm expect" if not want else
+                        "this Conv1D weight is stored (in, out) and must be transposed")
+                raise Wrong(f"{name!r}: got {got!r}, expected {want} — {hint}")
+        return len(names)
+
+    return _report("is_conv1d", run)
+
+
+def hf_to_gptlab(fn: Callable[[dict], dict]) -> bool:
+    """fn(hf_state: {name: tensor} in GPT-2's Hugging Face layout) -> a state dict gptlab.GPT loads strictly."""
+
+    def run() -> int:
+        from gptlab import GPT, GPTConfig
+        from gptlab.pretrained import convert_hf_state_dict, is_conv1d as conv
+
+        torch.manual_seed(0)
+        cfg = GPTConfig.from_preset("tiny", n_embd=32, n_head=4, n_layer=2, vocab_size=40, block_size=16)
+        model = GPT(cfg)
+        hf = {}
+        for k, v in model.state_dict().items():
+            if k == "lm_head.weight":
+                continue
+            name = k.removeprefix("transformer.")
+            hf[name] = v.t().contiguous() if conv(name) else v.clone()
+        want = convert_hf_state_dict({k: v.clone() for k, v in hf.items()}, model)
+        got = fn({k: v.clone() for k, v in hf.items()})
+        if not isinstance(got, dict):
+            raise Wrong(f"expected a dict of tensors, got {type(got).__name__}")
+        got = {k: v for k, v in got.items() if k != "lm_head.weight"}
+        want = {k: v for k, v in want.items() if k != "lm_head.weight"}
+        missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+        if missing:
+            raise Wrong(f"missing {len(missing)} names, e.g. {missing[0]!r} (gptlab's names start with 'transformer.')")
+        if extra:
+            raise Wrong(f"unexpected names, e.g. {extra[0]!r}")
+        for k in want:
+            g, w = _tensor(got[k], k), want[k]
+            if g.shape != w.shape:
+                hint = ("Conv1D weights are (in, out): transpose them" if conv(k.removeprefix("transformer."))
+                        else "transposed, but only the four Conv1D weights need it")
+                raise Wrong(f"{k}: wrong shape {tuple(g.shape)}, expected {tuple(w.shape)} — {hint}")
+            if not torch.equal(g, w):
+                if g.dim() == 2 and torch.equal(g.t(), w):
+                    hint = ("not transposed: it is square, so the shape check passes, but it is still (in, out)" if conv(k.removeprefix("transformer."))
+                            else "transposed, but only the four Conv1D weights need it")
+                    raise Wrong(f"{k}: {hint}")
+                raise Wrong(f"{k}: values differ from the checkpoint's")
+        return len(want)
+
+    return _report("hf_to_gptlab", run)

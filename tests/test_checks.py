@@ -1,0 +1,185 @@
+"""gptlab.checks: every check passes the reference, fails a stub in one line, and names plausible wrong answers."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gptlab import GPT, checks
+from gptlab.attention import mean_attention_distance, previous_token_scores
+from gptlab.data import TokenWindows
+from gptlab.generation import top_k_filter, top_p_filter
+from gptlab.pretrained import is_conv1d
+from gptlab.tokenizers import get_pair_counts, merge
+from gptlab.training import lr_at
+
+
+def _head(x, wq, wk, wv, *, dim=-1, scale=None, offset=0, mask=True):
+    q, k, v = x @ wq, x @ wk, x @ wv
+    T = x.size(-2)
+    att = q @ k.transpose(-2, -1) * (scale if scale is not None else k.size(-1) ** -0.5)
+    if mask:
+        att = att.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(offset), float("-inf"))
+    return F.softmax(att, dim=dim).nan_to_num(0.0) @ v
+
+
+def _probe(model, idx):
+    base, _ = model(idx)
+    for t in range(1, idx.size(1)):
+        j = idx.clone()
+        j[:, t] = (j[:, t] + 1) % 10
+        if not torch.allclose(model(j)[0][:, :t], base[:, :t]):
+            return False
+    return True
+
+
+def _probe_last_only(model, idx):
+    base, _ = model(idx)
+    j = idx.clone()
+    j[:, -1] = (j[:, -1] + 1) % 10
+    return torch.allclose(model(j)[0][:, -2], base[:, -2])
+
+
+def _merge_overlap_twice(ids, pair, new):
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
+            out.append(new)
+            i += 1  # forgets to skip the second token of the pair
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def _merge_drops_last(ids, pair, new):
+    out, i = [], 0
+    while i < len(ids) - 1:
+        if (ids[i], ids[i + 1]) == pair:
+            out.append(new)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def get_pair_counts_chunked(ids):  # pairs of disjoint chunks only: misses every other pair
+    counts = {}
+    for p in zip(ids[::2], ids[1::2]):
+        counts[p] = counts.get(p, 0) + 1
+    return counts
+
+
+def _param_count(cfg):
+    with torch.device("meta"):
+        return GPT(cfg).get_num_params()
+
+
+def _windows(t, b, s):
+    w = TokenWindows(t, b, s)
+    return [w[i] for i in range(len(w))]
+
+
+def _ln(x, w, b, eps, unbiased=False):
+    mu = x.mean(-1, keepdim=True)
+    return (x - mu) / (x.var(-1, keepdim=True, unbiased=unbiased) + eps).sqrt() * w + b
+
+
+def _top_p_exclusive(l, p):
+    s, order = torch.sort(l, descending=True)
+    drop = F.softmax(s, -1).cumsum(-1) > p
+    return l.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+
+
+def _convert(hf, transpose=is_conv1d):
+    return {"transformer." + k: (v.t() if transpose(k) else v) for k, v in hf.items()}
+
+
+def _stub(*args, **kw):
+    raise NotImplementedError
+
+
+# check name -> (a right answer, [(a plausible wrong answer, a phrase the one-line message must contain)])
+CASES = {
+    "loss_at_init": (lambda v: math.log(v), [(lambda v: math.log2(v), "log2"), (lambda v: 1 / v, "probability")]),
+    "causality_probe": (_probe, [(_probe_last_only, "every earlier position"), (lambda m, i: True, "leaks the future")]),
+    "bpe_merge": (merge, [(_merge_overlap_twice, "overlapping"), (_merge_drops_last, "got")]),
+    "pair_counts": (get_pair_counts, [(lambda ids: {p: 1 for p in zip(ids, ids[1:])}, "counted once"),
+                                      (lambda ids: get_pair_counts_chunked(ids), "missing pairs")]),
+    "windows": (_windows, [(lambda t, b, s: [(t[i:i + b], t[i:i + b]) for i in range(0, len(t) - b, s)], "shifted by ONE"),
+                           (lambda t, b, s: _windows(t, b, s)[:-1] if len(_windows(t, b, s)) > 1 else [], "windows, expected")]),
+    "embedding_lookup": (lambda i, w: F.one_hot(i, w.size(0)).float() @ w,
+                         [(lambda i, w: F.one_hot(i, w.size(0)).float() @ w[:, :-1], "wrong shape"),
+                          (lambda i, w: F.one_hot(i, w.size(0)).float() @ w.roll(1, 0), "first difference")]),
+    "causal_mask": (lambda T: torch.ones(T, T, dtype=torch.bool).tril(),
+                    [(lambda T: torch.ones(T, T, dtype=torch.bool).triu(), "lets the future in"),
+                     (lambda T: torch.ones(T, T, dtype=torch.bool).tril(-1), "may not attend to itself"),
+                     (lambda T: torch.ones(T, T).tril(), "bool")]),
+    "attention_head": (_head, [(lambda *a: _head(*a, dim=-2), "wrong axis"), (lambda *a: _head(*a, scale=1.0), "sqrt(head_size)"),
+                               (lambda *a: _head(*a, offset=1), "lets the future in"), (lambda *a: _head(*a, mask=False), "no causal mask")]),
+    "layer_norm": (lambda x, w, b, eps: F.layer_norm(x, (x.size(-1),), w, b, eps),
+                   [(lambda x, w, b, eps: _ln(x, w, b, eps, unbiased=True), "unbiased"),
+                    (lambda x, w, b, eps: (x - x.mean(-1, keepdim=True)) / (x.var(-1, keepdim=True, unbiased=False).sqrt() + eps) * w + b, "inside")]),
+    "gelu": (lambda x: F.gelu(x, approximate="tanh"), [(F.gelu, "erf"), (F.relu, "ReLU")]),
+    "gpt_param_count": (_param_count, [(lambda c: _param_count(c) + c.vocab_size * c.n_embd, "counted twice"),
+                                       (lambda c: _param_count(c) - c.block_size * c.n_embd, "wpe")]),
+    "tied_head": (lambda m: m.lm_head.weight is m.transformer.wte.weight,
+                  [(lambda m: torch.equal(m.lm_head.weight, m.transformer.wte.weight), "equal values"), (lambda m: True, "got True")]),
+    "cross_entropy": (lambda l, t: F.cross_entropy(l.flatten(0, 1), t.flatten()),
+                      [(lambda l, t: F.cross_entropy(l.flatten(0, 1), t.flatten(), reduction="sum"), "summed"),
+                       (lambda l, t: F.cross_entropy(l.flatten(0, 1), t.flatten(), reduction="sum") / t.numel(), "ignored"),
+                       (lambda l, t: F.cross_entropy(l.flatten(0, 1), t.flatten()).reshape(1), "scalar")]),
+    "lr_schedule": (lr_at, [(lambda s, c: c.lr * s / c.warmup_steps if s < c.warmup_steps else lr_at(s, c), "must not start at 0"),
+                            (lambda s, c: lr_at(s, c) - c.min_lr * (1 - (lr_at(s, c) - c.min_lr) / (c.lr - c.min_lr)) if s >= c.warmup_steps else lr_at(s, c), "min_lr")]),
+    "top_k": (top_k_filter, [(lambda l, k: top_k_filter(l, k).nan_to_num(neginf=0.0), "use -inf"),
+                             (lambda l, k: top_k_filter(l, min(k + 1, l.size(-1))), "k+1")]),
+    "top_p": (top_p_filter, [(_top_p_exclusive, "carries the total past p"), (lambda l, p: F.softmax(top_p_filter(l, p), -1), "probabilities")]),
+    "previous_token_score": (previous_token_scores, [(lambda w: w.diagonal(0, -2, -1).mean(-1), "diagonal"),
+                                                     (lambda w: w.diagonal(-1, -2, -1).sum(-1) / w.size(-1), "T-1 rows")]),
+    "mean_attention_distance": (mean_attention_distance, [(lambda w: -mean_attention_distance(w), "negative"),
+                                                          (lambda w: (w * (torch.arange(w.size(-1))[:, None] - torch.arange(w.size(-1))).clamp(min=0)).sum(-1).mean(-1), "row 0")]),
+    "is_conv1d": (is_conv1d, [(lambda n: n.endswith("weight") and ".h." in "." + n, "expected False"),
+                              (lambda n: "c_attn" in n or "c_fc" in n, "transposed")]),
+    "hf_to_gptlab": (_convert, [(lambda hf: _convert(hf, transpose=lambda k: k.endswith(("c_attn.weight", "c_fc.weight"))), "square"),
+                                (lambda hf: _convert(hf, transpose=lambda k: hf[k].dim() == 2), "only the four")]),
+}
+
+
+def test_every_check_is_covered():
+    assert set(CASES) == set(checks.__all__)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_check_passes_the_reference_in_one_line(name, capsys):
+    right, _ = CASES[name]
+    assert getattr(checks, name)(right) is True
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith(f"✓ {name}:"), out
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_check_fails_a_stub_in_one_line(name, capsys):
+    assert getattr(checks, name)(_stub) is False
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "not implemented yet" in out, out
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_check_rejects_plausible_wrong_answers_and_says_why(name, capsys):
+    _, wrong = CASES[name]
+    assert len(wrong) >= 2
+    for fn, phrase in wrong:
+        assert getattr(checks, name)(fn) is False, f"{name} accepted a wrong answer ({phrase})"
+        out = capsys.readouterr().out
+        assert out.count("\n") == 1 and out.startswith(f"✗ {name}:"), out
+        assert phrase in out, (phrase, out)
+
+
+def test_a_crash_in_the_learners_code_is_one_line(capsys):
+    def crashes(x, wq, wk, wv):
+        return x @ wq @ wk  # a shape error deep in torch
+    assert checks.attention_head(crashes) is False
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "your function raised RuntimeError" in out

@@ -1,0 +1,99 @@
+"""Write the student edition and the solution notebooks from the lessons (one source of truth).
+
+    python tools/student.py [--out build] [notebooks/NN_x.ipynb ...]   # default: every lesson
+
+The lessons in notebooks/ hold the exercise solutions between nbgrader's markers:
+
+    def causal_mask(T):
+        ### BEGIN SOLUTION
+        return torch.ones(T, T, dtype=torch.bool).tril()
+        ### END SOLUTION
+
+    check.causal_mask(causal_mask)
+
+build/student/NN_x.ipynb: the same lesson with each marked block replaced by a stub that raises
+NotImplementedError (the check then prints one line: "not implemented yet"), and the outputs of
+exercise cells cleared. build/solutions/NN_x_solutions.ipynb: the exercise section alone, solved,
+with its outputs. Teachers who use nbgrader can use the lessons directly (same markers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+STUB = 'raise NotImplementedError("exercise: write your code here, then run this cell; the check prints one line")'
+_BLOCK = re.compile(rf"^([ \t]*){re.escape(BEGIN)}[ \t]*\n.*?^[ \t]*{re.escape(END)}[ \t]*$", re.M | re.S)
+
+
+def strip_solutions(source: str) -> str:
+    """Replace every marked solution block by an indented NotImplementedError stub."""
+    if source.count(BEGIN) != source.count(END):
+        raise ValueError(f"unbalanced solution markers in a cell starting {source[:60]!r}")
+    return _BLOCK.sub(lambda m: m.group(1) + STUB, source)
+
+
+def is_exercise_cell(cell) -> bool:
+    return cell.cell_type == "code" and BEGIN in cell.source
+
+
+def exercise_section(nb) -> list:
+    """Cells from the '## Exercises' heading up to the next '## ' heading (References) or the end."""
+    start = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.lstrip().startswith("## Exercises")), None)
+    if start is None:
+        return []
+    end = next((i for i in range(start + 1, len(nb.cells)) if nb.cells[i].cell_type == "markdown"
+                and nb.cells[i].source.lstrip().startswith("## ")), len(nb.cells))
+    return nb.cells[start:end]
+
+
+def student_edition(nb):
+    out = copy.deepcopy(nb)
+    for cell in out.cells:
+        if is_exercise_cell(cell):
+            cell.source = strip_solutions(cell.source)
+            cell.outputs, cell.execution_count = [], None
+    return out
+
+
+def solutions_notebook(nb, lesson: str):
+    cells = [nbformat.v4.new_markdown_cell(f"# Solutions: {lesson}\n\nThe exercises of `notebooks/{lesson}.ipynb`, solved. "
+                                           "Run the lesson first if an exercise uses its variables.")]
+    cells += [copy.deepcopy(c) for c in exercise_section(nb)]
+    out = nbformat.v4.new_notebook(cells=cells)
+    out.metadata = copy.deepcopy(nb.metadata)
+    return out
+
+
+def build(paths: list[Path], out_dir: Path) -> list[Path]:
+    written = []
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        for sub, book in (("student", student_edition(nb)), ("solutions", solutions_notebook(nb, path.stem))):
+            target = out_dir / sub / (path.name if sub == "student" else f"{path.stem}_solutions.ipynb")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(book, target)
+            written.append(target)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("notebooks", nargs="*", type=Path)
+    ap.add_argument("--out", type=Path, default=ROOT / "build")
+    args = ap.parse_args(argv)
+    paths = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    written = build(paths, args.out)
+    print(f"wrote {len(written) // 2} student notebooks to {args.out.name}/student and their solutions to {args.out.name}/solutions")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
