@@ -373,7 +373,7 @@ def layer_norm(fn: Callable[..., torch.Tensor]) -> bool:
         for n, shape in enumerate(cases):
             g = _gen(n)
             # the last case has a variance near eps, where eps's place matters
-            x = torch.randn(*shape, generator=g) * (3e-3 if n == 3 else 3) + 1
+            x = torch.randn(*shape, generator=g) * 3e-3 if n == 3 else torch.randn(*shape, generator=g) * 3 + 1
             w, b = torch.randn(shape[-1], generator=g), torch.randn(shape[-1], generator=g)
             args = (x, w, b, eps)
 
