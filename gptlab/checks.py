@@ -8,7 +8,7 @@ Why one line: a wall of traceback teaches nothing; "wrong shape (2, 5, 8), expec
 or "softmax over the wrong axis" tells the learner what to change. Each check feeds several
 inputs (edge cases included) to the learner's function and to gptlab's reference, and if the
 answer is wrong it also compares it with the mistakes people actually make, to name the mistake.
-Every check returns True or False (so tests and graders can use it) and is deterministic and
+Every check returns a Result that is truthy on a pass (so tests and graders can use it) and is deterministic and
 fast (well under 2 s on a CPU).
 """
 
@@ -46,22 +46,39 @@ class _Mistake:
     hint: str
 
 
-def _report(name: str, run: Callable[[], int]) -> bool:
-    """Run a check body; print exactly one line; True when every case passed."""
+class Result:
+    """What a check returns: truthy when every case passed; `line` is what it printed.
+
+    A notebook shows the printed line only: `_ipython_display_` keeps Jupyter from
+    echoing the return value underneath it (a `;` does not do that under nbval).
+    """
+
+    def __init__(self, ok: bool, line: str) -> None:
+        self.ok, self.line = ok, line
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __repr__(self) -> str:
+        return self.line
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def _report(name: str, run: Callable[[], int]) -> Result:
+    """Run a check body; print exactly one line; the Result is truthy when every case passed."""
     try:
-        n = run()
+        line = f"✓ {name}: all {run()} cases pass"
     except NotImplementedError:
-        print(f"✗ {name}: not implemented yet — replace `raise NotImplementedError` in the exercise with your code")
-        return False
+        line = f"✗ {name}: not implemented yet — replace `raise NotImplementedError` in the exercise with your code"
     except Wrong as e:
-        print(f"✗ {name}: {e}")
-        return False
+        line = f"✗ {name}: {e}"
     except Exception as e:  # the learner's code crashed: say where, in one line
         msg = " ".join(str(e).split())[:200]
-        print(f"✗ {name}: your function raised {type(e).__name__}: {msg}")
-        return False
-    print(f"✓ {name}: all {n} cases pass")
-    return True
+        line = f"✗ {name}: your function raised {type(e).__name__}: {msg}"
+    print(line)
+    return Result(line.startswith("✓"), line)
 
 
 def _tensor(x: Any, what: str) -> torch.Tensor:
@@ -111,7 +128,7 @@ def _gen(seed: int) -> torch.Generator:
 # ----------------------------------------------------------------------------- lesson 00
 
 
-def loss_at_init(fn: Callable[[int], float]) -> bool:
+def loss_at_init(fn: Callable[[int], float]) -> Result:
     """fn(vocab_size) -> the cross-entropy (nats) of a model that guesses uniformly: ln V."""
 
     def run() -> int:
@@ -163,7 +180,7 @@ class _LeaksAtEnd(_Causal):
         return logits, None
 
 
-def causality_probe(fn: Callable[[torch.nn.Module, torch.Tensor], bool]) -> bool:
+def causality_probe(fn: Callable[[torch.nn.Module, torch.Tensor], bool]) -> Result:
     """fn(model, idx) -> True if no output at position t depends on tokens after t (model(idx) -> (logits, loss))."""
 
     def run() -> int:
@@ -196,7 +213,7 @@ def causality_probe(fn: Callable[[torch.nn.Module, torch.Tensor], bool]) -> bool
 # ----------------------------------------------------------------------------- lesson 01
 
 
-def bpe_merge(fn: Callable[[list[int], tuple[int, int], int], list[int]]) -> bool:
+def bpe_merge(fn: Callable[[list[int], tuple[int, int], int], list[int]]) -> Result:
     """fn(ids, pair, new_id) -> ids with every occurrence of pair replaced, left to right (gptlab.tokenizers.merge)."""
     from gptlab.tokenizers import merge as ref
 
@@ -230,7 +247,7 @@ def bpe_merge(fn: Callable[[list[int], tuple[int, int], int], list[int]]) -> boo
     return _report("bpe_merge", run)
 
 
-def pair_counts(fn: Callable[[list[int]], dict]) -> bool:
+def pair_counts(fn: Callable[[list[int]], dict]) -> Result:
     """fn(ids) -> {(a, b): count} of adjacent pairs (gptlab.tokenizers.get_pair_counts)."""
     from gptlab.tokenizers import get_pair_counts as ref
 
@@ -259,7 +276,7 @@ def pair_counts(fn: Callable[[list[int]], dict]) -> bool:
 # ----------------------------------------------------------------------------- lesson 02
 
 
-def windows(fn: Callable[[list[int], int, int], list]) -> bool:
+def windows(fn: Callable[[list[int], int, int], list]) -> Result:
     """fn(tokens, block_size, stride) -> list of (x, y) windows, y = x shifted by one (gptlab.data.TokenWindows)."""
     from gptlab.data import TokenWindows
 
@@ -284,7 +301,7 @@ def windows(fn: Callable[[list[int], int, int], list]) -> bool:
     return _report("windows", run)
 
 
-def embedding_lookup(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+def embedding_lookup(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Result:
     """fn(idx (B, T) ids, weight (V, C)) -> (B, T, C) via one-hot × matrix; equals nn.Embedding's lookup."""
 
     def run() -> int:
@@ -301,7 +318,7 @@ def embedding_lookup(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -
 # ----------------------------------------------------------------------------- lesson 03
 
 
-def causal_mask(fn: Callable[[int], torch.Tensor]) -> bool:
+def causal_mask(fn: Callable[[int], torch.Tensor]) -> Result:
     """fn(T) -> (T, T) bool mask, True where query i may attend to key j (j <= i)."""
 
     def run() -> int:
@@ -336,7 +353,7 @@ def _head_ref(x: torch.Tensor, wq: torch.Tensor, wk: torch.Tensor, wv: torch.Ten
     return F.softmax(att, dim=dim).nan_to_num(0.0) @ v
 
 
-def attention_head(fn: Callable[..., torch.Tensor]) -> bool:
+def attention_head(fn: Callable[..., torch.Tensor]) -> Result:
     """fn(x (B, T, C), w_q, w_k, w_v (C, head_size)) -> (B, T, head_size): one causal, scaled attention head."""
 
     def run() -> int:
@@ -364,7 +381,7 @@ def attention_head(fn: Callable[..., torch.Tensor]) -> bool:
 # ----------------------------------------------------------------------------- lesson 04
 
 
-def layer_norm(fn: Callable[..., torch.Tensor]) -> bool:
+def layer_norm(fn: Callable[..., torch.Tensor]) -> Result:
     """fn(x, weight, bias, eps=1e-5) -> LayerNorm over the last axis (biased variance), as nn.LayerNorm."""
 
     def run() -> int:
@@ -395,7 +412,7 @@ def layer_norm(fn: Callable[..., torch.Tensor]) -> bool:
     return _report("layer_norm", run)
 
 
-def gelu(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+def gelu(fn: Callable[[torch.Tensor], torch.Tensor]) -> Result:
     """fn(x) -> GELU in GPT-2's tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
 
     def run() -> int:
@@ -415,7 +432,7 @@ def gelu(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
 # ----------------------------------------------------------------------------- lesson 05
 
 
-def gpt_param_count(fn: Callable[[Any], int]) -> bool:
+def gpt_param_count(fn: Callable[[Any], int]) -> Result:
     """fn(config: GPTConfig) -> the parameter count of gptlab.GPT(config), tied matrix counted once."""
 
     def run() -> int:
@@ -447,7 +464,7 @@ def _cfg_str(cfg: Any) -> str:
     return f"n_layer={cfg.n_layer}, n_embd={cfg.n_embd}, vocab={cfg.vocab_size}, block={cfg.block_size}, bias={cfg.bias}"
 
 
-def tied_head(fn: Callable[[torch.nn.Module], bool]) -> bool:
+def tied_head(fn: Callable[[torch.nn.Module], bool]) -> Result:
     """fn(model) -> True if the model's lm_head and token embedding are one tensor (tied), not just equal values."""
 
     def run() -> int:
@@ -474,7 +491,7 @@ def tied_head(fn: Callable[[torch.nn.Module], bool]) -> bool:
 # ----------------------------------------------------------------------------- lesson 06
 
 
-def cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+def cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Result:
     """fn(logits (B, T, V), targets (B, T)) -> mean -log softmax(logits)[target] over positions whose target != -100."""
 
     def run() -> int:
@@ -506,7 +523,7 @@ def cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> b
     return _report("cross_entropy", run)
 
 
-def lr_schedule(fn: Callable[[int, Any], float]) -> bool:
+def lr_schedule(fn: Callable[[int, Any], float]) -> Result:
     """fn(step, cfg: TrainConfig) -> learning rate: linear warmup, then cosine decay to min_lr (gptlab.training.lr_at)."""
 
     def run() -> int:
@@ -537,7 +554,7 @@ def lr_schedule(fn: Callable[[int, Any], float]) -> bool:
 # ----------------------------------------------------------------------------- lesson 07
 
 
-def top_k(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> bool:
+def top_k(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> Result:
     """fn(logits (B, V), k) -> logits with all but the k largest of each row set to -inf (gptlab.generation.top_k_filter)."""
     from gptlab.generation import top_k_filter
 
@@ -558,7 +575,7 @@ def top_k(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> bool:
     return _report("top_k", run)
 
 
-def top_p(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> bool:
+def top_p(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> Result:
     """fn(logits (B, V), p) -> nucleus filter: keep the smallest top set with probability >= p, rest -inf (top_p_filter)."""
     from gptlab.generation import top_p_filter
 
@@ -591,7 +608,7 @@ def _rand_attention(shape: tuple[int, ...], seed: int) -> torch.Tensor:
     return F.softmax(s, -1)
 
 
-def previous_token_score(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+def previous_token_score(fn: Callable[[torch.Tensor], torch.Tensor]) -> Result:
     """fn(weights (..., T, T)) -> (...): mean weight from position i to i-1 over i >= 1 (gptlab.attention.previous_token_scores)."""
     from gptlab.attention import previous_token_scores as ref
 
@@ -611,7 +628,7 @@ def previous_token_score(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
     return _report("previous_token_score", run)
 
 
-def mean_attention_distance(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+def mean_attention_distance(fn: Callable[[torch.Tensor], torch.Tensor]) -> Result:
     """fn(weights (..., T, T)) -> (...): mean over rows of sum_j w[i, j] * (i - j) (gptlab.attention.mean_attention_distance)."""
     from gptlab.attention import mean_attention_distance as ref
 
@@ -635,7 +652,7 @@ def mean_attention_distance(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
 # ----------------------------------------------------------------------------- lesson 09
 
 
-def is_conv1d(fn: Callable[[str], bool]) -> bool:
+def is_conv1d(fn: Callable[[str], bool]) -> Result:
     """fn(name) -> True for the GPT-2 weights stored (in, out) that need a transpose (gptlab.pretrained.is_conv1d)."""
     from gptlab.pretrained import is_conv1d as ref
 
@@ -655,7 +672,7 @@ def is_conv1d(fn: Callable[[str], bool]) -> bool:
     return _report("is_conv1d", run)
 
 
-def hf_to_gptlab(fn: Callable[[dict], dict]) -> bool:
+def hf_to_gptlab(fn: Callable[[dict], dict]) -> Result:
     """fn(hf_state: {name: tensor} in GPT-2's Hugging Face layout) -> a state dict gptlab.GPT loads strictly."""
 
     def run() -> int:

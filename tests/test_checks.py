@@ -154,14 +154,14 @@ def test_every_check_is_covered():
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_check_passes_the_reference_in_one_line(name, capsys):
     right, _ = CASES[name]
-    assert getattr(checks, name)(right) is True
+    assert bool(getattr(checks, name)(right)) is True
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and out.startswith(f"✓ {name}:"), out
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_check_fails_a_stub_in_one_line(name, capsys):
-    assert getattr(checks, name)(_stub) is False
+    assert bool(getattr(checks, name)(_stub)) is False
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "not implemented yet" in out, out
 
@@ -171,7 +171,7 @@ def test_check_rejects_plausible_wrong_answers_and_says_why(name, capsys):
     _, wrong = CASES[name]
     assert len(wrong) >= 2
     for fn, phrase in wrong:
-        assert getattr(checks, name)(fn) is False, f"{name} accepted a wrong answer ({phrase})"
+        assert bool(getattr(checks, name)(fn)) is False, f"{name} accepted a wrong answer ({phrase})"
         out = capsys.readouterr().out
         assert out.count("\n") == 1 and out.startswith(f"✗ {name}:"), out
         assert phrase in out, (phrase, out)
@@ -180,6 +180,6 @@ def test_check_rejects_plausible_wrong_answers_and_says_why(name, capsys):
 def test_a_crash_in_the_learners_code_is_one_line(capsys):
     def crashes(x, wq, wk, wv):
         return x @ wq @ wk  # a shape error deep in torch
-    assert checks.attention_head(crashes) is False
+    assert bool(checks.attention_head(crashes)) is False
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "your function raised RuntimeError" in out
