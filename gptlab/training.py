@@ -29,6 +29,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from gptlab.checkpoint import (  # re-exported: lessons and gptlab.course import them from here
     CheckpointError,
+    check_save_target,
+    check_train_state,
     load_checkpoint,
     load_checkpoint_tokenizer,
     load_train_state,
@@ -36,6 +38,7 @@ from gptlab.checkpoint import (  # re-exported: lessons and gptlab.course import
     read_checkpoint_meta,
     save_checkpoint,
     tokenizer_to_dict,
+    writer_lock,
 )
 from gptlab.config import from_known_fields
 from gptlab.device import get_device
@@ -68,6 +71,7 @@ class TrainConfig:
     ckpt_interval: int | None = None  # save every this many steps; None: at every evaluation. Always at the end.
     compile: bool = False  # torch.compile the model (opt-in: slow first steps, needs a C++ compiler on CPU)
     progress: bool = True  # show a progress bar and print each evaluation
+    preset: str | None = None  # the recipe these settings came from (from_preset sets it), kept for the record
 
     def __post_init__(self) -> None:
         def bad(name: str, want: str) -> ValueError:
@@ -101,8 +105,13 @@ class TrainConfig:
             raise bad("bf16", "'auto', True or False")
         if self.device is not None and not isinstance(self.device, str):
             raise bad("device", "None or a string such as 'cpu' or 'cuda'")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise bad("seed", "an integer")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise bad("seed", "an integer in [0, 2**63)")
+        for name in ("compile", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise bad(name, "True or False")
+        if self.preset is not None and not isinstance(self.preset, str):
+            raise bad("preset", "None or a preset name")
         if self.ckpt_dir is not None:
             self.ckpt_dir = str(self.ckpt_dir)
 
@@ -119,7 +128,7 @@ class TrainConfig:
     def from_preset(cls, name: str, **overrides: Any) -> "TrainConfig":
         if name not in PRESETS:
             raise ValueError(f"unknown training preset {name!r}; choose one of {sorted(PRESETS)}")
-        return cls.from_dict({**PRESETS[name], **overrides})
+        return cls.from_dict({**PRESETS[name], "preset": name, **overrides})
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -307,7 +316,14 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> 
 
 
 def _as_tokens(data: Any, name: str, block_size: int, vocab_size: int) -> torch.Tensor:
-    t = torch.as_tensor(data, dtype=torch.long)
+    try:
+        t = torch.as_tensor(data)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{name} must be a 1-D sequence of integer token ids: {e}") from None
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integer token ids, got {t.dtype}; convert it with torch.as_tensor(ids, dtype=torch.long) "
+                         "if the values are whole numbers (floats would be truncated silently)")
+    t = t.long()
     if t.dim() != 1:
         raise ValueError(f"{name} must be a 1-D sequence of token ids, got shape {tuple(t.shape)}")
     if len(t) < block_size + 2:
@@ -370,7 +386,29 @@ def train(
     val_data = _as_tokens(val_data, "val_data", block_size, vocab_size)
     if tokenizer is not None and tokenizer.n_vocab > vocab_size:
         raise ValueError(f"the tokenizer has {tokenizer.n_vocab} tokens but the model's vocab_size is {vocab_size}; build the model with vocab_size={tokenizer.n_vocab}")
+    if cfg.ckpt_dir is None:
+        if resume:
+            raise ValueError("resume=True needs TrainConfig.ckpt_dir: the folder of the checkpoint to continue")
+        return _train(model, train_data, val_data, cfg, tokenizer, resume, callback, device, use_bf16)
+    # Everything a save needs is checked now, not at the first save after minutes of training.
+    check_save_target(cfg.ckpt_dir)
+    if tokenizer is not None:
+        tokenizer_to_dict(tokenizer)  # raises if the tokenizer cannot be written to tokenizer.json
+    with writer_lock(cfg.ckpt_dir):  # a second training into the same folder fails here, before it trains
+        return _train(model, train_data, val_data, cfg, tokenizer, resume, callback, device, use_bf16)
 
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or inf: training stopped, and the last good checkpoint was kept."""
+
+
+def _params_finite(model: nn.Module) -> bool:
+    return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
+
+
+def _train(model: GPT, train_data: torch.Tensor, val_data: torch.Tensor, cfg: TrainConfig, tokenizer: Any, resume: bool,
+           callback: Callable[[int, GPT, History], None] | None, device: torch.device, use_bf16: bool) -> History:
+    block_size = model.config.block_size
     model.to(device)
     model.train()
     optimizer = make_optimizer(model, cfg, device)
@@ -378,6 +416,11 @@ def train(
     history, step = History(), 0
     if resume:
         step, history, tokenizer = _restore(cfg, model, optimizer, batch_gen, tokenizer, device)
+        if step >= cfg.max_steps:
+            raise ValueError(
+                f"{cfg.ckpt_dir} is already at step {step}, so max_steps={cfg.max_steps} leaves nothing to train; "
+                f"pass a larger max_steps (--max-steps) to continue it"
+            )
     else:
         torch.manual_seed(cfg.seed)  # dropout masks
     start = step
@@ -389,7 +432,24 @@ def train(
 
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not cfg.progress, desc="training", unit="step", dynamic_ncols=True)
     busy, busy_steps = 0.0, 0  # seconds spent in training steps since the last record (no eval, no saving)
+    finite = torch.ones((), dtype=torch.bool, device=device)  # all losses so far finite (checked without a sync per step)
+    saved_step = start if resume else None
+
+    def diverged(at: int) -> TrainingDiverged:
+        bar.close()
+        kept = (f"the last good checkpoint (step {saved_step}) in {cfg.ckpt_dir} is kept" if saved_step is not None
+                else "nothing was saved")
+        return TrainingDiverged(
+            f"training diverged by step {at}: the loss became NaN or inf; stopped, and {kept}. "
+            "Lower the learning rate (lr, --lr), lengthen the warmup (--warmup-steps) or clip gradients (--grad-clip)"
+        )
+
     while True:
+        check_now = step % cfg.eval_interval == 0 or step == cfg.max_steps
+        if cfg.ckpt_dir is not None and step > start and (step % ckpt_every == 0 or step == cfg.max_steps):
+            check_now = True
+        if check_now and step > start and not (bool(finite) and _params_finite(model)):
+            raise diverged(step)
         if (step % cfg.eval_interval == 0 or step == cfg.max_steps) and not (resume and step == start):
             losses = estimate_loss(
                 fwd, {"train": train_data, "val": val_data}, block_size=block_size,
@@ -398,6 +458,8 @@ def train(
             history.eval_steps.append(step)
             history.eval_train_loss.append(losses["train"])
             history.eval_val_loss.append(losses["val"])
+            if not (math.isfinite(losses["train"]) and math.isfinite(losses["val"])):
+                raise diverged(step)
             if cfg.progress:
                 bar.write(f"step {step:5d}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
             if callback is not None:
@@ -409,6 +471,7 @@ def train(
                 cfg.ckpt_dir, model, tokenizer=tokenizer, optimizer=optimizer, train_config=cfg, step=step,
                 history=history, train_state={"rng": _rng_state(batch_gen, device)},
             )
+            saved_step = step
         if step >= cfg.max_steps:
             break
 
@@ -424,6 +487,7 @@ def train(
             loss = loss / cfg.grad_accum  # gradients add up over micro-batches: average them
             loss.backward()
             loss_sum += loss.detach()
+        finite &= torch.isfinite(loss_sum)
         if cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
@@ -431,6 +495,8 @@ def train(
         busy_steps += 1
         if step % cfg.log_interval == 0:
             loss_value = loss_sum.item()  # the only host sync of a training step, and only every log_interval
+            if not math.isfinite(loss_value):
+                raise diverged(step + 1)
             busy += time.perf_counter() - t0
             tps = tokens_per_step * busy_steps / busy
             history.steps.append(step)
@@ -448,8 +514,6 @@ def train(
 
 
 def _restore(cfg: TrainConfig, model: GPT, optimizer, batch_gen, tokenizer, device) -> tuple[int, History, Any]:
-    if cfg.ckpt_dir is None:
-        raise ValueError("resume=True needs TrainConfig.ckpt_dir: the folder of the checkpoint to continue")
     path = Path(cfg.ckpt_dir)
     meta = read_checkpoint_meta(path)
     if "train_state.pt" not in meta["files"]:
@@ -474,16 +538,20 @@ def _restore(cfg: TrainConfig, model: GPT, optimizer, batch_gen, tokenizer, devi
     if old.get("lr_decay_steps", 0) is None and cfg.lr_decay_steps is None and old.get("max_steps") != cfg.max_steps:
         changed.append("max_steps (with lr_decay_steps=None it sets the cosine's length)")
     if changed:
-        warnings.warn(f"resuming {path} with changed settings {changed}: the run will not match an uninterrupted one", stacklevel=3)
-    model.load_state_dict(load_weights(path, meta))
+        warnings.warn(f"resuming {path} with changed settings {changed}: the run will not match an uninterrupted one", stacklevel=4)
+    model.load_state_dict(load_weights(path, meta))  # names, shapes, dtypes and finiteness checked first
     state = load_train_state(path / "train_state.pt")
+    check_train_state(state, optimizer, path / "train_state.pt", meta["step"])  # before AdamW's fused kernel trusts it
     optimizer.load_state_dict(state["optimizer"])
-    _set_rng_state(state["rng"], batch_gen, device)
+    try:
+        _set_rng_state(state["rng"], batch_gen, device)
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{path / 'train_state.pt'} holds random states this machine cannot use: {e}") from None
     return int(meta["step"]), History.from_dict(meta.get("history") or {}), tokenizer
 
 
 __all__ = [
-    "CheckpointError", "History", "PRESETS", "TrainConfig", "autocast", "bf16_supported", "estimate_loss",
+    "CheckpointError", "History", "PRESETS", "TrainConfig", "TrainingDiverged", "autocast", "bf16_supported", "estimate_loss",
     "get_batch", "load_checkpoint", "lr_at", "make_optimizer", "read_checkpoint_meta", "resolve_bf16",
     "save_checkpoint", "train",
 ]
