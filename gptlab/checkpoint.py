@@ -292,12 +292,11 @@ def validate_meta(meta: Any, source: str | Path = "checkpoint.json") -> dict[str
         from gptlab.training import TrainConfig  # imported here: gptlab.training imports this module
 
         try:
-            TrainConfig.from_dict({k: v for k, v in meta["train_config"].items() if k not in ("ckpt_dir", "device")})
+            TrainConfig.from_dict({k: v for k, v in meta["train_config"].items() if k != "ckpt_dir"})
         except (ValueError, TypeError) as e:
             raise bad(f"invalid train_config ({e})") from None
-        for key in ("ckpt_dir", "device"):
-            if not (meta["train_config"].get(key) is None or isinstance(meta["train_config"].get(key), str)):
-                raise bad(f"train_config[{key!r}] must be null or a string")
+        if not (meta["train_config"].get("ckpt_dir") is None or isinstance(meta["train_config"].get("ckpt_dir"), str)):
+            raise bad("train_config['ckpt_dir'] must be null or a string")
     history = meta.get("history") or {}
     for key, value in history.items():
         if key not in _HISTORY_INTS + _HISTORY_FLOATS:

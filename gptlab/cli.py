@@ -299,7 +299,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"tokenizer    {tok['type']} ({tok['n_vocab']} tokens)" if tok else "tokenizer    none")
     t = meta.get("train_config")
     if t:
-        t = TrainConfig.from_dict({k: v for k, v in t.items() if k not in ("ckpt_dir", "device")}).to_dict()  # defaults filled in
+        t = TrainConfig.from_dict(t).to_dict()  # validated when the checkpoint was read; this fills in defaults
         print(f"training     lr {t['lr']:g} -> {t['min_lr']:g} (warmup {t['warmup_steps']}), batch {t['batch_size']} x "
               f"{t['grad_accum']}, weight decay {t['weight_decay']:g}, betas {tuple(t['betas'])}, clip {t['grad_clip']:g}, "
               f"max_steps {t['max_steps']}, seed {t['seed']}")

@@ -103,8 +103,11 @@ class TrainConfig:
         self.betas = (float(betas[0]), float(betas[1]))
         if self.bf16 not in ("auto", True, False):
             raise bad("bf16", "'auto', True or False")
-        if self.device is not None and not isinstance(self.device, str):
-            raise bad("device", "None or a string such as 'cpu' or 'cuda'")
+        if self.device is not None:
+            try:
+                torch.device(self.device)
+            except (RuntimeError, TypeError):
+                raise bad("device", "None or a device such as 'cpu', 'cuda' or 'mps'") from None
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise bad("seed", "an integer in [0, 2**63)")
         for name in ("compile", "progress"):

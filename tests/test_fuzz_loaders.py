@@ -174,7 +174,7 @@ def _make_cases(base: tuple[Path, Path, dict], out: Path) -> list[dict]:
             what = _damage_bytes(d / name, rng)
         _rehash(d)
         cases.append({"target": target, "path": str(d), "what": what, "config": config,
-                      "resume": name in ("train_state.pt", "checkpoint.json") and i % 3 == 0})
+                      "resume": name == "train_state.pt" or (name == "checkpoint.json" and i % 3 == 0)})
     return cases
 
 
