@@ -149,12 +149,18 @@ def writer_lock(path: str | Path) -> Iterator[None]:
     Another process that tries to write the same folder gets a CheckpointBusyError
     at once, before it trains, instead of racing this one. The lock dies with its
     process (kill -9 included), so it never needs cleaning up by hand. Re-entrant.
+    POSIX only: where fcntl does not exist (Windows) saves are still atomic, but unlocked.
     """
-    import fcntl
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
 
     path = Path(path)
     lock = _lock_path(path)
-    key = os.path.abspath(lock)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    key = os.path.join(os.path.realpath(lock.parent), lock.name)  # one key however the folder is spelt
     if key in _held_locks:
         _held_locks[key][1] += 1
         try:
@@ -162,7 +168,6 @@ def writer_lock(path: str | Path) -> Iterator[None]:
         finally:
             _held_locks[key][1] -= 1
         return
-    lock.parent.mkdir(parents=True, exist_ok=True)
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
