@@ -13,6 +13,8 @@ exit with status 1 (2 for malformed arguments).
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -23,6 +25,8 @@ _TRAIN_FLAGS = (
     "grad_accum", "eval_interval", "eval_iters", "log_interval", "ckpt_interval", "seed", "device",
 )
 _MODEL_FLAGS = ("n_layer", "n_head", "n_embd", "block_size", "dropout")
+_MAX_NEW_TOKENS = 1_000_000  # a bound, so a typo cannot ask for 10**23 tokens; run again to continue further
+_SEED_RANGE = 2**63
 
 
 def _rel(path: str | Path) -> str:
@@ -66,22 +70,55 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import torch
-
-    from gptlab.config import GPTConfig
+    from gptlab.checkpoint import check_save_target, writer_lock
     from gptlab.course import checkpoint_dir
-    from gptlab.data import read_text, split_tokens
-    from gptlab.model import GPT
-    from gptlab.tokenizers import CharTokenizer, train_bpe
-    from gptlab.training import PRESETS, TrainConfig, _load_checkpoint_tokenizer, read_checkpoint_meta, train
+    from gptlab.data import read_text
+    from gptlab.training import PRESETS
 
+    preset_given = args.preset is not None
+    args.preset = args.preset or "shakespeare-char"
     if args.preset not in PRESETS:
         raise ValueError(f"unknown preset {args.preset!r}; choose one of {sorted(PRESETS)}")
     kind = args.tokenizer or "char"
-    out = Path(args.out) if args.out else checkpoint_dir() / (args.preset if kind == "char" else f"{args.preset}-{kind}")
-    text = Path(args.text_file).read_text(encoding="utf-8") if args.text_file else read_text(args.dataset)
+    if args.out is not None and not args.out.strip():
+        raise ValueError("--out is empty; name the checkpoint folder (leave --out out to use the preset's default folder)")
+    out = Path(args.out) if args.out is not None else checkpoint_dir() / (args.preset if kind == "char" else f"{args.preset}-{kind}")
+    if args.seed is not None and not 0 <= args.seed < _SEED_RANGE:
+        raise ValueError(f"--seed must be in [0, 2**63), got {args.seed}")
+    # Everything that can fail without training is checked first, before minutes of work.
+    check_save_target(out)
+    if args.text_file:
+        text = _read_utf8(Path(args.text_file))
+    else:
+        text = read_text(args.dataset)
     if not text:
         raise ValueError("the training text is empty")
+    with writer_lock(out):  # another training into --out fails here, not after training
+        return _train(args, out, text, kind, preset_given)
+
+
+def _read_utf8(path: Path) -> str:
+    if path.is_dir():
+        raise ValueError(f"--text-file {_rel(path)} is a folder; pass a UTF-8 text file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"--text-file {_rel(path)} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); "
+            "convert it to UTF-8 first, e.g. iconv -f LATIN1 -t UTF-8"
+        ) from None
+
+
+def _train(args: argparse.Namespace, out: Path, text: str, kind: str, preset_given: bool) -> int:
+    import torch
+
+    from gptlab.checkpoint import load_checkpoint_tokenizer, read_checkpoint_meta
+    from gptlab.config import GPTConfig
+    from gptlab.data import split_tokens
+    from gptlab.model import GPT
+    from gptlab.tokenizers import CharTokenizer, train_bpe
+    from gptlab.training import TrainConfig, train
+
     train_over = {k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}
     model_over = {k: getattr(args, k) for k in _MODEL_FLAGS if getattr(args, k) is not None}
     if args.bf16 is not None:
@@ -92,10 +129,26 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume:
         meta = read_checkpoint_meta(out)
-        tok = _load_checkpoint_tokenizer(out, meta)
+        tok = load_checkpoint_tokenizer(out, meta)
         saved_kind = (meta.get("tokenizer") or {}).get("type")
         if tok is None:
             raise ValueError(f"{_rel(out)} holds no tokenizer.json, so `gptlab train --resume` cannot encode the text")
+        saved_preset = (meta.get("train_config") or {}).get("preset")
+        if preset_given and saved_preset is not None and saved_preset != args.preset:
+            raise ValueError(
+                f"{_rel(out)} was trained with --preset {saved_preset}, not {args.preset}; a resumed run keeps its recipe: "
+                "drop --preset (or pass the same one), or train a new model with --out elsewhere"
+            )
+        if preset_given and saved_preset is None:  # an older checkpoint: at least the model's shape must be the preset's
+            want = GPTConfig.from_preset(args.preset, vocab_size=meta["model_config"]["vocab_size"]).to_dict()
+            differs = sorted(k for k in want if k not in ("dropout", *model_over) and want[k] != meta["model_config"].get(k))
+            if differs:
+                raise ValueError(f"{_rel(out)} is not a model of --preset {args.preset} (it differs in {differs}); drop --preset to continue it")
+        args.preset = saved_preset or args.preset
+        if "max_steps" in train_over and train_over["max_steps"] <= meta["step"]:
+            raise ValueError(
+                f"{_rel(out)} is already at step {meta['step']}; pass --max-steps greater than {meta['step']} to train further"
+            )
         if args.tokenizer and args.tokenizer != saved_kind:
             raise ValueError(
                 f"{_rel(out)} was trained with the {saved_kind} tokenizer, not {args.tokenizer}; "
@@ -106,13 +159,26 @@ def cmd_train(args: argparse.Namespace) -> int:
         if clash:
             raise ValueError(f"cannot change the model's shape when resuming (flag, checkpoint): {clash}")
         saved = {k: v for k, v in (meta.get("train_config") or {}).items() if k not in ("progress", "ckpt_dir")}
-        cfg = TrainConfig.from_dict({**saved, **train_over, "ckpt_dir": str(out)})
+        try:
+            cfg = TrainConfig.from_dict({**saved, **train_over, "ckpt_dir": str(out)})
+        except ValueError as e:
+            raise ValueError(_flagify(str(e))) from None
+        if cfg.max_steps <= meta["step"]:
+            raise ValueError(
+                f"{_rel(out)} is already at step {meta['step']} of its max_steps {cfg.max_steps}; "
+                f"pass --max-steps greater than {meta['step']} to train further"
+            )
     else:
         if out.exists() and any(out.iterdir()) and not args.overwrite:
             raise ValueError(
                 f"{_rel(out)} already holds a checkpoint; pass --resume to continue it, --overwrite to start again, "
                 "or --out to train elsewhere"
             )
+        try:  # settings first (cheap), then the tokenizer (a BPE takes a while)
+            cfg = TrainConfig.from_preset(args.preset, ckpt_dir=str(out), **train_over)
+            GPTConfig.from_preset(args.preset, **model_over)
+        except ValueError as e:
+            raise ValueError(_flagify(str(e))) from None
         if kind == "char":
             tok = CharTokenizer.from_text(text)
         else:
@@ -120,11 +186,16 @@ def cmd_train(args: argparse.Namespace) -> int:
             tok = train_bpe(text, args.vocab_size)
         try:
             model_cfg = GPTConfig.from_preset(args.preset, vocab_size=tok.n_vocab, **model_over)
-            cfg = TrainConfig.from_preset(args.preset, ckpt_dir=str(out), **train_over)
         except ValueError as e:
             raise ValueError(_flagify(str(e))) from None
 
     train_data, val_data = split_tokens(tok.encode(text), val_fraction=0.1)
+    shortest = min(len(train_data), len(val_data))
+    if shortest < model_cfg.block_size + 2:  # checked before the model (whose size grows with block_size) exists
+        raise ValueError(
+            f"the text gives {len(train_data):,} train and {len(val_data):,} val tokens, too few for one window of "
+            f"--block-size {model_cfg.block_size}; use a block size below {max(shortest - 1, 1)} or a longer text"
+        )
     torch.manual_seed(cfg.seed)
     model = GPT(model_cfg)
     print(
@@ -143,7 +214,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
         return 130
     val = f", val loss {history.val_loss:.4f}" if history.val_loss is not None else ""
-    print(f"saved {_rel(out)} (step {cfg.max_steps}{val})")
+    print(f"saved {_rel(out)} (step {cfg.max_steps}{val})")  # train() raises unless it reached max_steps
     return 0
 
 
@@ -153,13 +224,23 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     import torch
 
+    from gptlab.checkpoint import load_checkpoint
     from gptlab.generation import beam_search, stream
-    from gptlab.training import load_checkpoint
 
-    if args.max_new_tokens < 1:
-        raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
-    if args.beams < 1:
-        raise ValueError(f"--beams must be >= 1, got {args.beams}")
+    if not 1 <= args.max_new_tokens <= _MAX_NEW_TOKENS:
+        raise ValueError(f"--max-new-tokens must be between 1 and {_MAX_NEW_TOKENS:,}, got {args.max_new_tokens}")
+    if not 1 <= args.beams <= 64:
+        raise ValueError(f"--beams must be between 1 and 64, got {args.beams}")
+    if args.seed is not None and not 0 <= args.seed < _SEED_RANGE:
+        raise ValueError(f"--seed must be in [0, 2**63), got {args.seed}")
+    if args.temperature is not None and not (math.isfinite(args.temperature) and args.temperature > 0):
+        raise ValueError(f"--temperature must be a number > 0, got {args.temperature}; to always take the likeliest token, use --greedy")
+    if args.top_k is not None and args.top_k < 1:
+        raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise ValueError(f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.repetition_penalty is not None and not (math.isfinite(args.repetition_penalty) and args.repetition_penalty > 0):
+        raise ValueError(f"--repetition-penalty must be a number > 0 (1 = no penalty), got {args.repetition_penalty}")
     sampling_flags = [f for f in ("temperature", "top_k", "top_p", "repetition_penalty") if getattr(args, f) is not None]
     if args.beams > 1 and (sampling_flags or args.greedy):
         names = ", ".join("--" + f.replace("_", "-") for f in sampling_flags) or "--greedy"
@@ -200,29 +281,25 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from safetensors import safe_open
-
-    from gptlab.training import read_checkpoint_meta
+    from gptlab.checkpoint import load_checkpoint
+    from gptlab.training import TrainConfig
 
     path = Path(args.checkpoint)
-    meta = read_checkpoint_meta(path, verify=True)  # raises, naming the file, if anything is damaged
+    # What generate checks (hashes, config vs weights, finite weights, tokenizer vs model), and train_state.pt's hash too.
+    model, _tok, meta = load_checkpoint(path, device="cpu", verify_train_state=True)
     c = meta["model_config"]
-    n_params = 0
-    with safe_open(str(path / "model.safetensors"), framework="pt") as f:
-        for k in f.keys():
-            n = 1
-            for d in f.get_slice(k).get_shape():
-                n *= d
-            n_params += n
+    n_params = model.get_num_params()
     print(f"checkpoint   {_rel(path)}")
     print(f"written by   gptlab {meta.get('gptlab_version')}, torch {meta.get('torch_version')}")
     print(f"step         {meta['step']}")
+    c = model.config.to_dict()
     print(f"model        GPT: {c['n_layer']} layers, {c['n_head']} heads, {c['n_embd']} dims, block {c['block_size']}, "
           f"vocab {c['vocab_size']}, dropout {c['dropout']}, bias {c['bias']}; {n_params:,} parameters")
     tok = meta.get("tokenizer")
     print(f"tokenizer    {tok['type']} ({tok['n_vocab']} tokens)" if tok else "tokenizer    none")
     t = meta.get("train_config")
     if t:
+        t = TrainConfig.from_dict(t).to_dict()  # validated when the checkpoint was read; this fills in defaults
         print(f"training     lr {t['lr']:g} -> {t['min_lr']:g} (warmup {t['warmup_steps']}), batch {t['batch_size']} x "
               f"{t['grad_accum']}, weight decay {t['weight_decay']:g}, betas {tuple(t['betas'])}, clip {t['grad_clip']:g}, "
               f"max_steps {t['max_steps']}, seed {t['seed']}")
@@ -235,6 +312,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     for name, rec in sorted(meta["files"].items()):
         print(f"  {name:20s} {rec['bytes']:>12,d} bytes  sha256 {rec['sha256'][:16]}... ok")
     return 0
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of our output went away (`gptlab generate ... | head`): not an error, stop quietly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+    except (OSError, ValueError):
+        pass
+    return 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader closed the pipe
 
 
 # ---------------------------------------------------------------- attention
@@ -275,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a GPT on a text with a preset recipe and save checkpoints (weights, tokenizer,\n"
         "optimizer and random states) along the way; --resume continues a stopped run exactly\nwhere it stopped.",
     )
-    t.add_argument("--preset", default="shakespeare-char", help="recipe: shakespeare-char (default; nanoGPT's CPU recipe) or tiny (seconds)")
+    t.add_argument("--preset", default=None, help="recipe: shakespeare-char (default; nanoGPT's CPU recipe) or tiny (seconds)")
     t.add_argument("--tokenizer", choices=["char", "bpe"], default=None, help="char (one token per character) or a BPE "
                    "trained on the text; default char, or the checkpoint's with --resume")
     t.add_argument("--vocab-size", type=int, default=1024, help="BPE vocabulary size with --tokenizer bpe (default 1024)")
@@ -355,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130

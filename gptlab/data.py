@@ -141,18 +141,29 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _install(src_fill, info: DatasetInfo, dest: Path) -> None:
-    """Write via `src_fill(file)` into a temp file beside `dest`, check it, then atomically rename."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{info.filename}.", suffix=".part", dir=dest.parent)
+def _install(src_fill, info: DatasetInfo, dest: Path, mirror_file: Path | None = None) -> None:
+    """Write via `src_fill(file)` into a temp file beside `dest`, check it, then atomically rename.
+
+    mirror_file: the mirror copy being installed (None: a download), so an error names what was bad.
+    """
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{info.filename}.", suffix=".part", dir=dest.parent)
+    except OSError as e:
+        raise DataUnavailableError(
+            f"cannot write to the data folder {dest.parent} ({e.strerror or e}); set GPTLAB_DATA_DIR to a writable folder "
+            "(it is where datasets are cached)"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as f:
             src_fill(f)
         got = sha256_file(Path(tmp))
         if got != info.sha256:
+            what = (f"the mirror file {mirror_file} is damaged or a different version; replace it with the pinned file, "
+                    "or unset GPTLAB_DATA_MIRROR to download" if mirror_file is not None
+                    else "the download is corrupt or the source changed")
             raise ChecksumError(
-                f"{info.filename}: sha256 {got} does not match the expected {info.sha256}; "
-                "the download is corrupt or the source changed. Nothing was written to the cache."
+                f"{info.filename}: sha256 {got} does not match the expected {info.sha256}; {what}. Nothing was written to the cache."
             )
         os.replace(tmp, dest)
     finally:
@@ -181,7 +192,7 @@ def fetch(name: str, *, cache_dir: str | Path | None = None, mirror: str | Path 
         src = Path(mirror).expanduser() / info.filename
         if src.exists():
             with open(src, "rb") as s:
-                _install(lambda f: shutil.copyfileobj(s, f), info, dest)
+                _install(lambda f: shutil.copyfileobj(s, f), info, dest, mirror_file=src)
             return dest
     try:
         with urllib.request.urlopen(info.url, timeout=timeout) as r:

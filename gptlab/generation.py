@@ -57,8 +57,8 @@ def _is_number(x: Any) -> bool:
 def _check_sampling(do_sample: bool, temperature: float, top_k: int | None, top_p: float | None) -> None:
     if not isinstance(do_sample, bool):
         raise ValueError(f"do_sample must be True (sample) or False (greedy), got {do_sample!r}")
-    if not _is_number(temperature) or math.isnan(temperature):
-        raise ValueError(f"temperature must be a number, got {temperature!r}")
+    if not _is_number(temperature) or not math.isfinite(temperature):
+        raise ValueError(f"temperature must be a finite number, got {temperature!r}")
     if do_sample and temperature <= 0:
         raise ValueError(
             f"temperature must be > 0 when sampling, got {temperature}; "
@@ -84,6 +84,8 @@ def _check_idx(idx: Any) -> None:
             f"idx must be a 2-D (batch, time) torch.long tensor of token ids, got shape {tuple(idx.shape)} "
             f"dtype {idx.dtype}{hint}; e.g. torch.tensor([ids], dtype=torch.long)"
         )
+    if idx.size(0) == 0:
+        raise ValueError(f"idx has batch size 0 (shape {tuple(idx.shape)}); pass at least one prompt")
     if idx.size(1) == 0:
         raise ValueError(
             "the prompt is empty (idx has 0 tokens): the model needs at least one token to condition on; "
@@ -194,6 +196,8 @@ def sample_next(
         raise ValueError(f"logits must be (batch, vocab_size), got shape {tuple(logits.shape)}")
     if not do_sample:
         return logits.argmax(dim=-1, keepdim=True)
+    if temperature < 1e-2:  # logits / t could overflow to inf (NaN probabilities); softmax ignores a shift, so shift first
+        logits = logits - logits.amax(dim=-1, keepdim=True)
     logits = apply_temperature(logits.float(), temperature)
     if top_k is not None:
         logits = top_k_filter(logits, top_k)
@@ -269,7 +273,8 @@ def _decode_steps(
 
     def steps() -> Iterator[torch.Tensor]:
         B, T = idx.shape
-        seq = torch.empty(B, T + max_new_tokens, dtype=torch.long, device=idx.device)
+        # Grown as needed (doubling), not allocated for max_new_tokens up front: a huge max_new_tokens must not fail here.
+        seq = torch.empty(B, T + min(max_new_tokens, 4096), dtype=torch.long, device=idx.device)
         seq[:, :T] = idx
         n = T
         stop_t = torch.tensor(stops, dtype=torch.long, device=idx.device)
@@ -291,6 +296,8 @@ def _decode_steps(
                     hit = torch.isin(nxt, stop_t) & ~finished
                     pad = torch.where(hit, nxt, pad)
                     finished = finished | hit
+                if n == seq.size(1):
+                    seq = torch.cat([seq, torch.empty_like(seq)], dim=1)
                 seq[:, n : n + 1] = nxt
                 n += 1
                 yield nxt

@@ -222,6 +222,8 @@ class GPT(nn.Module):
         if idx.dim() != 2 or idx.dtype not in (torch.long, torch.int32, torch.int64):
             raise ValueError(f"idx must be a (batch, time) tensor of integer token ids, got {tuple(idx.shape)} {idx.dtype}")
         B, T = idx.size()
+        if B == 0:
+            raise ValueError(f"idx has batch size 0 (shape {tuple(idx.shape)}); pass at least one sequence")
         start = cache.pos if cache is not None else 0
         if start + T > self.config.block_size:
             raise ValueError(

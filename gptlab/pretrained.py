@@ -94,7 +94,7 @@ def config_from_hf(hf: dict[str, Any], *, dropout: float = 0.0, source: str = CO
         if value not in ok:
             raise ValueError(f"{source}: {key}={value!r} is not supported ({why}); expected {' or '.join(map(repr, ok))}")
     eps = hf.get("layer_norm_epsilon", 1e-5)
-    if not math.isclose(eps, _LAYER_NORM_EPS, rel_tol=1e-6):
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isclose(eps, _LAYER_NORM_EPS, rel_tol=1e-6):
         raise ValueError(f"{source}: layer_norm_epsilon={eps!r} is not supported; gptlab's nn.LayerNorm uses eps={_LAYER_NORM_EPS}")
     try:
         return GPTConfig(**cfg, dropout=dropout, bias=True)
@@ -125,6 +125,16 @@ def config_to_hf(config: GPTConfig) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- reading
 
 
+def _confined(folder: Path, p: Path) -> Path:
+    """`p` if it resolves (symlinks followed) to a file inside `folder`: a loader opens nothing elsewhere."""
+    real = p.resolve()
+    try:
+        real.relative_to(folder.resolve())
+    except ValueError:
+        raise ValueError(f"{p} resolves to {real}, outside the folder {folder}; gptlab only reads files inside the folder it is given") from None
+    return p
+
+
 def _check_folder(path: Path) -> tuple[Path, list[Path]]:
     """config.json and the safetensors file(s) of a folder, or an error that says what is missing."""
     if not path.exists():
@@ -134,17 +144,25 @@ def _check_folder(path: Path) -> tuple[Path, list[Path]]:
     config = path / CONFIG_NAME
     if not config.is_file():
         raise FileNotFoundError(f"{config} not found: a Hugging Face GPT-2 folder needs {CONFIG_NAME} next to {WEIGHTS_NAME}")
+    _confined(path, config)
     if (path / WEIGHTS_NAME).is_file():
-        return config, [path / WEIGHTS_NAME]
+        return config, [_confined(path, path / WEIGHTS_NAME)]
     if (path / INDEX_NAME).is_file():
         try:
-            weight_map = json.loads((path / INDEX_NAME).read_text(encoding="utf-8"))["weight_map"]
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ValueError(f"{path / INDEX_NAME} is not a safetensors index (a JSON object with a 'weight_map'): {e}") from e
-        shards = [path / name for name in sorted(set(weight_map.values()))]
+            weight_map = json.loads(_confined(path, path / INDEX_NAME).read_text(encoding="utf-8"))["weight_map"]
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, KeyError, TypeError) as e:
+            raise ValueError(f"{path / INDEX_NAME} is not a safetensors index (a JSON object with a 'weight_map'): {e}") from None
+        if not isinstance(weight_map, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
+            raise ValueError(f"{path / INDEX_NAME}: 'weight_map' must map tensor names to shard file names")
+        names = sorted(set(weight_map.values()))
+        for name in names:
+            if Path(name).name != name or name in ("", ".", ".."):
+                raise ValueError(f"{path / INDEX_NAME} lists the shard {name!r}, which is not a file name inside {path}; refused")
+        shards = [path / name for name in names]
         for shard in shards:
             if not shard.is_file():
                 raise FileNotFoundError(f"{shard} not found: {INDEX_NAME} lists it as a shard")
+            _confined(path, shard)
         return config, shards
     if (path / "pytorch_model.bin").is_file():
         raise FileNotFoundError(
@@ -161,11 +179,11 @@ def read_hf_config(path: str | os.PathLike) -> dict[str, Any]:
     """The raw `config.json` of a Hugging Face folder, as a dict."""
     config = Path(path) / CONFIG_NAME
     try:
-        hf = json.loads(config.read_text(encoding="utf-8"))
+        hf = json.loads(_confined(Path(path), config).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"{config} not found: a Hugging Face GPT-2 folder needs {CONFIG_NAME} next to {WEIGHTS_NAME}") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{config} is not valid JSON: {e}") from e
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise ValueError(f"{config} is not valid JSON: {e}") from None
     if not isinstance(hf, dict):
         raise ValueError(f"{config} should hold a JSON object, got {type(hf).__name__}")
     return hf
@@ -213,6 +231,8 @@ def convert_hf_state_dict(hf_tensors: dict[str, torch.Tensor], model: GPT, sourc
         if name in out:
             raise ValueError(f"{source}: {name!r} is stored twice (with and without the 'transformer.' prefix)")
         want = expected[name]
+        if not tensor.is_floating_point():
+            raise ValueError(f"{source}: {key!r} is {tensor.dtype}; GPT-2 weights are floating point (float32, float16 or bfloat16)")
         if is_conv1d(name):
             want_hf = torch.Size((want[1], want[0]))  # Conv1D: (in, out)
             if tensor.shape != want_hf:

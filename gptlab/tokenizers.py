@@ -26,6 +26,7 @@ import functools
 import hashlib
 import heapq
 import json
+import operator
 import warnings
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -44,6 +45,13 @@ ENDOFTEXT = "<|endoftext|>"
 GPT2_TIKTOKEN_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
 
 Pair = tuple[int, int]
+# Limits a tokenizer file must respect (a tampered one could otherwise exhaust memory):
+# GPT-2's longest token is 128 bytes; a merge chain that doubles each step would reach 2**60.
+MAX_TOKEN_BYTES = 4096
+MAX_VOCAB_BYTES = 64 << 20
+MAX_TOKENIZER_FILE_BYTES = 256 << 20
+# Text a split pattern must cut into non-empty pieces that cover it (see _check_pattern).
+_PATTERN_PROBE = "Hello, world! It's 2024.\n\tcafé  naïve 中文 😀 <|x|> a_b-c\r\n  \x00 end"
 
 
 # ---------------------------------------------------------------------------
@@ -91,11 +99,36 @@ def _utf8(text: str) -> bytes:
 
 
 def _check_ids(ids: Iterable[int], n_vocab: int, what: str) -> list[int]:
-    out = [int(i) for i in ids]
-    for pos, i in enumerate(out):
-        if not 0 <= i < n_vocab:
-            raise ValueError(f"token id {i} at position {pos} is out of range for this {what} (ids are 0..{n_vocab - 1})")
+    out: list[int] = []
+    for pos, i in enumerate(ids):
+        try:
+            if isinstance(i, bool):
+                raise TypeError
+            out.append(operator.index(i))  # ints, numpy ints, integer tensors; never floats or strings
+        except TypeError:
+            raise TypeError(f"token ids must be integers, got {i!r} ({type(i).__name__}) at position {pos}") from None
+        if not 0 <= out[-1] < n_vocab:
+            raise ValueError(f"token id {out[-1]} at position {pos} is out of range for this {what} (ids are 0..{n_vocab - 1})")
     return out
+
+
+def _check_pattern(pattern: str, text: str) -> None:
+    """Raise ValueError unless `pattern` cuts `text` into non-empty pieces that cover all of it.
+
+    tiktoken silently drops text its split pattern does not match, and crashes on
+    a pattern that matches the empty string, so a custom pattern is checked here.
+    """
+    pos = 0
+    for m in regex.finditer(pattern, text):
+        if m.start() != pos or m.end() == m.start():
+            gap = text[pos : m.start()]
+            why = f"it skips {gap[:20]!r}" if gap else "it matches the empty string"
+            raise ValueError(f"the split pattern {pattern!r} does not cover the text ({why} at character {pos}); "
+                             "a BPE split pattern must match every character")
+        pos = m.end()
+    if pos != len(text):
+        raise ValueError(f"the split pattern {pattern!r} does not cover the text (it skips {text[pos:pos + 20]!r} at character {pos}); "
+                         "a BPE split pattern must match every character")
 
 
 # ---------------------------------------------------------------------------
@@ -113,6 +146,9 @@ class CharTokenizer:
         for c in chars:
             if not isinstance(c, str) or len(c) != 1:
                 raise ValueError(f"CharTokenizer vocabulary entries must be single characters, got {c!r}")
+            if "\ud800" <= c <= "\udfff":  # cannot be written as UTF-8: fail now, not when the model is saved
+                raise ValueError(f"CharTokenizer vocabulary holds {c!r}, a lone surrogate (half of a broken character), not text; "
+                                 "decode the text with encoding='utf-8', errors='strict' or remove it")
         if len(set(chars)) != len(chars):
             dup = sorted({c for c in chars if chars.count(c) > 1})
             raise ValueError(f"CharTokenizer vocabulary has duplicate characters {dup!r}; each character needs exactly one id")
@@ -193,6 +229,7 @@ class BPETokenizer:
     ) -> None:
         vocab = [bytes([b]) for b in range(256)]
         self.merges: list[Pair] = []
+        total_bytes = 256
         for i, pair in enumerate(merges):
             try:
                 a, b = (int(x) for x in pair)
@@ -200,12 +237,27 @@ class BPETokenizer:
                 raise ValueError(f"merge {i} must be a pair of token ids, got {pair!r}") from None
             if not (0 <= a < len(vocab) and 0 <= b < len(vocab)):
                 raise ValueError(f"merge {i} {pair!r} uses an id that does not exist yet (ids so far are 0..{len(vocab) - 1})")
+            total_bytes += len(vocab[a]) + len(vocab[b])
+            if len(vocab[a]) + len(vocab[b]) > MAX_TOKEN_BYTES or total_bytes > MAX_VOCAB_BYTES:
+                raise ValueError(f"merge {i} {pair!r} builds a token of {len(vocab[a]) + len(vocab[b]):,} bytes; tokens of a BPE "
+                                 f"vocabulary are at most {MAX_TOKEN_BYTES} bytes ({total_bytes:,} bytes in all so far)")
             vocab.append(vocab[a] + vocab[b])
             self.merges.append((a, b))
         ranks = {tok: i for i, tok in enumerate(vocab)}
         if len(ranks) != len(vocab):
             raise ValueError("two merges produce the same bytes; a BPE vocabulary needs one id per byte string")
         special_tokens = dict(special_tokens or {})
+        for s, sid in special_tokens.items():
+            if not isinstance(s, str) or not s:
+                raise ValueError(f"special tokens must be non-empty strings, got {s!r} (an empty one would match everywhere)")
+            if isinstance(sid, bool) or not isinstance(sid, int):
+                raise ValueError(f"special token {s!r} needs an integer id, got {sid!r}")
+        try:
+            compiled = regex.compile(pattern)
+        except (regex.error, TypeError) as e:
+            raise ValueError(f"the split pattern {pattern!r} is not a valid regular expression: {e}") from None
+        if pattern != GPT2_SPLIT_PATTERN:
+            _check_pattern(pattern, _PATTERN_PROBE)
         expected = list(range(len(vocab), len(vocab) + len(special_tokens)))
         if sorted(special_tokens.values()) != expected:
             raise ValueError(f"special token ids must follow the merges ({expected}), got {special_tokens}")
@@ -213,7 +265,7 @@ class BPETokenizer:
         self.special_tokens: dict[str, int] = special_tokens
         self.pattern = pattern
         self._merge_ids: dict[Pair, int] = {p: 256 + i for i, p in enumerate(self.merges)}
-        self._compiled = regex.compile(pattern)
+        self._compiled = compiled
         self.encoding = tiktoken.Encoding(
             name=name or f"gptlab-bpe-{len(vocab) + len(special_tokens)}",
             pat_str=pattern,
@@ -227,6 +279,10 @@ class BPETokenizer:
 
     def encode(self, text: str) -> list[int]:
         """Text to ids (fast: tiktoken). Special token strings in `text` become their special ids."""
+        if self.pattern != GPT2_SPLIT_PATTERN:  # GPT-2's pattern covers any text; a custom one must be checked
+            for part, is_special in self._split_special(text):
+                if not is_special:
+                    _check_pattern(self.pattern, part)
         return self.encoding.encode(text, allowed_special="all")
 
     def decode(self, ids: Iterable[int]) -> str:
@@ -277,6 +333,9 @@ class BPETokenizer:
         merges = d.get("merges")
         if not isinstance(merges, list):
             raise ValueError('a "bpe" tokenizer file needs a "merges" list of [left_id, right_id] pairs')
+        for i, m in enumerate(merges):
+            if not (isinstance(m, list) and len(m) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in m)):
+                raise ValueError(f"merge {i} must be a pair of integer token ids [left_id, right_id], got {m!r}")
         special = d.get("special_tokens", {})
         pattern = d.get("pattern", GPT2_SPLIT_PATTERN)
         if not isinstance(special, dict) or not isinstance(pattern, str):
@@ -525,9 +584,11 @@ def _read_json(path: str | Path, expect: str | None = None) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no tokenizer file at {path}; write one with save_tokenizer(tokenizer, path)")
+    if path.stat().st_size > MAX_TOKENIZER_FILE_BYTES:
+        raise ValueError(f"{path} is {path.stat().st_size:,} bytes, far more than a tokenizer file holds; refused")
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ValueError(f"{path} is not a valid tokenizer file ({e}); re-create it with save_tokenizer(tokenizer, path)") from None
     if not isinstance(obj, dict) or obj.get("type") not in ("char", "bpe", "gpt2"):
         raise ValueError(f'{path} is not a gptlab tokenizer file: it needs a "type" of "char", "bpe" or "gpt2"')

@@ -7,23 +7,15 @@ loss on a fixed set of batches. Everything that decides what happens next (the
 weights, AdamW's moment estimates, the step, and the states of the random
 generators that pick batches and dropout masks) goes into the checkpoint, so a
 run stopped at any step and resumed produces the same losses, bit for bit, as
-one that never stopped.
-
-Checkpoint folder:
-    model.safetensors   the weights (safetensors: loading it runs no code)
-    checkpoint.json     model and training config, step, history, sha256 of each file
-    tokenizer.json      the tokenizer, if one was given
-    train_state.pt      optimizer and random-generator states, read with weights_only=True
+one that never stopped. The checkpoint folder itself (its files, atomic saves,
+validation on load) is gptlab.checkpoint's business; its names are re-exported
+here because lessons import them from gptlab.training.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
-import shutil
-import tempfile
 import time
 import warnings
 from contextlib import contextmanager, nullcontext
@@ -35,8 +27,20 @@ import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from gptlab.config import GPTConfig, from_known_fields
-from gptlab.data import sha256_file
+from gptlab.checkpoint import (  # re-exported: lessons and gptlab.course import them from here
+    CheckpointError,
+    check_save_target,
+    check_train_state,
+    load_checkpoint,
+    load_checkpoint_tokenizer,
+    load_train_state,
+    load_weights,
+    read_checkpoint_meta,
+    save_checkpoint,
+    tokenizer_to_dict,
+    writer_lock,
+)
+from gptlab.config import from_known_fields
 from gptlab.device import get_device
 from gptlab.model import GPT
 
@@ -67,6 +71,7 @@ class TrainConfig:
     ckpt_interval: int | None = None  # save every this many steps; None: at every evaluation. Always at the end.
     compile: bool = False  # torch.compile the model (opt-in: slow first steps, needs a C++ compiler on CPU)
     progress: bool = True  # show a progress bar and print each evaluation
+    preset: str | None = None  # the recipe these settings came from (from_preset sets it), kept for the record
 
     def __post_init__(self) -> None:
         def bad(name: str, want: str) -> ValueError:
@@ -98,10 +103,18 @@ class TrainConfig:
         self.betas = (float(betas[0]), float(betas[1]))
         if self.bf16 not in ("auto", True, False):
             raise bad("bf16", "'auto', True or False")
-        if self.device is not None and not isinstance(self.device, str):
-            raise bad("device", "None or a string such as 'cpu' or 'cuda'")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise bad("seed", "an integer")
+        if self.device is not None:
+            try:
+                torch.device(self.device)
+            except (RuntimeError, TypeError):
+                raise bad("device", "None or a device such as 'cpu', 'cuda' or 'mps'") from None
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise bad("seed", "an integer in [0, 2**63)")
+        for name in ("compile", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise bad(name, "True or False")
+        if self.preset is not None and not isinstance(self.preset, str):
+            raise bad("preset", "None or a preset name")
         if self.ckpt_dir is not None:
             self.ckpt_dir = str(self.ckpt_dir)
 
@@ -118,7 +131,7 @@ class TrainConfig:
     def from_preset(cls, name: str, **overrides: Any) -> "TrainConfig":
         if name not in PRESETS:
             raise ValueError(f"unknown training preset {name!r}; choose one of {sorted(PRESETS)}")
-        return cls.from_dict({**PRESETS[name], **overrides})
+        return cls.from_dict({**PRESETS[name], "preset": name, **overrides})
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -306,7 +319,14 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> 
 
 
 def _as_tokens(data: Any, name: str, block_size: int, vocab_size: int) -> torch.Tensor:
-    t = torch.as_tensor(data, dtype=torch.long)
+    try:
+        t = torch.as_tensor(data)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{name} must be a 1-D sequence of integer token ids: {e}") from None
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integer token ids, got {t.dtype}; convert it with torch.as_tensor(ids, dtype=torch.long) "
+                         "if the values are whole numbers (floats would be truncated silently)")
+    t = t.long()
     if t.dim() != 1:
         raise ValueError(f"{name} must be a 1-D sequence of token ids, got shape {tuple(t.shape)}")
     if len(t) < block_size + 2:
@@ -369,7 +389,29 @@ def train(
     val_data = _as_tokens(val_data, "val_data", block_size, vocab_size)
     if tokenizer is not None and tokenizer.n_vocab > vocab_size:
         raise ValueError(f"the tokenizer has {tokenizer.n_vocab} tokens but the model's vocab_size is {vocab_size}; build the model with vocab_size={tokenizer.n_vocab}")
+    if cfg.ckpt_dir is None:
+        if resume:
+            raise ValueError("resume=True needs TrainConfig.ckpt_dir: the folder of the checkpoint to continue")
+        return _train(model, train_data, val_data, cfg, tokenizer, resume, callback, device, use_bf16)
+    # Everything a save needs is checked now, not at the first save after minutes of training.
+    check_save_target(cfg.ckpt_dir)
+    if tokenizer is not None:
+        tokenizer_to_dict(tokenizer)  # raises if the tokenizer cannot be written to tokenizer.json
+    with writer_lock(cfg.ckpt_dir):  # a second training into the same folder fails here, before it trains
+        return _train(model, train_data, val_data, cfg, tokenizer, resume, callback, device, use_bf16)
 
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or inf: training stopped, and the last good checkpoint was kept."""
+
+
+def _params_finite(model: nn.Module) -> bool:
+    return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
+
+
+def _train(model: GPT, train_data: torch.Tensor, val_data: torch.Tensor, cfg: TrainConfig, tokenizer: Any, resume: bool,
+           callback: Callable[[int, GPT, History], None] | None, device: torch.device, use_bf16: bool) -> History:
+    block_size = model.config.block_size
     model.to(device)
     model.train()
     optimizer = make_optimizer(model, cfg, device)
@@ -377,6 +419,11 @@ def train(
     history, step = History(), 0
     if resume:
         step, history, tokenizer = _restore(cfg, model, optimizer, batch_gen, tokenizer, device)
+        if step >= cfg.max_steps:
+            raise ValueError(
+                f"{cfg.ckpt_dir} is already at step {step}, so max_steps={cfg.max_steps} leaves nothing to train; "
+                f"pass a larger max_steps (--max-steps) to continue it"
+            )
     else:
         torch.manual_seed(cfg.seed)  # dropout masks
     start = step
@@ -388,7 +435,24 @@ def train(
 
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not cfg.progress, desc="training", unit="step", dynamic_ncols=True)
     busy, busy_steps = 0.0, 0  # seconds spent in training steps since the last record (no eval, no saving)
+    finite = torch.ones((), dtype=torch.bool, device=device)  # all losses so far finite (checked without a sync per step)
+    saved_step = start if resume else None
+
+    def diverged(at: int) -> TrainingDiverged:
+        bar.close()
+        kept = (f"the last good checkpoint (step {saved_step}) in {cfg.ckpt_dir} is kept" if saved_step is not None
+                else "nothing was saved")
+        return TrainingDiverged(
+            f"training diverged by step {at}: the loss became NaN or inf; stopped, and {kept}. "
+            "Lower the learning rate (lr, --lr), lengthen the warmup (--warmup-steps) or clip gradients (--grad-clip)"
+        )
+
     while True:
+        check_now = step % cfg.eval_interval == 0 or step == cfg.max_steps
+        if cfg.ckpt_dir is not None and step > start and (step % ckpt_every == 0 or step == cfg.max_steps):
+            check_now = True
+        if check_now and step > start and not (bool(finite) and _params_finite(model)):
+            raise diverged(step)
         if (step % cfg.eval_interval == 0 or step == cfg.max_steps) and not (resume and step == start):
             losses = estimate_loss(
                 fwd, {"train": train_data, "val": val_data}, block_size=block_size,
@@ -397,6 +461,8 @@ def train(
             history.eval_steps.append(step)
             history.eval_train_loss.append(losses["train"])
             history.eval_val_loss.append(losses["val"])
+            if not (math.isfinite(losses["train"]) and math.isfinite(losses["val"])):
+                raise diverged(step)
             if cfg.progress:
                 bar.write(f"step {step:5d}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
             if callback is not None:
@@ -408,6 +474,7 @@ def train(
                 cfg.ckpt_dir, model, tokenizer=tokenizer, optimizer=optimizer, train_config=cfg, step=step,
                 history=history, train_state={"rng": _rng_state(batch_gen, device)},
             )
+            saved_step = step
         if step >= cfg.max_steps:
             break
 
@@ -423,6 +490,7 @@ def train(
             loss = loss / cfg.grad_accum  # gradients add up over micro-batches: average them
             loss.backward()
             loss_sum += loss.detach()
+        finite &= torch.isfinite(loss_sum)
         if cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
@@ -430,6 +498,8 @@ def train(
         busy_steps += 1
         if step % cfg.log_interval == 0:
             loss_value = loss_sum.item()  # the only host sync of a training step, and only every log_interval
+            if not math.isfinite(loss_value):
+                raise diverged(step + 1)
             busy += time.perf_counter() - t0
             tps = tokens_per_step * busy_steps / busy
             history.steps.append(step)
@@ -447,8 +517,6 @@ def train(
 
 
 def _restore(cfg: TrainConfig, model: GPT, optimizer, batch_gen, tokenizer, device) -> tuple[int, History, Any]:
-    if cfg.ckpt_dir is None:
-        raise ValueError("resume=True needs TrainConfig.ckpt_dir: the folder of the checkpoint to continue")
     path = Path(cfg.ckpt_dir)
     meta = read_checkpoint_meta(path)
     if "train_state.pt" not in meta["files"]:
@@ -459,10 +527,10 @@ def _restore(cfg: TrainConfig, model: GPT, optimizer, batch_gen, tokenizer, devi
     if meta["model_config"] != model.config.to_dict():
         diff = {k: (v, model.config.to_dict().get(k)) for k, v in meta["model_config"].items() if model.config.to_dict().get(k) != v}
         raise ValueError(f"cannot resume {path}: the model's config differs from the checkpoint's (checkpoint, model): {diff}")
-    saved_tok = _load_checkpoint_tokenizer(path, meta)
+    saved_tok = load_checkpoint_tokenizer(path, meta)
     if tokenizer is None:
         tokenizer = saved_tok
-    elif saved_tok is not None and _tokenizer_json(tokenizer) != _tokenizer_json(saved_tok):
+    elif saved_tok is not None and tokenizer_to_dict(tokenizer) != tokenizer_to_dict(saved_tok):
         raise ValueError(
             f"cannot resume {path}: the tokenizer given differs from the one the checkpoint was trained with "
             f"({meta['tokenizer'].get('type')}, {meta['tokenizer'].get('n_vocab')} tokens); token ids would mean different things"
@@ -473,244 +541,20 @@ def _restore(cfg: TrainConfig, model: GPT, optimizer, batch_gen, tokenizer, devi
     if old.get("lr_decay_steps", 0) is None and cfg.lr_decay_steps is None and old.get("max_steps") != cfg.max_steps:
         changed.append("max_steps (with lr_decay_steps=None it sets the cosine's length)")
     if changed:
-        warnings.warn(f"resuming {path} with changed settings {changed}: the run will not match an uninterrupted one", stacklevel=3)
-    model.load_state_dict(_load_weights(path, meta))
-    state = _torch_load(path / "train_state.pt")
+        warnings.warn(f"resuming {path} with changed settings {changed}: the run will not match an uninterrupted one", stacklevel=4)
+    model.load_state_dict(load_weights(path, meta))  # names, shapes, dtypes and finiteness checked first
+    state = load_train_state(path / "train_state.pt")
+    check_train_state(state, optimizer, path / "train_state.pt", meta["step"])  # before AdamW's fused kernel trusts it
     optimizer.load_state_dict(state["optimizer"])
-    _set_rng_state(state["rng"], batch_gen, device)
+    try:
+        _set_rng_state(state["rng"], batch_gen, device)
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{path / 'train_state.pt'} holds random states this machine cannot use: {e}") from None
     return int(meta["step"]), History.from_dict(meta.get("history") or {}), tokenizer
 
 
-# ---------------------------------------------------------------- checkpoints
-
-FORMAT = "gptlab-checkpoint"
-FORMAT_VERSION = 1
-_OUR_FILES = ("model.safetensors", "tokenizer.json", "train_state.pt", "checkpoint.json")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint folder is damaged: a file is truncated, altered, or not what checkpoint.json records."""
-
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _siblings(path: Path) -> tuple[Path, Path]:
-    return path.parent / f".{path.name}.tmp", path.parent / f".{path.name}.old"
-
-
-def _recover(path: Path) -> None:
-    """Finish a save that was killed between its two renames (see save_checkpoint)."""
-    tmp, old = _siblings(path)
-    if path.exists():
-        return
-    if (tmp / "checkpoint.json").exists():  # written last: the new checkpoint is complete
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    elif old.exists():
-        os.replace(old, path)
-
-
-def _untie(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Keep one copy of tensors that share memory (GPT's wte and lm_head): safetensors refuses shared tensors."""
-    kept: dict[str, torch.Tensor] = {}
-    tied: dict[str, str] = {}
-    seen: dict[tuple, str] = {}
-    for name, t in state.items():
-        key = (t.device, t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()))
-        if key in seen:
-            tied[name] = seen[key]
-        else:
-            seen[key] = name
-            kept[name] = t.detach().to("cpu").contiguous()
-    return kept, tied
-
-
-def _tokenizer_json(tok: Any) -> dict:
-    from gptlab.tokenizers import save_tokenizer
-
-    with tempfile.TemporaryDirectory() as d:
-        save_tokenizer(tok, Path(d) / "tok.json")
-        return json.loads((Path(d) / "tok.json").read_text(encoding="utf-8"))
-
-
-def save_checkpoint(
-    path: str | Path,
-    model: GPT,
-    *,
-    tokenizer: Any = None,
-    optimizer: torch.optim.Optimizer | None = None,
-    train_config: TrainConfig | None = None,
-    step: int = 0,
-    history: History | None = None,
-    train_state: dict[str, Any] | None = None,
-) -> Path:
-    """Write a checkpoint folder atomically: readers see the old one or the new one, never a mix.
-
-    Everything is written into a hidden sibling folder first, then swapped in with
-    two renames; a save killed between them is completed by the next load.
-    train_state: extra tensors/plain values for train_state.pt (random states);
-    with `optimizer` it makes the checkpoint resumable.
-    """
-    from safetensors.torch import save_file
-
-    from gptlab import __version__
-
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"cannot save a checkpoint to {path}: it is a file, not a folder")
-    if path.is_dir():
-        strangers = sorted(p.name for p in path.iterdir() if p.name not in _OUR_FILES)
-        if strangers:
-            raise ValueError(f"refusing to replace {path}: it holds files that are not part of a gptlab checkpoint ({strangers[:5]}); choose another folder")
-    _recover(path)
-    tmp, old = _siblings(path)
-    shutil.rmtree(tmp, ignore_errors=True)  # debris of a save that died while writing
-    tmp.mkdir(parents=True)
-
-    weights, tied = _untie(model.state_dict())
-    save_file(weights, tmp / "model.safetensors", metadata={"format": "pt"})
-    tok_ref = None
-    if tokenizer is not None:
-        from gptlab.tokenizers import save_tokenizer
-
-        save_tokenizer(tokenizer, tmp / "tokenizer.json")
-        tok_type = json.loads((tmp / "tokenizer.json").read_text(encoding="utf-8")).get("type")
-        tok_ref = {"file": "tokenizer.json", "type": tok_type, "n_vocab": int(tokenizer.n_vocab)}
-    if optimizer is not None or train_state is not None:
-        state = dict(train_state or {})
-        state["step"] = int(step)
-        if optimizer is not None:
-            state["optimizer"] = optimizer.state_dict()
-        torch.save(state, tmp / "train_state.pt")
-    files = {}
-    umask = os.umask(0)
-    os.umask(umask)
-    for p in sorted(tmp.iterdir()):
-        p.chmod(0o666 & ~umask)  # safetensors creates its file private (0600); make it like the others
-        _fsync(p)
-        files[p.name] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
-    meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "gptlab_version": __version__,
-        "torch_version": torch.__version__,
-        "step": int(step),
-        "model_config": model.config.to_dict(),
-        "tied_weights": tied,
-        "train_config": train_config.to_dict() if train_config is not None else None,
-        "tokenizer": tok_ref,
-        "history": history.to_dict() if history is not None else None,
-        "files": files,
-    }
-    (tmp / "checkpoint.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-    _fsync(tmp / "checkpoint.json")
-
-    shutil.rmtree(old, ignore_errors=True)
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)  # <- the moment the new checkpoint becomes the checkpoint
-    shutil.rmtree(old, ignore_errors=True)
-    return path
-
-
-def read_checkpoint_meta(path: str | Path, verify: bool = True) -> dict[str, Any]:
-    """checkpoint.json of the folder `path`, after checking every file against its recorded size and sha256."""
-    path = Path(path)
-    _recover(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"no checkpoint at {path}: the folder does not exist")
-    jpath = path / "checkpoint.json"
-    if not jpath.exists():
-        raise FileNotFoundError(f"{path} is not a gptlab checkpoint: checkpoint.json is missing")
-    try:
-        meta = json.loads(jpath.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{jpath} is corrupt or truncated (not valid JSON: {e}); the checkpoint cannot be read") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{jpath} is not a gptlab checkpoint description (no \"format\": \"{FORMAT}\")")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path} was written by a newer gptlab (format {meta['format_version']}); upgrade gptlab to read it")
-    for key in ("files", "model_config", "step"):
-        if key not in meta:
-            raise CheckpointError(f"{jpath} is damaged: it has no {key!r} entry")
-    if "model.safetensors" not in meta["files"]:
-        raise CheckpointError(f"{jpath} is damaged: it lists no model.safetensors")
-    for name, rec in meta["files"].items():
-        p = path / name
-        if not p.exists():
-            raise FileNotFoundError(f"checkpoint {path} is incomplete: {name} is missing")
-        if not verify:
-            continue
-        size = p.stat().st_size
-        if size != rec["bytes"]:
-            raise CheckpointError(
-                f"checkpoint file {p} is truncated or damaged: {size} bytes, checkpoint.json records {rec['bytes']}; "
-                "use another copy or train again"
-            )
-        if sha256_file(p) != rec["sha256"]:
-            raise CheckpointError(
-                f"checkpoint file {p} is corrupt: its sha256 differs from the one checkpoint.json records; use another copy or train again"
-            )
-    return meta
-
-
-def _load_weights(path: Path, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        state = load_file(path / "model.safetensors", device="cpu")
-    except (SafetensorError, OSError) as e:
-        raise CheckpointError(f"{path / 'model.safetensors'} cannot be read as safetensors: {e}") from None
-    for alias, target in (meta.get("tied_weights") or {}).items():
-        state[alias] = state[target]
-    return state
-
-
-def _torch_load(p: Path) -> dict[str, Any]:
-    try:
-        return torch.load(p, map_location="cpu", weights_only=True)  # plain tensors and containers only: no code runs
-    except Exception as e:  # truncated zip, or a pickle that asks for anything but tensors and plain types
-        raise CheckpointError(f"{p} cannot be read safely (weights_only=True): {e}") from None
-
-
-def _load_checkpoint_tokenizer(path: Path, meta: dict[str, Any]) -> Any:
-    ref = meta.get("tokenizer")
-    if not ref:
-        return None
-    from gptlab.tokenizers import load_tokenizer
-
-    try:
-        return load_tokenizer(path / ref["file"])
-    except (ValueError, KeyError) as e:
-        raise CheckpointError(f"{path / ref['file']} is not a readable tokenizer: {e}") from None
-
-
-def load_checkpoint(path: str | Path, device: str | torch.device | None = None, *, verify: bool = True) -> tuple[GPT, Any, dict[str, Any]]:
-    """(model in eval mode on `device`, tokenizer or None, checkpoint.json as a dict).
-
-    device None picks the best available (see gptlab.device.get_device). Every
-    file is checked against the sha256 recorded at save time first, so a
-    truncated or altered file fails here with its name, not later as nonsense.
-    """
-    path = Path(path)
-    meta = read_checkpoint_meta(path, verify=verify)
-    try:
-        config = GPTConfig.from_dict(meta["model_config"])
-    except (ValueError, TypeError) as e:
-        raise CheckpointError(f"{path / 'checkpoint.json'} holds an invalid model config: {e}") from None
-    model = GPT(config)
-    try:
-        model.load_state_dict(_load_weights(path, meta))
-    except RuntimeError as e:
-        raise CheckpointError(f"{path / 'model.safetensors'} does not fit the model config in checkpoint.json: {e}") from None
-    tokenizer = _load_checkpoint_tokenizer(path, meta)
-    device = device if isinstance(device, torch.device) else get_device(device)
-    return model.to(device).eval(), tokenizer, meta
+__all__ = [
+    "CheckpointError", "History", "PRESETS", "TrainConfig", "TrainingDiverged", "autocast", "bf16_supported", "estimate_loss",
+    "get_batch", "load_checkpoint", "lr_at", "make_optimizer", "read_checkpoint_meta", "resolve_bf16",
+    "save_checkpoint", "train",
+]

@@ -138,7 +138,7 @@ def test_bad_generate_inputs(ckpt, capsys):
         (["--prompt", "ROMEO€"], "€"),  # a character the char tokenizer never saw
         (["--prompt", ""], "empty"),
         (["--temperature", "0"], "temperature"),
-        (["--top-p", "1.5"], "top_p"),
+        (["--top-p", "1.5"], "--top-p"),
         (["--beams", "2", "--temperature", "0.5"], "--beams"),
         (["--max-new-tokens", "0"], "--max-new-tokens"),
     ]:
@@ -168,7 +168,7 @@ def test_damaged_or_mismatched_checkpoints(ckpt, text_file, tmp_path, capsys):
     other.write_text("a new character: ~", encoding="utf-8")
     mixed = tmp_path / "mixed"
     shutil.copytree(ckpt, mixed)
-    assert cli.main(["train", "--preset", "tiny", "--text-file", str(other), "--out", str(mixed), "--resume"]) == 1
+    assert cli.main(["train", "--preset", "tiny", "--text-file", str(other), "--out", str(mixed), "--resume", "--max-steps", "6"]) == 1
     assert "not in this CharTokenizer's vocabulary" in capsys.readouterr().err  # text the saved tokenizer cannot encode
 
 

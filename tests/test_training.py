@@ -15,7 +15,9 @@ import pytest
 import torch
 
 from gptlab import GPT, GPTConfig
+from gptlab import checkpoint as C
 from gptlab import training as T
+from gptlab.data import sha256_file
 from gptlab.tokenizers import CharTokenizer
 from gptlab.training import CheckpointError, History, TrainConfig
 
@@ -291,8 +293,10 @@ def _damage(path: Path, name: str, how: str) -> None:
 def test_damaged_checkpoint_files_give_clear_errors(saved, name, how, exc, needle):
     path, _ = saved
     _damage(path, name, how)
+    # load_checkpoint checks the files it uses; train_state.pt (resuming only) is checked by read_checkpoint_meta
+    read = T.read_checkpoint_meta if name == "train_state.pt" else (lambda p: T.load_checkpoint(p, device="cpu"))
     with pytest.raises(exc, match=needle) as e:
-        T.load_checkpoint(path, device="cpu")
+        read(path)
     assert name in str(e.value)
 
 
@@ -320,28 +324,29 @@ def test_train_state_is_never_unpickled_beyond_weights_only(saved):
     torch.save({"optimizer": Evil()}, path / "train_state.pt")
     meta = json.loads((path / "checkpoint.json").read_text())
     meta["files"]["train_state.pt"] = {"bytes": (path / "train_state.pt").stat().st_size,
-                                        "sha256": T.sha256_file(path / "train_state.pt")}
+                                        "sha256": sha256_file(path / "train_state.pt")}
     (path / "checkpoint.json").write_text(json.dumps(meta))
-    with pytest.raises(CheckpointError, match="weights_only"):
+    with pytest.raises(CheckpointError, match="weights_only=True"):
         T.train(GPT(MODEL_CFG), TRAIN, VAL, run_cfg(path), resume=True)
     assert not (path / "pwned").exists()
 
 
 def test_saves_are_atomic_and_a_half_finished_save_is_harmless(saved):
     path, model = saved
-    tmp, old = T._siblings(path)
+    tmp, old = C._siblings(path)
     before = (path / "checkpoint.json").read_text()
     # killed while writing the new files: the old checkpoint is untouched and loads
     tmp.mkdir()
     (tmp / "model.safetensors").write_bytes(b"half")
     assert T.load_checkpoint(path, device="cpu")[2]["step"] == 3
-    # killed between the two renames (old moved aside, new one complete): the next load finishes the swap
+    # killed between the two renames (old moved aside, new one complete): a load reads the new one where it
+    # lies (readers never rename), and the next save, under the writer lock, finishes the swap
     T.save_checkpoint(tmp.parent / "next", model, tokenizer=TOK, step=9)
     shutil.rmtree(tmp)
     os.replace(path, old)
     os.replace(tmp.parent / "next", tmp)
     assert T.load_checkpoint(path, device="cpu")[2]["step"] == 9
-    assert not tmp.exists() and not old.exists()
+    assert tmp.exists() and old.exists() and not path.exists()
     # a save replaces a checkpoint in one rename and leaves no debris
     T.save_checkpoint(path, model, tokenizer=TOK, step=10)
     assert json.loads((path / "checkpoint.json").read_text())["step"] == 10 != json.loads(before)["step"]
