@@ -84,7 +84,7 @@ def gpt_data_flow() -> Figure:
         _arrow(ax, (0, y - 0.31), (0, y - 0.69))
     # Decoding loop: the new token is appended to the ids and the model runs again.
     _arrow(ax, (-2.8, ys[-1]), (-2.8, ys[2]), style="-|>", connectionstyle="bar,fraction=-0.12")
-    ax.text(-3.75, (ys[-1] + ys[2]) / 2, "append to ids,\nrun again\n(decoding loop)", ha="center", va="center", fontsize=9, rotation=90)
+    ax.text(-4.35, (ys[-1] + ys[2]) / 2, "append to ids,\nrun again\n(decoding loop)", ha="center", va="center", fontsize=9, rotation=90)
     # Weight tying between wte and lm_head.
     _arrow(ax, (2.8, ys[3]), (2.8, ys[6]), style="<->", linestyle="--", connectionstyle="bar,fraction=0.06")
     ax.text(2.95, (ys[3] + ys[6]) / 2, "same matrix\n(tied)", ha="left", va="center", fontsize=8, color="#1f4e79")
