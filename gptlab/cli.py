@@ -73,7 +73,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from gptlab.data import read_text, split_tokens
     from gptlab.model import GPT
     from gptlab.tokenizers import CharTokenizer, train_bpe
-    from gptlab.training import PRESETS, TrainConfig, _load_checkpoint_tokenizer, read_checkpoint_meta, train
+    from gptlab.checkpoint import load_checkpoint_tokenizer, read_checkpoint_meta
+    from gptlab.training import PRESETS, TrainConfig, train
 
     if args.preset not in PRESETS:
         raise ValueError(f"unknown preset {args.preset!r}; choose one of {sorted(PRESETS)}")
@@ -92,7 +93,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume:
         meta = read_checkpoint_meta(out)
-        tok = _load_checkpoint_tokenizer(out, meta)
+        tok = load_checkpoint_tokenizer(out, meta)
         saved_kind = (meta.get("tokenizer") or {}).get("type")
         if tok is None:
             raise ValueError(f"{_rel(out)} holds no tokenizer.json, so `gptlab train --resume` cannot encode the text")
@@ -153,8 +154,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     import torch
 
+    from gptlab.checkpoint import load_checkpoint
     from gptlab.generation import beam_search, stream
-    from gptlab.training import load_checkpoint
 
     if args.max_new_tokens < 1:
         raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
@@ -202,7 +203,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from safetensors import safe_open
 
-    from gptlab.training import read_checkpoint_meta
+    from gptlab.checkpoint import read_checkpoint_meta
 
     path = Path(args.checkpoint)
     meta = read_checkpoint_meta(path, verify=True)  # raises, naming the file, if anything is damaged

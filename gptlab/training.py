@@ -7,23 +7,15 @@ loss on a fixed set of batches. Everything that decides what happens next (the
 weights, AdamW's moment estimates, the step, and the states of the random
 generators that pick batches and dropout masks) goes into the checkpoint, so a
 run stopped at any step and resumed produces the same losses, bit for bit, as
-one that never stopped.
-
-Checkpoint folder:
-    model.safetensors   the weights (safetensors: loading it runs no code)
-    checkpoint.json     model and training config, step, history, sha256 of each file
-    tokenizer.json      the tokenizer, if one was given
-    train_state.pt      optimizer and random-generator states, read with weights_only=True
+one that never stopped. The checkpoint folder itself (its files, atomic saves,
+validation on load) is gptlab.checkpoint's business; its names are re-exported
+here because lessons import them from gptlab.training.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
-import shutil
-import tempfile
 import time
 import warnings
 from contextlib import contextmanager, nullcontext
@@ -35,8 +27,17 @@ import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from gptlab.config import GPTConfig, from_known_fields
-from gptlab.data import sha256_file
+from gptlab.checkpoint import (  # re-exported: lessons and gptlab.course import them from here
+    CheckpointError,
+    load_checkpoint,
+    load_checkpoint_tokenizer,
+    load_train_state,
+    load_weights,
+    read_checkpoint_meta,
+    save_checkpoint,
+    tokenizer_to_dict,
+)
+from gptlab.config import from_known_fields
 from gptlab.device import get_device
 from gptlab.model import GPT
 
@@ -459,10 +460,10 @@ def _restore(cfg: TrainConfig, model: GPT, optimizer, batch_gen, tokenizer, devi
     if meta["model_config"] != model.config.to_dict():
         diff = {k: (v, model.config.to_dict().get(k)) for k, v in meta["model_config"].items() if model.config.to_dict().get(k) != v}
         raise ValueError(f"cannot resume {path}: the model's config differs from the checkpoint's (checkpoint, model): {diff}")
-    saved_tok = _load_checkpoint_tokenizer(path, meta)
+    saved_tok = load_checkpoint_tokenizer(path, meta)
     if tokenizer is None:
         tokenizer = saved_tok
-    elif saved_tok is not None and _tokenizer_json(tokenizer) != _tokenizer_json(saved_tok):
+    elif saved_tok is not None and tokenizer_to_dict(tokenizer) != tokenizer_to_dict(saved_tok):
         raise ValueError(
             f"cannot resume {path}: the tokenizer given differs from the one the checkpoint was trained with "
             f"({meta['tokenizer'].get('type')}, {meta['tokenizer'].get('n_vocab')} tokens); token ids would mean different things"
@@ -474,243 +475,15 @@ def _restore(cfg: TrainConfig, model: GPT, optimizer, batch_gen, tokenizer, devi
         changed.append("max_steps (with lr_decay_steps=None it sets the cosine's length)")
     if changed:
         warnings.warn(f"resuming {path} with changed settings {changed}: the run will not match an uninterrupted one", stacklevel=3)
-    model.load_state_dict(_load_weights(path, meta))
-    state = _torch_load(path / "train_state.pt")
+    model.load_state_dict(load_weights(path, meta))
+    state = load_train_state(path / "train_state.pt")
     optimizer.load_state_dict(state["optimizer"])
     _set_rng_state(state["rng"], batch_gen, device)
     return int(meta["step"]), History.from_dict(meta.get("history") or {}), tokenizer
 
 
-# ---------------------------------------------------------------- checkpoints
-
-FORMAT = "gptlab-checkpoint"
-FORMAT_VERSION = 1
-_OUR_FILES = ("model.safetensors", "tokenizer.json", "train_state.pt", "checkpoint.json")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint folder is damaged: a file is truncated, altered, or not what checkpoint.json records."""
-
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _siblings(path: Path) -> tuple[Path, Path]:
-    return path.parent / f".{path.name}.tmp", path.parent / f".{path.name}.old"
-
-
-def _recover(path: Path) -> None:
-    """Finish a save that was killed between its two renames (see save_checkpoint)."""
-    tmp, old = _siblings(path)
-    if path.exists():
-        return
-    if (tmp / "checkpoint.json").exists():  # written last: the new checkpoint is complete
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    elif old.exists():
-        os.replace(old, path)
-
-
-def _untie(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Keep one copy of tensors that share memory (GPT's wte and lm_head): safetensors refuses shared tensors."""
-    kept: dict[str, torch.Tensor] = {}
-    tied: dict[str, str] = {}
-    seen: dict[tuple, str] = {}
-    for name, t in state.items():
-        key = (t.device, t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()))
-        if key in seen:
-            tied[name] = seen[key]
-        else:
-            seen[key] = name
-            kept[name] = t.detach().to("cpu").contiguous()
-    return kept, tied
-
-
-def _tokenizer_json(tok: Any) -> dict:
-    from gptlab.tokenizers import save_tokenizer
-
-    with tempfile.TemporaryDirectory() as d:
-        save_tokenizer(tok, Path(d) / "tok.json")
-        return json.loads((Path(d) / "tok.json").read_text(encoding="utf-8"))
-
-
-def save_checkpoint(
-    path: str | Path,
-    model: GPT,
-    *,
-    tokenizer: Any = None,
-    optimizer: torch.optim.Optimizer | None = None,
-    train_config: TrainConfig | None = None,
-    step: int = 0,
-    history: History | None = None,
-    train_state: dict[str, Any] | None = None,
-) -> Path:
-    """Write a checkpoint folder atomically: readers see the old one or the new one, never a mix.
-
-    Everything is written into a hidden sibling folder first, then swapped in with
-    two renames; a save killed between them is completed by the next load.
-    train_state: extra tensors/plain values for train_state.pt (random states);
-    with `optimizer` it makes the checkpoint resumable.
-    """
-    from safetensors.torch import save_file
-
-    from gptlab import __version__
-
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"cannot save a checkpoint to {path}: it is a file, not a folder")
-    if path.is_dir():
-        strangers = sorted(p.name for p in path.iterdir() if p.name not in _OUR_FILES)
-        if strangers:
-            raise ValueError(f"refusing to replace {path}: it holds files that are not part of a gptlab checkpoint ({strangers[:5]}); choose another folder")
-    _recover(path)
-    tmp, old = _siblings(path)
-    shutil.rmtree(tmp, ignore_errors=True)  # debris of a save that died while writing
-    tmp.mkdir(parents=True)
-
-    weights, tied = _untie(model.state_dict())
-    save_file(weights, tmp / "model.safetensors", metadata={"format": "pt"})
-    tok_ref = None
-    if tokenizer is not None:
-        from gptlab.tokenizers import save_tokenizer
-
-        save_tokenizer(tokenizer, tmp / "tokenizer.json")
-        tok_type = json.loads((tmp / "tokenizer.json").read_text(encoding="utf-8")).get("type")
-        tok_ref = {"file": "tokenizer.json", "type": tok_type, "n_vocab": int(tokenizer.n_vocab)}
-    if optimizer is not None or train_state is not None:
-        state = dict(train_state or {})
-        state["step"] = int(step)
-        if optimizer is not None:
-            state["optimizer"] = optimizer.state_dict()
-        torch.save(state, tmp / "train_state.pt")
-    files = {}
-    umask = os.umask(0)
-    os.umask(umask)
-    for p in sorted(tmp.iterdir()):
-        p.chmod(0o666 & ~umask)  # safetensors creates its file private (0600); make it like the others
-        _fsync(p)
-        files[p.name] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
-    meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "gptlab_version": __version__,
-        "torch_version": torch.__version__,
-        "step": int(step),
-        "model_config": model.config.to_dict(),
-        "tied_weights": tied,
-        "train_config": train_config.to_dict() if train_config is not None else None,
-        "tokenizer": tok_ref,
-        "history": history.to_dict() if history is not None else None,
-        "files": files,
-    }
-    (tmp / "checkpoint.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-    _fsync(tmp / "checkpoint.json")
-
-    shutil.rmtree(old, ignore_errors=True)
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)  # <- the moment the new checkpoint becomes the checkpoint
-    shutil.rmtree(old, ignore_errors=True)
-    return path
-
-
-def read_checkpoint_meta(path: str | Path, verify: bool = True) -> dict[str, Any]:
-    """checkpoint.json of the folder `path`, after checking every file against its recorded size and sha256."""
-    path = Path(path)
-    _recover(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"no checkpoint at {path}: the folder does not exist")
-    jpath = path / "checkpoint.json"
-    if not jpath.exists():
-        raise FileNotFoundError(f"{path} is not a gptlab checkpoint: checkpoint.json is missing")
-    try:
-        meta = json.loads(jpath.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{jpath} is corrupt or truncated (not valid JSON: {e}); the checkpoint cannot be read") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{jpath} is not a gptlab checkpoint description (no \"format\": \"{FORMAT}\")")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path} was written by a newer gptlab (format {meta['format_version']}); upgrade gptlab to read it")
-    for key in ("files", "model_config", "step"):
-        if key not in meta:
-            raise CheckpointError(f"{jpath} is damaged: it has no {key!r} entry")
-    if "model.safetensors" not in meta["files"]:
-        raise CheckpointError(f"{jpath} is damaged: it lists no model.safetensors")
-    for name, rec in meta["files"].items():
-        p = path / name
-        if not p.exists():
-            raise FileNotFoundError(f"checkpoint {path} is incomplete: {name} is missing")
-        if not verify:
-            continue
-        size = p.stat().st_size
-        if size != rec["bytes"]:
-            raise CheckpointError(
-                f"checkpoint file {p} is truncated or damaged: {size} bytes, checkpoint.json records {rec['bytes']}; "
-                "use another copy or train again"
-            )
-        if sha256_file(p) != rec["sha256"]:
-            raise CheckpointError(
-                f"checkpoint file {p} is corrupt: its sha256 differs from the one checkpoint.json records; use another copy or train again"
-            )
-    return meta
-
-
-def _load_weights(path: Path, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        state = load_file(path / "model.safetensors", device="cpu")
-    except (SafetensorError, OSError) as e:
-        raise CheckpointError(f"{path / 'model.safetensors'} cannot be read as safetensors: {e}") from None
-    for alias, target in (meta.get("tied_weights") or {}).items():
-        state[alias] = state[target]
-    return state
-
-
-def _torch_load(p: Path) -> dict[str, Any]:
-    try:
-        return torch.load(p, map_location="cpu", weights_only=True)  # plain tensors and containers only: no code runs
-    except Exception as e:  # truncated zip, or a pickle that asks for anything but tensors and plain types
-        raise CheckpointError(f"{p} cannot be read safely (weights_only=True): {e}") from None
-
-
-def _load_checkpoint_tokenizer(path: Path, meta: dict[str, Any]) -> Any:
-    ref = meta.get("tokenizer")
-    if not ref:
-        return None
-    from gptlab.tokenizers import load_tokenizer
-
-    try:
-        return load_tokenizer(path / ref["file"])
-    except (ValueError, KeyError) as e:
-        raise CheckpointError(f"{path / ref['file']} is not a readable tokenizer: {e}") from None
-
-
-def load_checkpoint(path: str | Path, device: str | torch.device | None = None, *, verify: bool = True) -> tuple[GPT, Any, dict[str, Any]]:
-    """(model in eval mode on `device`, tokenizer or None, checkpoint.json as a dict).
-
-    device None picks the best available (see gptlab.device.get_device). Every
-    file is checked against the sha256 recorded at save time first, so a
-    truncated or altered file fails here with its name, not later as nonsense.
-    """
-    path = Path(path)
-    meta = read_checkpoint_meta(path, verify=verify)
-    try:
-        config = GPTConfig.from_dict(meta["model_config"])
-    except (ValueError, TypeError) as e:
-        raise CheckpointError(f"{path / 'checkpoint.json'} holds an invalid model config: {e}") from None
-    model = GPT(config)
-    try:
-        model.load_state_dict(_load_weights(path, meta))
-    except RuntimeError as e:
-        raise CheckpointError(f"{path / 'model.safetensors'} does not fit the model config in checkpoint.json: {e}") from None
-    tokenizer = _load_checkpoint_tokenizer(path, meta)
-    device = device if isinstance(device, torch.device) else get_device(device)
-    return model.to(device).eval(), tokenizer, meta
+__all__ = [
+    "CheckpointError", "History", "PRESETS", "TrainConfig", "autocast", "bf16_supported", "estimate_loss",
+    "get_batch", "load_checkpoint", "lr_at", "make_optimizer", "read_checkpoint_meta", "resolve_bf16",
+    "save_checkpoint", "train",
+]

@@ -15,7 +15,9 @@ import pytest
 import torch
 
 from gptlab import GPT, GPTConfig
+from gptlab import checkpoint as C
 from gptlab import training as T
+from gptlab.data import sha256_file
 from gptlab.tokenizers import CharTokenizer
 from gptlab.training import CheckpointError, History, TrainConfig
 
@@ -320,7 +322,7 @@ def test_train_state_is_never_unpickled_beyond_weights_only(saved):
     torch.save({"optimizer": Evil()}, path / "train_state.pt")
     meta = json.loads((path / "checkpoint.json").read_text())
     meta["files"]["train_state.pt"] = {"bytes": (path / "train_state.pt").stat().st_size,
-                                        "sha256": T.sha256_file(path / "train_state.pt")}
+                                        "sha256": sha256_file(path / "train_state.pt")}
     (path / "checkpoint.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="weights_only"):
         T.train(GPT(MODEL_CFG), TRAIN, VAL, run_cfg(path), resume=True)
@@ -329,7 +331,7 @@ def test_train_state_is_never_unpickled_beyond_weights_only(saved):
 
 def test_saves_are_atomic_and_a_half_finished_save_is_harmless(saved):
     path, model = saved
-    tmp, old = T._siblings(path)
+    tmp, old = C._siblings(path)
     before = (path / "checkpoint.json").read_text()
     # killed while writing the new files: the old checkpoint is untouched and loads
     tmp.mkdir()
