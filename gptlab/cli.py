@@ -249,7 +249,7 @@ def cmd_attention(args: argparse.Namespace) -> int:
     window of block_size tokens (the last ones, or from --start), and both outputs say so.
     """
     from gptlab.attention import get_attention
-    from gptlab.training import load_checkpoint
+    from gptlab.checkpoint import load_checkpoint
     from gptlab.viz import figure_format, plot_head, plot_layer, plot_overview, save_attention_html, save_figure
 
     if not args.out and not args.png:

@@ -372,11 +372,12 @@ def test_explorer_shows_a_static_picture_where_no_widget_front_end_runs(explorer
 
 @pytest.fixture
 def tiny_ckpt(tmp_path):
-    training = pytest.importorskip("gptlab.training")
+    from gptlab.checkpoint import save_checkpoint
+
     tok = CharTokenizer.from_text("abc <script>\n")
     torch.manual_seed(0)
     model = GPT(GPTConfig.from_preset("tiny", vocab_size=tok.n_vocab))  # block_size 32
-    training.save_checkpoint(tmp_path / "ckpt", model, tokenizer=tok)
+    save_checkpoint(tmp_path / "ckpt", model, tokenizer=tok)
     return tmp_path / "ckpt"
 
 
