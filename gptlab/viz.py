@@ -536,7 +536,7 @@ class AttentionExplorer:
         self.image_w = W.Image(format="png", layout=W.Layout(width=f"{w}px", height=f"{h}px", min_width=f"{w}px",
                                                              object_fit="contain"))
         self.buttons: list[Any] = []
-        left = W.VBox([self.tokens_w, self.status_w], layout=W.Layout(flex="1 1 320px", min_width="280px"))
+        left = W.VBox([self.tokens_w, self.status_w], layout=W.Layout(flex="1 1 320px", min_width="280px", max_width="560px"))
         self.widget = W.VBox([
             self.prompt_w,
             W.HBox([self.layer_w, self.head_w, self.direction_w, self.scale_w], layout=W.Layout(flex_flow="row wrap")),
@@ -641,7 +641,8 @@ class AttentionExplorer:
 
         self.buttons = []
         for i, t in enumerate(self.maps.tokens if self.maps is not None else []):
-            b = W.Button(description=display_token(t, for_plot=False), layout=W.Layout(width="auto", margin="1px"))
+            b = W.Button(description=display_token(t, for_plot=False),
+                         layout=W.Layout(width="auto", margin="1px", padding="0px 5px", height="26px"))
             b.on_click(lambda _b, i=i: self.select(i))
             self.buttons.append(b)
         self.tokens_w.children = tuple(self.buttons)
@@ -675,8 +676,8 @@ class AttentionExplorer:
             b.tooltip = f"{i}: {float(w[i]):.3f}"
         scale = SCALES[self.scale] + (f"; largest {top:.2f}" if self.scale == "relative" else "")
         note = f"<div style='color:#b00020'>{html.escape(self.message)}</div>" if self.message else ""
-        self.status_w.value = (f"<div>{html.escape(self.summary())}</div>"
-                               f"<div style='font-size:90%;color:#555'>{html.escape(scale)}</div>{note}")
+        self.status_w.value = (f"<div style='line-height:1.4'><div>{html.escape(self.summary())}</div>"
+                               f"<div style='font-size:90%;color:#555'>{html.escape(scale)}</div>{note}</div>")
         if self.render:
             self.image_w.value = figure_png(self.heatmap_figure(), dpi=self.CSS_DPI * self.PIXEL_RATIO, tight=False)
 
