@@ -178,7 +178,7 @@ def plot_head(
     w = maps.head(layer, head)[start:end, start:end].numpy()
     n = end - start
     if ax is None:
-        side = float(np.clip(0.1 * min(n, max_labels) + 3.0, 4.5, 9.0))
+        side = float(np.clip(0.125 * min(n, max_labels) + 2.0, 4.5, 10.0))  # room for 57 labels at 7 pt
         fig, axes = _new_axes((side + 1.0, side))
         ax = axes[0, 0]
     fig = ax.figure
