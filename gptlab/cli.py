@@ -328,9 +328,63 @@ def _quiet_broken_pipe() -> int:
 
 
 def cmd_attention(args: argparse.Namespace) -> int:
-    from gptlab.viz import cli_attention  # imported here: viz pulls in matplotlib
+    """`gptlab attention`: the offline HTML view (--out) and/or a figure (--png) of a checkpoint's attention.
 
-    return cli_attention(args)
+    The figure shows one head if both --layer and --head are given, that layer's heads if only
+    --layer, else every head as thumbnails. A text longer than the model's context is cut to a
+    window of block_size tokens (the last ones, or from --start), and both outputs say so.
+    """
+    from gptlab.attention import get_attention
+    from gptlab.checkpoint import load_checkpoint
+    from gptlab.viz import figure_format, plot_head, plot_layer, plot_overview, save_attention_html, save_figure
+
+    if not args.out and not args.png:
+        raise ValueError("nothing to write; give --out VIEW.html and/or --png FIGURE.png")
+    if not args.text:
+        raise ValueError("--text is empty; give the text to look at")
+    fmt = figure_format(args.png) if args.png else None  # a wrong suffix fails before the model loads
+    if args.start is not None and args.start < 0:
+        raise ValueError(f"--start must be >= 0 (a token position), got {args.start}")
+    model, tokenizer, _meta = load_checkpoint(args.checkpoint)
+    if tokenizer is None:
+        raise ValueError(f"{_rel(args.checkpoint)} holds no tokenizer.json, so --text cannot be encoded")
+    for name, value, limit in (("layer", args.layer, model.config.n_layer), ("head", args.head, model.config.n_head)):
+        if value is not None and not 0 <= value < limit:
+            raise ValueError(f"--{name} {value} out of range; this model has {limit} {name}s (0..{limit - 1})")
+    ids = tokenizer.encode(args.text)
+    n, block = len(ids), model.config.block_size
+    start = max(0, n - block) if args.start is None else args.start
+    if start >= n:
+        raise ValueError(f"--start {start} is past the end of the text ({n} tokens); give 0..{n - 1}")
+    end = min(n, start + block)
+    note = ""
+    if (start, end) != (0, n):
+        note = (f"The text has {n} tokens but the model reads at most {block} (block_size): shown are tokens "
+                f"{start}-{end - 1}. Choose the window with --start (0..{max(n - block, 0)}).")
+        print(f"note: {note}")
+    maps = get_attention(model, ids[start:end], tokenizer)
+    if args.out:
+        path = save_attention_html(maps, args.out, title=f"attention: {Path(args.checkpoint).name}",
+                                   layer=args.layer, head=args.head, scale=args.scale, note=note, offset=start)
+        print(f"wrote {_rel(path)}")
+    if args.png:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only: no window, no display needed
+        import matplotlib.pyplot as plt
+
+        if args.layer is not None and args.head is not None:
+            fig = plot_head(maps, args.layer, args.head)
+        elif args.layer is not None:
+            fig = plot_layer(maps, args.layer)
+        else:
+            fig = plot_overview(maps, heads=[args.head] if args.head is not None else None)
+        if note:
+            fig.text(0.01, 0.005, f"tokens {start}-{end - 1} of {n}", fontsize=8, color="#555")
+        for p in save_figure(fig, args.png, formats=(fmt,)):
+            print(f"wrote {_rel(p)}")
+        plt.close(fig)
+    return 0
 
 
 # ---------------------------------------------------------------- parser
@@ -423,13 +477,20 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_info)
 
     a = sub.add_parser("attention", help="draw a checkpoint's attention maps for a text",
-                       description="Write an offline HTML view (and optionally a PNG) of every layer's and head's attention.")
-    a.add_argument("--checkpoint", required=True)
-    a.add_argument("--text", required=True)
+                       description="Write an offline HTML view (and optionally a figure) of every layer's and head's "
+                       "attention. A text longer than the model's context (block_size tokens) is cut to a window: "
+                       "the last block_size tokens, or those from --start; both outputs say which.")
+    a.add_argument("--checkpoint", required=True, help="checkpoint folder (from `gptlab train`)")
+    a.add_argument("--text", required=True, help="the text to look at")
     a.add_argument("--out", default=None, help="HTML file to write, e.g. view.html")
-    a.add_argument("--png", default=None, help="also write a PNG figure")
-    a.add_argument("--layer", type=int, default=None)
-    a.add_argument("--head", type=int, default=None)
+    a.add_argument("--png", default=None, metavar="FIGURE", help="also write a figure; the suffix picks the format "
+                   "(.png, .svg, .pdf, .jpg, .jpeg, .webp; none: .png)")
+    a.add_argument("--layer", type=int, default=None, help="the layer to draw (and open the HTML view on)")
+    a.add_argument("--head", type=int, default=None, help="the head to draw (and open the HTML view on)")
+    a.add_argument("--start", type=int, default=None, help="first token of the window for a text longer than "
+                   "block_size (default: the last block_size tokens)")
+    a.add_argument("--scale", choices=["absolute", "relative"], default="absolute", help="the HTML view's colour "
+                   "scale: absolute (weight 0..1, default) or relative (to the row's largest weight); switchable on the page")
     a.set_defaults(func=cmd_attention)
     return p
 

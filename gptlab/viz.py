@@ -6,9 +6,14 @@ Three views of the same `AttentionMaps` (see gptlab.attention):
   head scores, attention distance. `save_figure` writes PNG and SVG at slide resolution.
 - `AttentionExplorer`: an ipywidgets view for JupyterLab (choose layer and head, type
   a prompt, click a token to see where it attends and what attends to it). It only uses
-  stock widgets, so it needs no extension, CDN or trusted notebook.
+  stock widgets, so it needs no extension, CDN or trusted notebook; where no widget front
+  end runs (a static notebook viewer) it shows a PNG snapshot instead.
 - `save_attention_html`: one self-contained .html file (inline JS/CSS/data, no network;
   a Content-Security-Policy forbids any fetch) to open in a browser or put on a slide.
+
+Colours of tokens default to an absolute scale (weight 0..1, the same for every prompt), and
+every view says which scale it shows. This module draws and exports; the `gptlab attention`
+command that reads a checkpoint lives in gptlab.cli.
 
 Why not bertviz/CircuitsVis: they load JavaScript from a CDN, so they break offline, in
 untrusted notebooks and in some JupyterLab setups, and cannot be exported as images.
@@ -16,14 +21,14 @@ untrusted notebooks and in some JupyterLab setups, and cannot be exported as ima
 
 from __future__ import annotations
 
-import argparse
 import base64
 import functools
 import html
 import io
 import json
 import math
-import sys
+import re
+import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -88,20 +93,30 @@ def _labels(tokens: Sequence[str], max_chars: int = 12) -> list[str]:
     return out
 
 
+MIN_LABEL_PT = 7.0  # smallest tick label drawn: readable on a laptop at 100% zoom
+MAX_LABEL_PT = 10.0
+
+
 def _set_token_ticks(ax, tokens: Sequence[str], start: int, axis: str, max_labels: int) -> None:
-    """Label an axis with tokens; above max_labels show every k-th one, prefixed by its position."""
+    """Label an axis with tokens, at a readable size.
+
+    Labels get the room the axis offers (in points); when fewer than all tokens fit at
+    MIN_LABEL_PT (or more than max_labels would be needed), every k-th token is labelled
+    as `position ‹token›` (e.g. `44 ‹:›`: the token ':' at position 44), so a position is
+    never confused with the token text.
+    """
     n = len(tokens)
     labels = _labels(tokens)
-    step = max(1, math.ceil(n / max_labels))
+    fig, box = ax.figure, ax.get_position()
+    length_pt = 72 * (box.width * fig.get_figwidth() if axis == "x" else box.height * fig.get_figheight())
+    fit = max(1, int(length_pt / (1.25 * MIN_LABEL_PT)))  # labels that fit with a little gap
+    step = max(1, math.ceil(n / max(1, min(max_labels, fit))))
     ticks = list(range(0, n, step))
     if step > 1:
-        text = [f"{start + i}:{labels[i]}" for i in ticks]
+        text = [f"{start + i} ‹{labels[i]}›" for i in ticks]
     else:
         text = [labels[i] for i in ticks]
-    # font size from the room each label gets along the axis (in points), between 5 and 9 pt
-    fig, box = ax.figure, ax.get_position()
-    length_in = box.width * fig.get_figwidth() if axis == "x" else box.height * fig.get_figheight()
-    size = float(np.clip(0.8 * length_in * 72 / max(len(ticks), 1), 5.0, 9.0))
+    size = float(np.clip(length_pt / (1.25 * max(len(ticks), 1)), MIN_LABEL_PT, MAX_LABEL_PT))
     if axis == "x":
         ax.set_xticks(ticks)
         ax.set_xticklabels(text, rotation=90, fontsize=size)
@@ -163,7 +178,7 @@ def plot_head(
     w = maps.head(layer, head)[start:end, start:end].numpy()
     n = end - start
     if ax is None:
-        side = float(np.clip(0.1 * min(n, max_labels) + 3.0, 4.5, 9.0))
+        side = float(np.clip(0.125 * min(n, max_labels) + 2.0, 4.5, 10.0))  # room for 57 labels at 7 pt
         fig, axes = _new_axes((side + 1.0, side))
         ax = axes[0, 0]
     fig = ax.figure
@@ -391,6 +406,20 @@ def plot_token_attention(maps: AttentionMaps, layer: int, head: int, index: int,
     return fig
 
 
+FIGURE_FORMATS = ("png", "svg", "pdf", "jpg", "jpeg", "webp")  # what save_figure writes (jpg/webp through Pillow)
+
+
+def figure_format(path: str | Path) -> str:
+    """The image format a file name asks for ('png' when it has no suffix); ValueError for one we do not write."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if not suffix:
+        return "png"
+    if suffix not in FIGURE_FORMATS:
+        raise ValueError(f"cannot write a figure as '.{suffix}' ({Path(path).name}); "
+                         f"end the file name in one of {', '.join('.' + f for f in FIGURE_FORMATS)}")
+    return suffix
+
+
 def save_figure(fig, path: str | Path, formats: Sequence[str] = ("png", "svg"), dpi: int = 200) -> list[Path]:
     """Write `fig` once per format (default PNG + SVG, 200 dpi: sharp on a projector).
 
@@ -398,12 +427,14 @@ def save_figure(fig, path: str | Path, formats: Sequence[str] = ("png", "svg"), 
     Returns the files written. SVGs carry no date, so re-exports diff cleanly.
     """
     path = Path(path)
-    if path.suffix.lower().lstrip(".") in {"png", "svg", "pdf", "jpg", "jpeg"}:
+    formats = [f.lower().lstrip(".") for f in formats]
+    for fmt in formats:
+        figure_format(f"x.{fmt}")  # refuse a format we do not write before writing anything
+    if path.suffix.lower().lstrip(".") in FIGURE_FORMATS:
         path = path.with_suffix("")
     path.parent.mkdir(parents=True, exist_ok=True)
     out = []
     for fmt in formats:
-        fmt = fmt.lower().lstrip(".")
         target = path.with_name(f"{path.name}.{fmt}")
         metadata = {"Date": None} if fmt == "svg" else None
         fig.savefig(target, format=fmt, dpi=dpi, bbox_inches="tight", metadata=metadata)
@@ -411,14 +442,25 @@ def save_figure(fig, path: str | Path, formats: Sequence[str] = ("png", "svg"), 
     return out
 
 
-def figure_png(fig, dpi: int = 100) -> bytes:
-    """The figure as PNG bytes (for an ipywidgets Image)."""
+def figure_png(fig, dpi: int = 100, tight: bool = True) -> bytes:
+    """The figure as PNG bytes (for an ipywidgets Image). tight=False keeps the figure's exact
+    size (width x height inches times dpi pixels), for a picture shown at a fixed size."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     return buf.getvalue()
 
 
 # ----------------------------------------------------------------- interactive explorer
+
+SCALES = {
+    "absolute": "colour = the attention weight on a fixed 0–1 scale (white 0, full colour 1)",
+    "relative": "colour = weight relative to the largest one shown (it changes with the prompt)",
+}
+
+
+def _check_scale(scale: str) -> None:
+    if scale not in SCALES:
+        raise ValueError(f"scale must be 'absolute' (fixed 0–1) or 'relative' (to the largest weight), got {scale!r}")
 
 
 def _weight_colour(x: float, rgb: tuple[int, int, int]) -> str:
@@ -428,74 +470,115 @@ def _weight_colour(x: float, rgb: tuple[int, int, int]) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
+def _text_colour(background: str) -> str:
+    """White text where it contrasts more than black (WCAG relative luminance below 0.179), else black."""
+    r, g, b = (int(background[k : k + 2], 16) / 255 for k in (1, 3, 5))
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+    return "#ffffff" if 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2] < 0.179 else "#000000"
+
+
 class AttentionExplorer:
     """Pick a layer and head, type a prompt, click a token: see where it attends / what attends to it.
 
-    Built from stock ipywidgets (Text, Dropdown, ToggleButtons, Button, HTML, Image), so it
+    Built from stock ipywidgets (Textarea, Dropdown, ToggleButtons, Button, HTML, Image), so it
     runs in JupyterLab 4 without extensions. The state lives in plain attributes and
     the update methods work without a front end:
 
         ex = AttentionExplorer(model, tok, "To be, or not to be")
-        ex  # in a notebook: shows the widget
+        ex  # in a notebook: shows the widget (a static picture where no widget front end runs)
         ex.set_layer(1); ex.set_head(2); ex.select(5); ex.set_direction("from")
         ex.colours  # the token colours the front end shows
+
+    Colours follow `scale`: 'absolute' (default) maps a weight of 0..1 to white..full colour,
+    the same for every prompt, so flat attention looks pale; 'relative' stretches the largest
+    weight shown to full colour. The heatmap is drawn at exactly the size it is shown.
     """
 
     TO_RGB = (31, 119, 180)  # blue: where the selected token attends
     FROM_RGB = (214, 96, 18)  # orange: which tokens attend to the selected one
+    HEATMAP_CSS_PX = (480, 432)  # shown size: fits beside the token strip on a 1366 x 768 laptop screen
+    PIXEL_RATIO = 2  # drawn at twice the shown size, so it is sharp on high-density screens too
+    CSS_DPI = 96  # CSS pixels per inch: a font of s points shows s * 96/72 CSS pixels tall
 
-    def __init__(self, model, tokenizer, text: str = "", *, layer: int = 0, head: int = 0, max_tokens: int = 48, render: bool = True) -> None:
+    def __init__(
+        self, model, tokenizer, text: str = "", *, layer: int = 0, head: int = 0, max_tokens: int = 24,
+        scale: str = "absolute", render: bool = True,
+    ) -> None:
         import ipywidgets as W
 
         self.model, self.tokenizer = model, tokenizer
-        self.max_tokens = max_tokens  # heatmap window: readable labels even for long prompts
+        self.max_tokens = max_tokens  # heatmap window around the selected token: labels stay readable
         self.render = render  # False skips the matplotlib heatmap (faster tests / scripting)
         cfg = model.config
         _check_index("layer", layer, cfg.n_layer)
         _check_index("head", head, cfg.n_head)
-        self.layer, self.head, self.direction = layer, head, "to"
+        _check_scale(scale)
+        self.layer, self.head, self.direction, self.scale = layer, head, "to", scale
         self.maps: AttentionMaps | None = None
+        self.text = ""  # the prompt the maps were computed from (the box is reset to it after a rejected prompt)
         self.selected: int | None = None
         self.colours: list[str] = []
         self.message = ""
+        self._reverting = False
 
-        self.prompt_w = W.Text(value=text, description="prompt", continuous_update=False, layout=W.Layout(width="95%"))
-        self.layer_w = W.Dropdown(options=[(f"layer {i}", i) for i in range(cfg.n_layer)], value=layer, description="layer")
-        self.head_w = W.Dropdown(options=[(f"head {i}", i) for i in range(cfg.n_head)], value=head, description="head")
+        w, h = self.HEATMAP_CSS_PX
+        self.prompt_w = W.Textarea(value=text, description="prompt", placeholder="type a prompt; newlines count",
+                                   continuous_update=False, rows=3, layout=W.Layout(width="95%"))
+        self.layer_w = W.Dropdown(options=[(f"layer {i}", i) for i in range(cfg.n_layer)], value=layer, description="layer",
+                                  layout=W.Layout(width="170px"))
+        self.head_w = W.Dropdown(options=[(f"head {i}", i) for i in range(cfg.n_head)], value=head, description="head",
+                                 layout=W.Layout(width="170px"))
         self.direction_w = W.ToggleButtons(options=[("attends to", "to"), ("attended by", "from")], value="to")
-        self.tokens_w = W.Box(layout=W.Layout(display="flex", flex_flow="row wrap", width="95%"))
-        self.status_w = W.HTML()
-        self.image_w = W.Image(format="png")
+        self.scale_w = W.ToggleButtons(options=[("weight 0–1", "absolute"), ("relative", "relative")], value=scale,
+                                       tooltips=[SCALES["absolute"], SCALES["relative"]])
+        self.tokens_w = W.Box(layout=W.Layout(display="flex", flex_flow="row wrap", align_content="flex-start"))
+        self.status_w = W.HTML(layout=W.Layout(min_height="5em"))
+        self.image_w = W.Image(format="png", layout=W.Layout(width=f"{w}px", height=f"{h}px", min_width=f"{w}px",
+                                                             object_fit="contain"))
         self.buttons: list[Any] = []
-        self.widget = W.VBox(
-            [self.prompt_w, W.HBox([self.layer_w, self.head_w, self.direction_w]), self.tokens_w, self.status_w, self.image_w]
-        )
-        self.prompt_w.observe(lambda ch: self.set_text(ch["new"]), names="value")
+        left = W.VBox([self.tokens_w, self.status_w], layout=W.Layout(flex="1 1 320px", min_width="280px", max_width="560px"))
+        self.widget = W.VBox([
+            self.prompt_w,
+            W.HBox([self.layer_w, self.head_w, self.direction_w, self.scale_w], layout=W.Layout(flex_flow="row wrap")),
+            W.HBox([left, self.image_w], layout=W.Layout(flex_flow="row wrap", align_items="flex-start")),
+        ])
+        self.prompt_w.observe(lambda ch: None if self._reverting else self.set_text(ch["new"]), names="value")
         self.layer_w.observe(lambda ch: self.set_layer(ch["new"]), names="value")
         self.head_w.observe(lambda ch: self.set_head(ch["new"]), names="value")
         self.direction_w.observe(lambda ch: self.set_direction(ch["new"]), names="value")
+        self.scale_w.observe(lambda ch: self.set_scale(ch["new"]), names="value")
         self.set_text(text)
 
     # -- state changes (each ends in update(); widget values are kept in sync)
 
     def set_text(self, text: str) -> None:
-        """Re-run the model on a new prompt (keeps the last block_size tokens of a long one)."""
+        """Re-run the model on a new prompt (keeps the last block_size tokens of a long one).
+
+        A prompt the tokenizer rejects leaves everything as it was: the tokens, the heatmap
+        and the prompt box (reset to the last prompt that ran), with the reason shown.
+        """
         if self.prompt_w.value != text:
             self.prompt_w.value = text  # fires the observer, which calls us again
             return
         if not text:
-            self.maps, self.selected, self.message = None, None, "type a prompt"
+            self.maps, self.selected, self.text, self.message = None, None, "", "type a prompt"
             self._rebuild_buttons()
             self.update()
             return
         try:
             n = len(self.tokenizer.encode(text))
-            self.maps = get_attention(self.model, text, self.tokenizer, truncate=True)
+            maps = get_attention(self.model, text, self.tokenizer, truncate=True)
         except ValueError as e:  # e.g. a character the tokenizer does not know
-            self.message = f"cannot run this prompt: {e}"
+            self.message = f"cannot run this prompt: {e} (the box is back to the last prompt that ran)"
+            self._reverting = True
+            try:
+                self.prompt_w.value = self.text
+            finally:
+                self._reverting = False
             self.update()
             return
         block = self.model.config.block_size
+        self.maps, self.text = maps, text
         self.message = f"kept the last {block} of {n} tokens (block_size)" if n > block else ""
         self.selected = self.maps.T - 1  # the last token: what the model predicts from
         self._rebuild_buttons()
@@ -527,6 +610,15 @@ class AttentionExplorer:
         else:
             self.update()
 
+    def set_scale(self, scale: str) -> None:
+        """'absolute': weight 0..1 -> colour, the same for every prompt; 'relative': the largest weight shown is full colour."""
+        _check_scale(scale)
+        self.scale = scale
+        if self.scale_w.value != scale:
+            self.scale_w.value = scale
+        else:
+            self.update()
+
     def select(self, index: int) -> None:
         """Select token `index` (what a click on its button does)."""
         if self.maps is None:
@@ -549,10 +641,22 @@ class AttentionExplorer:
 
         self.buttons = []
         for i, t in enumerate(self.maps.tokens if self.maps is not None else []):
-            b = W.Button(description=display_token(t, for_plot=False), layout=W.Layout(width="auto", margin="1px"))
+            b = W.Button(description=display_token(t, for_plot=False),
+                         layout=W.Layout(width="auto", margin="1px", padding="0px 5px", height="26px"))
             b.on_click(lambda _b, i=i: self.select(i))
             self.buttons.append(b)
         self.tokens_w.children = tuple(self.buttons)
+
+    def summary(self) -> str:
+        """The status line as plain text: the selected token and the tokens it attends to most."""
+        if self.maps is None:
+            return self.message
+        w = self.weights()
+        vals, idx = w.topk(min(5, int((w > 0).sum())))
+        verb = "attends most to" if self.direction == "to" else "is attended most by"
+        label = lambda i: display_token(self.maps.tokens[i], for_plot=False)  # noqa: E731
+        parts = ", ".join(f"{int(i)} ‹{label(int(i))}› {float(v):.2f}" for v, i in zip(vals, idx))
+        return f"layer {self.layer}, head {self.head}: {self.selected} ‹{label(self.selected)}› {verb} {parts}"
 
     def update(self) -> None:
         """Recolour the token buttons, rewrite the summary line and redraw the heatmap."""
@@ -562,37 +666,104 @@ class AttentionExplorer:
             self.image_w.value = b""
             return
         w = self.weights()
-        top = max(float(w.max()), 1e-9)
+        top = 1.0 if self.scale == "absolute" else max(float(w.max()), 1e-9)
         rgb = self.TO_RGB if self.direction == "to" else self.FROM_RGB
         self.colours = [_weight_colour(float(v) / top, rgb) for v in w]
         for i, (b, c) in enumerate(zip(self.buttons, self.colours)):
             b.style.button_color = c
+            b.style.text_color = _text_colour(c)
             b.style.font_weight = "bold" if i == self.selected else ""
             b.tooltip = f"{i}: {float(w[i]):.3f}"
-        k = min(5, int((w > 0).sum()))
-        vals, idx = w.topk(k)
-        verb = "attends most to" if self.direction == "to" else "is attended most by"
-        label = lambda i: html.escape(display_token(self.maps.tokens[i], for_plot=False))  # noqa: E731
-        parts = ", ".join(f"<code>{int(i)}:{label(int(i))}</code> {float(v):.2f}" for v, i in zip(vals, idx))
-        note = f" <i>({html.escape(self.message)})</i>" if self.message else ""
-        self.status_w.value = f"layer {self.layer}, head {self.head}: <code>{self.selected}:{label(self.selected)}</code> {verb} {parts}{note}"
+        scale = SCALES[self.scale] + (f"; largest {top:.2f}" if self.scale == "relative" else "")
+        note = f"<div style='color:#b00020'>{html.escape(self.message)}</div>" if self.message else ""
+        self.status_w.value = (f"<div style='line-height:1.4'><div>{html.escape(self.summary())}</div>"
+                               f"<div style='font-size:90%;color:#555'>{html.escape(scale)}</div>{note}</div>")
         if self.render:
-            self.image_w.value = self._heatmap_png()
+            self.image_w.value = figure_png(self.heatmap_figure(), dpi=self.CSS_DPI * self.PIXEL_RATIO, tight=False)
 
-    def _heatmap_png(self) -> bytes:
-        from matplotlib.figure import Figure
-
+    def _window(self) -> tuple[int, int]:
         T, sel = self.maps.T, self.selected
         start = int(np.clip(sel - self.max_tokens // 2, 0, max(T - self.max_tokens, 0)))
-        end = min(T, start + self.max_tokens)
-        fig = Figure(figsize=(6.5, 5.5))
-        plot_head(self.maps, self.layer, self.head, window=(start, end), ax=fig.subplots(), highlight=sel)
-        return figure_png(fig, dpi=80)
+        return start, min(T, start + self.max_tokens)
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
+    def _draw_heatmap(self, fig, rect: tuple[float, float, float, float]) -> None:
+        """The selected head around the selected token, inside rect (figure fractions), with a colour bar."""
+        x0, y0, w, h = rect
+        ax = fig.add_axes((x0 + 0.2 * w, y0 + 0.17 * h, 0.62 * w, 0.72 * h))
+        start, end = self._window()
+        vmax = 1.0 if self.scale == "absolute" else None
+        plot_head(self.maps, self.layer, self.head, window=(start, end), ax=ax, highlight=self.selected, vmax=vmax,
+                  colorbar=False, title=f"layer {self.layer}, head {self.head}, tokens {start}-{end - 1}")
+        ax.title.set_fontsize(10)
+        ax.set_xlabel("key (attended to)", fontsize=9)
+        ax.set_ylabel("query (attending)", fontsize=9)
+        cax = fig.add_axes((x0 + 0.86 * w, y0 + 0.17 * h, 0.03 * w, 0.72 * h))
+        bar = fig.colorbar(ax.images[0], cax=cax)
+        bar.set_label("weight (0–1)" if self.scale == "absolute" else "weight (relative)", fontsize=9)
+        cax.tick_params(labelsize=8)
 
-        display(self.widget)
+    def heatmap_figure(self):
+        """The heatmap the widget shows, as a Figure of exactly the shown size (HEATMAP_CSS_PX at CSS_DPI)."""
+        from matplotlib.figure import Figure
+
+        w, h = self.HEATMAP_CSS_PX
+        fig = Figure(figsize=(w / self.CSS_DPI, h / self.CSS_DPI))
+        self._draw_heatmap(fig, (0.0, 0.0, 1.0, 1.0))
+        return fig
+
+    def snapshot_figure(self):
+        """A static picture of the widget's state (tokens coloured, status line, heatmap): what a
+        notebook viewer without a widget front end shows instead of the interactive view."""
+        from matplotlib.figure import Figure
+
+        w, h = self.HEATMAP_CSS_PX
+        fig = Figure(figsize=(2 * w / self.CSS_DPI, h / self.CSS_DPI))
+        fig.text(0.01, 0.97, "AttentionExplorer: a static picture; run the notebook for the interactive view",
+                 fontsize=9, color="#555", va="top")
+        ax = fig.add_axes((0.01, 0.02, 0.47, 0.72))
+        ax.set_axis_off()
+        if self.maps is None:
+            ax.text(0, 1, self.message, va="top", fontsize=10, transform=ax.transAxes)
+            return fig
+        status = textwrap.fill(display_token(self.summary()), 80) + "\n" + SCALES[self.scale]
+        fig.text(0.01, 0.9, status, fontsize=8, va="top", linespacing=1.4)
+        _draw_token_strip(ax, self.maps.tokens, self.colours, self.selected)
+        self._draw_heatmap(fig, (0.5, 0.0, 0.5, 1.0))
+        return fig
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, Any]:
+        """The widget view for a live front end, plus a PNG snapshot and a text line for static viewers."""
+        bundle = dict(self.widget._repr_mimebundle_())
+        T = self.maps.T if self.maps is not None else 0
+        bundle["text/plain"] = (f"AttentionExplorer: layer {self.layer}, head {self.head}, {T} tokens "
+                                "(run the notebook in JupyterLab for the interactive view)")
+        bundle["image/png"] = base64.b64encode(figure_png(self.snapshot_figure(), dpi=self.CSS_DPI, tight=False)).decode("ascii")
+        return bundle
+
+
+def _draw_token_strip(ax, tokens: Sequence[str], colours: Sequence[str], selected: int | None, width: int = 46) -> None:
+    """Tokens as coloured boxes of monospace text, wrapped at `width` characters and after newlines."""
+    from matplotlib.patches import Rectangle
+
+    rows = int(ax.bbox.height / 17) or 1  # 17 px a row at 10 pt
+    x = y = 0
+    for i, (t, c) in enumerate(zip(tokens, colours)):
+        label = display_token(t)
+        n = max(len(label), 1)
+        if x + n > width and x > 0:
+            x, y = 0, y + 1
+        if y >= rows:
+            ax.text(0, y - 0.2, "…", fontsize=10, family="monospace", va="center")
+            break
+        ax.add_patch(Rectangle((x - 0.05, y - 0.45), n + 0.1, 0.9, facecolor=c, edgecolor="#d62728" if i == selected else "#cccccc",
+                               linewidth=1.5 if i == selected else 0.5))
+        ax.text(x + n / 2, y, label, ha="center", va="center", fontsize=10, family="monospace", color=_text_colour(c),
+                fontweight="bold" if i == selected else "normal")
+        x += n + 0.3
+        if "\n" in t:
+            x, y = 0, y + 1
+    ax.set_xlim(-0.2, width + 0.2)
+    ax.set_ylim(rows - 0.5, -0.6)
 
 
 def explore(model, tokenizer, text: str = "", **kw) -> AttentionExplorer:
@@ -618,8 +789,20 @@ def attention_html(
     heads: Sequence[int] | None = None,
     layer: int | None = None,
     head: int | None = None,
+    scale: str = "absolute",
+    note: str = "",
+    offset: int = 0,
 ) -> str:
-    """A whole self-contained HTML page showing `maps` (see save_attention_html)."""
+    """A whole self-contained HTML page showing `maps` (see save_attention_html).
+
+    scale: the colour scale the page opens with, 'absolute' (weight 0..1, the same for every
+    token) or 'relative' (the largest weight of the row is full colour); the page says which
+    is shown and can switch. note: a line shown at the top (e.g. that the text was cut to the
+    model's context). offset: the position of maps' first token in the whole text, for labels.
+    """
+    _check_scale(scale)
+    if not isinstance(offset, int) or offset < 0:
+        raise ValueError(f"offset must be a non-negative integer, got {offset!r}")
     layers = _select(maps.n_layer, layers, "layer")
     heads = _select(maps.n_head, heads, "head")
     # One byte per weight (resolution 1/255), base64 per head: GPT-2's 144 heads on 128
@@ -634,15 +817,20 @@ def attention_html(
         "w": [[base64.b64encode(q[a, b].tobytes()).decode("ascii") for b in range(len(heads))] for a in range(len(layers))],
         "layer": layers.index(layer) if layer in layers else 0,
         "head": heads.index(head) if head in heads else 0,
+        "scale": scale,
+        "offset": offset,
     }
-    return _PAGE.replace("__TITLE__", html.escape(title)).replace("__DATA__", _script_json(data))
+    parts = {"TITLE": html.escape(title), "NOTE": html.escape(note), "DATA": _script_json(data)}
+    # One pass over the template: text put in (a title holding "__DATA__", say) is never scanned again.
+    return re.sub(r"__(TITLE|NOTE|DATA)__", lambda m: parts[m.group(1)], _PAGE)
 
 
 def save_attention_html(maps: AttentionMaps, path: str | Path, **kw) -> Path:
     """Write the offline attention view: one .html file with everything inline (no CDN, no network).
 
     Tokens flow as text; click (or hover) one to colour the tokens it attends to (blue)
-    or that attend to it (orange); the heatmap of the chosen head sits beside.
+    or that attend to it (orange); the heatmap of the chosen head sits beside, and hovering
+    it names the query and key tokens of a cell. Keywords as for attention_html.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -656,29 +844,41 @@ _PAGE = r"""<!DOCTYPE html>
 <title>__TITLE__</title>
 <style>
 body{font-family:system-ui,sans-serif;margin:16px;color:#222}
-#bar{display:flex;gap:14px;align-items:center;flex-wrap:wrap;margin-bottom:10px}
+h3{margin:0 0 6px}
+#note{margin:0 0 8px;padding:4px 8px;background:#fff4d6;border:1px solid #e0b84c;border-radius:3px;font-size:14px}
+#note:empty{display:none}
+#bar{display:flex;gap:14px;align-items:center;flex-wrap:wrap;margin-bottom:4px}
+#legend{font-size:13px;color:#444;height:1.6em;line-height:1.6em;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;margin-bottom:6px}
+#swatch{display:inline-block;width:90px;height:11px;vertical-align:middle;border:1px solid #999;margin:0 6px}
 #main{display:flex;gap:18px;align-items:flex-start;flex-wrap:wrap}
-#tokens{max-width:640px;line-height:2;font-family:ui-monospace,monospace;font-size:14px}
+#left{flex:0 0 auto;width:min(640px,100%)}
+#tokens{line-height:2;font-family:ui-monospace,monospace;font-size:14px}
 .tok{white-space:pre;padding:2px 1px;margin:0 1px;border-radius:3px;cursor:pointer;border:1px solid #ddd}
 .tok.sel{outline:2px solid #d62728}
-#heat{image-rendering:pixelated;border:1px solid #999;width:360px;height:360px;cursor:crosshair}
-#info{font-size:13px;margin-top:6px;min-height:1.5em}
+#heat{image-rendering:pixelated;border:1px solid #999;width:360px;height:360px;cursor:crosshair;display:block}
+#info{font-size:13px;margin-top:6px;height:3.2em;line-height:1.6em;overflow:hidden}
+#hover{font-size:13px;width:360px;height:1.6em;line-height:1.6em;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;font-family:ui-monospace,monospace}
+.hint{font-size:12px;color:#666}
 </style></head><body>
 <h3 id="title">__TITLE__</h3>
+<p id="note">__NOTE__</p>
 <div id="bar">
 <label>layer <select id="layer"></select></label>
 <label>head <select id="head"></select></label>
 <label><input type="radio" name="dir" id="dir-to" value="to" checked> attends to</label>
 <label><input type="radio" name="dir" id="dir-from" value="from"> attended by</label>
-<span style="font-size:12px;color:#666">click a token to pin it, hover to peek</span>
+<span>colours: <label><input type="radio" name="scale" id="scale-absolute" value="absolute"> weight 0–1</label>
+<label><input type="radio" name="scale" id="scale-relative" value="relative"> relative to the row's largest</label></span>
+<span class="hint">click a token to pin it, hover to peek</span>
 </div>
-<div id="main"><div><div id="tokens"></div><div id="info"></div></div>
-<div><canvas id="heat"></canvas><div style="font-size:12px;color:#666">rows: query, columns: key; click a row to select</div></div></div>
+<div id="legend"></div>
+<div id="main"><div id="left"><div id="tokens"></div><div id="info"></div></div>
+<div><canvas id="heat"></canvas><div id="hover"></div><div class="hint">rows: query, columns: key; hover a cell to read it, click a row to select</div></div></div>
 <script type="application/json" id="data">__DATA__</script>
 <script>
 "use strict";
 const D = JSON.parse(document.getElementById("data").textContent);
-const T = D.T;
+const T = D.T, OFF = D.offset;
 const cache = {};
 function weights(li, hi) {
   const key = li + "," + hi;
@@ -689,11 +889,14 @@ function weights(li, hi) {
   }
   return cache[key];
 }
-const state = {layer: D.layer, head: D.head, pinned: T - 1, hover: null, dir: "to"};
+const state = {layer: D.layer, head: D.head, pinned: T - 1, hover: null, dir: "to", scale: D.scale};
+const RGB = {to: [31, 119, 180], from: [214, 96, 18]};
 const layerSel = document.getElementById("layer"), headSel = document.getElementById("head");
 D.layers.forEach((l, i) => { const o = document.createElement("option"); o.value = i; o.textContent = "layer " + l; layerSel.appendChild(o); });
 D.heads.forEach((h, i) => { const o = document.createElement("option"); o.value = i; o.textContent = "head " + h; headSel.appendChild(o); });
 layerSel.value = state.layer; headSel.value = state.head;
+document.getElementById("scale-" + state.scale).checked = true;
+function label(j) { return (j + OFF) + " \u2039" + D.tokens[j] + "\u203a"; }  // 44 ‹:›: position, then the token
 const box = document.getElementById("tokens"), spans = [];
 D.tokens.forEach((t, i) => {
   const s = document.createElement("span");
@@ -707,89 +910,63 @@ D.tokens.forEach((t, i) => {
 layerSel.addEventListener("change", () => { state.layer = +layerSel.value; draw(); });
 headSel.addEventListener("change", () => { state.head = +headSel.value; draw(); });
 document.querySelectorAll("input[name=dir]").forEach(r => r.addEventListener("change", () => { state.dir = r.value; draw(); }));
-const canvas = document.getElementById("heat");
+document.querySelectorAll("input[name=scale]").forEach(r => r.addEventListener("change", () => { state.scale = r.value; draw(); }));
+// white text where it contrasts more than black (WCAG relative luminance below 0.179)
+function textColour(rgb, a) {
+  const lin = rgb.map(c => { const x = (255 + (c - 255) * a) / 255; return x <= 0.04045 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4); });
+  return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2] < 0.179 ? "#fff" : "#222";
+}
+const canvas = document.getElementById("heat"), hover = document.getElementById("hover");
+const HOVER_HINT = "hover the heatmap to read a cell";
+hover.textContent = HOVER_HINT;
 canvas.width = T; canvas.height = T;
-canvas.addEventListener("click", e => {
+function cellAt(e) {
   const r = canvas.getBoundingClientRect();
-  state.pinned = Math.min(T - 1, Math.floor((e.clientY - r.top) / r.height * T)); draw();
+  return [Math.min(T - 1, Math.floor((e.clientY - r.top) / r.height * T)), Math.min(T - 1, Math.floor((e.clientX - r.left) / r.width * T))];
+}
+canvas.addEventListener("click", e => { state.pinned = cellAt(e)[0]; draw(); });
+canvas.addEventListener("mousemove", e => {
+  const [i, j] = cellAt(e), w = weights(state.layer, state.head);
+  const text = "query " + label(i) + " \u2192 key " + label(j) + ": " + (j > i ? "future (masked)" : w[i * T + j].toFixed(3));
+  hover.textContent = text; canvas.title = text;
 });
+canvas.addEventListener("mouseleave", () => { hover.textContent = HOVER_HINT; });
+function rowMax(w, i) { let m = 1e-9; for (let j = 0; j <= i; j++) if (w[i * T + j] > m) m = w[i * T + j]; return m; }
 function draw() {
   const w = weights(state.layer, state.head), sel = state.hover !== null ? state.hover : state.pinned;
   const vec = new Float32Array(T);
   for (let j = 0; j < T; j++) vec[j] = state.dir === "to" ? w[sel * T + j] : w[j * T + sel];
   let top = 1e-9; vec.forEach(v => { if (v > top) top = v; });
-  const rgb = state.dir === "to" ? "31,119,180" : "214,96,18";
+  const div = state.scale === "absolute" ? 1 : top, rgb = RGB[state.dir];
   spans.forEach((s, j) => {
-    s.style.background = "rgba(" + rgb + "," + (vec[j] / top).toFixed(3) + ")";
+    const a = Math.min(1, vec[j] / div);
+    s.style.background = "rgba(" + rgb.join(",") + "," + a.toFixed(3) + ")";
+    s.style.color = textColour(rgb, a);
     s.classList.toggle("sel", j === sel);
-    s.title = j + ": " + vec[j].toFixed(3);
+    s.title = label(j) + ": " + vec[j].toFixed(3);
   });
+  const c = "rgb(" + rgb.join(",") + ")";
+  const legend = document.getElementById("legend"), sw = document.createElement("span");
+  legend.replaceChildren();
+  sw.id = "swatch"; sw.style.background = "linear-gradient(to right, #fff, " + c + ")";
+  legend.append("colour scale: ", state.scale === "absolute" ? "attention weight, fixed 0" : "relative: 0", sw,
+    state.scale === "absolute" ? "1 (the same for every token and head)" : top.toFixed(2) + " (the largest weight in this row)");
   const order = Array.from(vec.keys()).sort((a, b) => vec[b] - vec[a]).slice(0, 5).filter(j => vec[j] > 0);
-  document.getElementById("info").textContent = sel + ":" + D.tokens[sel] + (state.dir === "to" ? " attends most to " : " is attended most by ")
-    + order.map(j => j + ":" + D.tokens[j] + " " + vec[j].toFixed(2)).join(", ");
-  const ctx = canvas.getContext("2d"), img = ctx.createImageData(T, T);
-  for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) {
-    const p = 4 * (i * T + j), v = Math.sqrt(w[i * T + j]);
-    const mark = (i === sel) || (j === sel);
-    if (j > i) { img.data[p] = img.data[p + 1] = img.data[p + 2] = 245; }
-    else { img.data[p] = 255 * (1 - v); img.data[p + 1] = 255 * (1 - 0.6 * v); img.data[p + 2] = 255 * (1 - 0.3 * v); }
-    if (mark) { img.data[p] = Math.min(255, img.data[p] + 90); }
-    img.data[p + 3] = 255;
+  document.getElementById("info").textContent = label(sel) + (state.dir === "to" ? " attends most to " : " is attended most by ")
+    + order.map(j => label(j) + " " + vec[j].toFixed(2)).join(", ");
+  const ctx = canvas.getContext("2d"), img = ctx.createImageData(T, T), hr = RGB.to;
+  for (let i = 0; i < T; i++) {
+    const d = state.scale === "absolute" ? 1 : rowMax(w, i);
+    for (let j = 0; j < T; j++) {
+      const p = 4 * (i * T + j), v = Math.min(1, w[i * T + j] / d);
+      if (j > i) { img.data[p] = img.data[p + 1] = img.data[p + 2] = 235; }
+      else { for (let k = 0; k < 3; k++) img.data[p + k] = 255 + (hr[k] - 255) * v; }
+      if (i === sel || j === sel) { img.data[p] = Math.min(255, img.data[p] + 90); }
+      img.data[p + 3] = 255;
+    }
   }
   ctx.putImageData(img, 0, 0);
 }
 draw();
 </script></body></html>
 """
-
-
-# ----------------------------------------------------------------- CLI
-
-
-def cli_attention(args: argparse.Namespace) -> int:
-    """`gptlab attention --checkpoint DIR --text "..." [--out view.html] [--png fig.png] [--layer L] [--head H]`.
-
-    --out writes the offline HTML view; --png writes a figure: one head if both --layer and
-    --head are given, that layer's heads if only --layer, else every head as thumbnails.
-    """
-    from gptlab.training import load_checkpoint
-
-    out, png = getattr(args, "out", None), getattr(args, "png", None)
-    layer, head = getattr(args, "layer", None), getattr(args, "head", None)
-    if not out and not png:
-        print("gptlab attention: nothing to write; give --out VIEW.html and/or --png FIGURE.png", file=sys.stderr)
-        return 2
-    if not args.text:
-        print("gptlab attention: --text is empty; give the text to look at", file=sys.stderr)
-        return 2
-    model, tokenizer, _meta = load_checkpoint(args.checkpoint)
-    if tokenizer is None:
-        print(f"gptlab attention: {args.checkpoint} holds no tokenizer, so --text cannot be encoded; "
-              "save the checkpoint with tokenizer=...", file=sys.stderr)
-        return 2
-    n = len(tokenizer.encode(args.text))
-    maps = get_attention(model, args.text, tokenizer, truncate=True)
-    if n > maps.T:
-        print(f"note: the text has {n} tokens; kept the last {maps.T} (the model's block_size)")
-    for name, value, limit in (("layer", layer, maps.n_layer), ("head", head, maps.n_head)):
-        if value is not None and not 0 <= value < limit:
-            print(f"gptlab attention: --{name} {value} out of range; this model has {limit} ({name}s 0..{limit - 1})", file=sys.stderr)
-            return 2
-    if out:
-        path = save_attention_html(maps, out, title=f"attention: {Path(args.checkpoint).name}", layer=layer, head=head)
-        print(f"wrote {path}")
-    if png:
-        import matplotlib.pyplot as plt
-
-        if layer is not None and head is not None:
-            fig = plot_head(maps, layer, head)
-        elif layer is not None:
-            fig = plot_layer(maps, layer)
-        else:
-            fig = plot_overview(maps, heads=[head] if head is not None else None)
-        fmt = Path(png).suffix.lower().lstrip(".")
-        fmt = fmt if fmt in ("png", "svg", "pdf") else "png"
-        for p in save_figure(fig, png, formats=(fmt,)):
-            print(f"wrote {p}")
-        plt.close(fig)
-    return 0

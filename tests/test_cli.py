@@ -172,17 +172,6 @@ def test_damaged_or_mismatched_checkpoints(ckpt, text_file, tmp_path, capsys):
     assert "not in this CharTokenizer's vocabulary" in capsys.readouterr().err  # text the saved tokenizer cannot encode
 
 
-def test_attention_delegates_to_viz(monkeypatch, ckpt):
-    import gptlab.viz
-
-    seen = {}
-    monkeypatch.setattr(gptlab.viz, "cli_attention", lambda args: seen.update(vars(args)) or 0)
-    assert cli.main(["attention", "--checkpoint", str(ckpt), "--text", "ROMEO", "--out", "v.html", "--png", "v.png",
-                     "--layer", "1", "--head", "0"]) == 0
-    assert {k: seen[k] for k in ("checkpoint", "text", "out", "png", "layer", "head")} == {
-        "checkpoint": str(ckpt), "text": "ROMEO", "out": "v.html", "png": "v.png", "layer": 1, "head": 0}
-
-
 def test_data_fetch(tmp_path, monkeypatch, capsys):
     mirror = Path(os.environ.get("GPTLAB_DATA_MIRROR", SHARED))
     if not (mirror / "lunyu.json").exists():

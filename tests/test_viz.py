@@ -1,6 +1,6 @@
-"""Static figures, the offline HTML view, the widget explorer and the CLI (gptlab.viz)."""
+"""Static figures, the offline HTML view, the widget explorer (gptlab.viz) and the `gptlab attention` command."""
 
-import argparse
+import base64
 import json
 import re
 import struct
@@ -116,7 +116,23 @@ def test_long_inputs_thin_the_labels():
     fig = viz.plot_head(maps, 0, 0, max_labels=50)
     labels = tick_texts(fig.axes[0], "x")
     assert 25 <= len(labels) <= 50
-    assert labels[1] == "6:t6"  # every 6th token, with its position
+    assert labels[1] == "6 ‹t6›"  # every 6th token, position first, the token in ‹ › (never "6:t6")
+    maps = random_maps(L=1, H=1, T=64, tokens=[":"] * 64)
+    labels = tick_texts(viz.plot_layer(maps, 0).axes[0], "y")
+    assert labels[1].endswith(" ‹:›") and "::" not in "".join(labels)  # not the confusing "44::"
+
+
+def test_tick_labels_never_shrink_below_a_readable_size():
+    for T in (8, 24, 64, 200):
+        maps = random_maps(L=1, H=2, T=T)
+        for fig in (viz.plot_head(maps, 0, 0), viz.plot_layer(maps, 0)):
+            for ax in fig.axes:
+                for t in ax.get_xticklabels() + ax.get_yticklabels():
+                    if t.get_text() and not t.get_text().replace(".", "").isdigit():  # token labels, not the colour bar
+                        assert t.get_fontsize() >= viz.MIN_LABEL_PT, (T, t.get_text(), t.get_fontsize())
+            plt.close(fig)
+    fig = viz.plot_head(random_maps(L=1, H=1, T=24), 0, 0)
+    assert len(tick_texts(fig.axes[0], "x")) == 24  # a short input keeps every label
 
 
 def test_layer_grid_and_overview_select_heads_and_layers():
@@ -179,6 +195,31 @@ def test_html_weights_roundtrip_and_selection(tmp_path):
     torch.testing.assert_close(q.float() / 255, maps.weights[2, 0], atol=1 / 255, rtol=0)
 
 
+def test_html_colour_scale_note_and_offset():
+    maps = random_maps(T=6)
+    data = data_json(viz.attention_html(maps))
+    assert data["scale"] == "absolute" and data["offset"] == 0  # absolute 0..1 unless asked otherwise
+    page = viz.attention_html(maps, scale="relative", note="kept <64> tokens & more", offset=56)
+    data = data_json(page)
+    assert data["scale"] == "relative" and data["offset"] == 56
+    assert '<p id="note">kept &lt;64&gt; tokens &amp; more</p>' in page  # the note is escaped like the title
+    assert 'id="scale-absolute"' in page and 'id="scale-relative"' in page and 'id="legend"' in page
+    with pytest.raises(ValueError, match="scale must be 'absolute'"):
+        viz.attention_html(maps, scale="row")
+    with pytest.raises(ValueError, match="offset"):
+        viz.attention_html(maps, offset=-1)
+
+
+@pytest.mark.parametrize("title", ["__DATA__", "ckpt __TITLE__ __NOTE__ __DATA__", "$data {DATA} %s"])
+def test_html_title_holding_the_placeholders_stays_a_title(title):
+    maps = random_maps(T=5)
+    page = viz.attention_html(maps, title=title, note="__DATA__")
+    assert f"<title>{title}</title>" in page and f'<h3 id="title">{title}</h3>' in page
+    assert '<p id="note">__DATA__</p>' in page
+    assert page.count('"tokens":') == 1  # the data went in once, into the data block only
+    assert data_json(page)["T"] == 5
+
+
 # ---------------------------------------------------------------- widget explorer
 
 
@@ -235,35 +276,180 @@ def test_explorer_prompt_changes_errors_and_escaping(explorer_setup):
     assert "&lt;" in ex.status_w.value and "<that>" not in ex.status_w.value
     ex.set_text("xyz!")  # characters this tokenizer does not know
     assert "cannot run this prompt" in ex.status_w.value and ex.maps.tokens == list("<that>")
+    assert ex.prompt_w.value == "<that>" and ex.text == "<that>"  # the box is back to what the tokens show
     ex.set_text((text * 2)[:40])  # longer than block_size 32
     assert ex.maps.T == 32 and "last 32 of 40" in ex.status_w.value
     ex.set_text("")
     assert ex.maps is None and ex.buttons == [] and "type a prompt" in ex.status_w.value
 
 
-# ---------------------------------------------------------------- CLI
+def test_explorer_prompt_box_keeps_newlines(explorer_setup):
+    import ipywidgets as W
+
+    model, tok, text = explorer_setup
+    ex = viz.AttentionExplorer(model, tok, "to be\nor", render=False)
+    assert isinstance(ex.prompt_w, W.Textarea)  # a one-line Text box would drop the newline
+    assert ex.maps.tokens == list("to be\nor") and ex.prompt_w.value == "to be\nor"
+    assert [b.description for b in ex.buttons][5] == "↵"
+    ex.prompt_w.value = "the\nquestion\n"  # as typed in the front end
+    assert ex.maps.tokens.count("\n") == 2 and ex.text == "the\nquestion\n"
 
 
-def test_cli_attention_writes_html_and_png(tmp_path, capsys):
-    training = pytest.importorskip("gptlab.training")
+def test_explorer_rejected_prompt_keeps_box_tokens_and_picture(explorer_setup):
+    model, tok, text = explorer_setup
+    ex = viz.AttentionExplorer(model, tok, "to be", render=True)
+    before = (ex.maps, [b.description for b in ex.buttons], ex.image_w.value)
+    ex.prompt_w.value = "to be 😀"  # typed in the front end: an emoji this char tokenizer lacks
+    assert ex.prompt_w.value == "to be" and ex.text == "to be"  # box reset: it matches the tokens again
+    assert (ex.maps, [b.description for b in ex.buttons], ex.image_w.value) == before
+    assert "cannot run this prompt" in ex.status_w.value and "😀" in ex.status_w.value
+    ex.prompt_w.value = "or not"  # the next good prompt runs and clears the error
+    assert ex.maps.tokens == list("or not") and "cannot run" not in ex.status_w.value
+    ex2 = viz.AttentionExplorer(model, tok, "😀", render=False)  # rejected from the start: an empty box
+    assert ex2.maps is None and ex2.prompt_w.value == "" and "cannot run this prompt" in ex2.status_w.value
+
+
+def test_explorer_colour_scale_is_absolute_and_stable_unless_asked(explorer_setup):
+    model, tok, text = explorer_setup
+    ex = viz.AttentionExplorer(model, tok, text[:20], render=False)
+    assert ex.scale == "absolute" and "fixed 0–1 scale" in ex.status_w.value
+    w = ex.weights()
+    expected = [viz._weight_colour(float(v), ex.TO_RGB) for v in w]  # colour = the weight itself
+    assert ex.colours == expected
+    ex.set_scale("relative")
+    top = float(w.max())
+    assert ex.colours == [viz._weight_colour(float(v) / top, ex.TO_RGB) for v in w]
+    assert ex.colours[int(w.argmax())] == "#1f77b4" and "relative to the largest" in ex.status_w.value
+    assert ex.scale_w.value == "relative"
+    ex.scale_w.value = "absolute"  # the toggle in the front end
+    assert ex.colours == expected
+    with pytest.raises(ValueError, match="scale must be"):
+        viz.AttentionExplorer(model, tok, "to", scale="row")
+
+
+def test_text_colour_contrast():
+    assert viz._text_colour("#ffffff") == "#000000"
+    assert viz._text_colour("#1f77b4") == "#ffffff"  # full blue: white text reads better
+    assert viz._text_colour(viz._weight_colour(0.2, (31, 119, 180))) == "#000000"
+
+
+def test_explorer_heatmap_is_drawn_at_the_size_it_is_shown(explorer_setup):
+    model, tok, text = explorer_setup
+    ex = viz.AttentionExplorer(model, tok, text[:30], render=True)
+    w, h = ex.HEATMAP_CSS_PX
+    assert (ex.image_w.layout.width, ex.image_w.layout.height) == (f"{w}px", f"{h}px")  # never stretched to the cell
+    assert h <= 480 and w <= 560  # beside the tokens, and under a laptop screen's height
+    pw, ph = struct.unpack(">II", ex.image_w.value[16:24])
+    assert (pw, ph) == (w * ex.PIXEL_RATIO, h * ex.PIXEL_RATIO)  # exactly the shown size at the pixel ratio, no resampling
+    fig = ex.heatmap_figure()
+    ax = fig.axes[0]
+    labels = ax.get_xticklabels()
+    assert len(labels) == ex.max_tokens  # every token of the window labelled ...
+    assert all(t.get_fontsize() >= viz.MIN_LABEL_PT for t in labels + ax.get_yticklabels())  # ... readably
+    shown_px = min(t.get_fontsize() for t in labels) * ex.CSS_DPI / 72
+    assert shown_px >= 9  # at least 9 CSS pixels tall on screen
+    assert fig.axes[1].get_ylim() == (0.0, 1.0)  # absolute scale: the colour bar is 0..1 for every prompt
+
+
+def test_explorer_shows_a_static_picture_where_no_widget_front_end_runs(explorer_setup):
+    from IPython.core.formatters import DisplayFormatter
+
+    model, tok, text = explorer_setup
+    ex = viz.AttentionExplorer(model, tok, text[:20], render=False)
+    data, _ = DisplayFormatter().format(ex)  # what a notebook stores in the cell's output
+    assert "application/vnd.jupyter.widget-view+json" in data  # JupyterLab draws the live widget
+    png = base64.b64decode(data["image/png"])  # static viewers draw this picture instead
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24])[0] >= 800
+    assert "VBox" not in data["text/plain"] and "AttentionExplorer" in data["text/plain"]
+    fig = ex.snapshot_figure()
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts] + [t.get_text() for t in fig.texts]
+    assert "".join(texts).count("o") >= text[:20].count("o")  # the tokens are drawn
+    assert any("static picture" in t for t in texts)
+
+
+# ---------------------------------------------------------------- CLI (gptlab attention, in gptlab.cli)
+
+
+@pytest.fixture
+def tiny_ckpt(tmp_path):
+    from gptlab.checkpoint import save_checkpoint
+
     tok = CharTokenizer.from_text("abc <script>\n")
     torch.manual_seed(0)
-    model = GPT(GPTConfig.from_preset("tiny", vocab_size=tok.n_vocab))
-    training.save_checkpoint(tmp_path / "ckpt", model, tokenizer=tok)
-    args = argparse.Namespace(
-        checkpoint=str(tmp_path / "ckpt"), text="abc <script>\nabc", out=str(tmp_path / "view.html"),
-        png=str(tmp_path / "all.png"), layer=None, head=None,
-    )
-    assert viz.cli_attention(args) == 0
-    data = data_json((tmp_path / "view.html").read_text(encoding="utf-8"))
-    assert "".join(data["tokens"]) == "abc␣<script>↵abc"
+    model = GPT(GPTConfig.from_preset("tiny", vocab_size=tok.n_vocab))  # block_size 32
+    save_checkpoint(tmp_path / "ckpt", model, tokenizer=tok)
+    return tmp_path / "ckpt"
+
+
+def test_cli_attention_writes_html_and_figures(tiny_ckpt, tmp_path, capsys):
+    from gptlab import cli
+
+    base = ["attention", "--checkpoint", str(tiny_ckpt), "--text", "abc <script>\nabc"]
+    assert cli.main([*base, "--out", str(tmp_path / "view.html"), "--png", str(tmp_path / "all.png")]) == 0
+    out = capsys.readouterr().out
+    assert "note:" not in out  # the text fits: nothing was cut
+    page = (tmp_path / "view.html").read_text(encoding="utf-8")
+    data = data_json(page)
+    assert "".join(data["tokens"]) == "abc␣<script>↵abc" and data["scale"] == "absolute"
+    assert '<p id="note"></p>' in page
     assert png_size(tmp_path / "all.png")[0] > 100
-    args.png, args.out, args.layer, args.head = str(tmp_path / "one.svg"), None, 1, 0
-    assert viz.cli_attention(args) == 0
+    assert cli.main([*base, "--png", str(tmp_path / "one.svg"), "--layer", "1", "--head", "0"]) == 0
     assert "<svg" in (tmp_path / "one.svg").read_text()
     assert not (tmp_path / "one.png").exists()
-    args.head = 9
-    assert viz.cli_attention(args) == 2
+    assert cli.main([*base, "--out", str(tmp_path / "rel.html"), "--scale", "relative"]) == 0
+    assert data_json((tmp_path / "rel.html").read_text(encoding="utf-8"))["scale"] == "relative"
+    capsys.readouterr()
+    assert cli.main([*base, "--png", str(tmp_path / "x.png"), "--layer", "1", "--head", "9"]) == 1
     assert "--head 9 out of range" in capsys.readouterr().err
-    args.png = None
-    assert viz.cli_attention(args) == 2
+    assert cli.main(base) == 1
+    assert "nothing to write" in capsys.readouterr().err
+
+
+def test_cli_attention_png_suffix_picks_the_format_or_is_refused(tiny_ckpt, tmp_path, capsys):
+    from gptlab import cli
+
+    base = ["attention", "--checkpoint", str(tiny_ckpt), "--text", "abc", "--layer", "0", "--head", "0", "--png"]
+    assert cli.main([*base, str(tmp_path / "x.jpeg")]) == 0
+    assert (tmp_path / "x.jpeg").read_bytes()[:3] == b"\xff\xd8\xff"  # a real JPEG, not a PNG named .jpeg
+    assert cli.main([*base, str(tmp_path / "x.JPG")]) == 0
+    assert (tmp_path / "x.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
+    assert cli.main([*base, str(tmp_path / "noext")]) == 0
+    png_size(tmp_path / "noext.png")
+    capsys.readouterr()
+    assert cli.main([*base, str(tmp_path / "x.gif"), "--checkpoint", str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write a figure as '.gif'" in err and ".png" in err  # said before the (missing) checkpoint is read
+    assert not (tmp_path / "x.gif").exists() and not (tmp_path / "x.png").exists()
+
+
+def test_cli_attention_long_text_says_which_window_it_shows(tiny_ckpt, tmp_path, capsys):
+    from gptlab import cli
+
+    text = "abc " * 15  # 60 tokens, the model reads 32
+    base = ["attention", "--checkpoint", str(tiny_ckpt), "--text", text, "--out", str(tmp_path / "v.html")]
+    assert cli.main(base) == 0
+    out = capsys.readouterr().out
+    assert "note: The text has 60 tokens but the model reads at most 32 (block_size): shown are tokens 28-59" in out
+    assert "--start" in out
+    page = (tmp_path / "v.html").read_text(encoding="utf-8")
+    assert "shown are tokens 28-59" in page[: page.index("<script")]  # at the top of the page
+    data = data_json(page)
+    assert data["T"] == 32 and data["offset"] == 28 and "".join(data["tokens"]) == text[28:].replace(" ", "␣")
+    assert cli.main([*base, "--start", "0"]) == 0
+    data = data_json((tmp_path / "v.html").read_text(encoding="utf-8"))
+    assert data["offset"] == 0 and "".join(data["tokens"]) == text[:32].replace(" ", "␣")
+    assert "shown are tokens 0-31" in capsys.readouterr().out
+    assert cli.main([*base, "--start", "50"]) == 0  # a window may end at the text's end
+    assert data_json((tmp_path / "v.html").read_text(encoding="utf-8"))["T"] == 10
+    capsys.readouterr()
+    assert cli.main([*base, "--start", "60"]) == 1
+    assert "--start 60 is past the end of the text (60 tokens)" in capsys.readouterr().err
+    assert cli.main([*base, "--start", "-1"]) == 1
+    assert "--start must be >= 0" in capsys.readouterr().err
+
+
+def test_viz_knows_nothing_of_argparse_or_checkpoints():
+    import inspect
+
+    source = inspect.getsource(viz)
+    assert "argparse" not in source and "load_checkpoint" not in source and not hasattr(viz, "cli_attention")

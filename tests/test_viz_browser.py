@@ -92,7 +92,7 @@ def test_html_view_in_headless_chromium_offline(tmp_path):
             assert bg2 != bg and not clear(bg2[6]) and clear(bg2[3])
             assert "sel" not in tokens.nth(4).get_attribute("class")
             info = page.locator("#info").text_content()
-            assert info.startswith("7:b attends most to 6:a")
+            assert info.startswith("7 ‹b› attends most to 6 ‹a› 1.00")
 
             page.select_option("#layer", "1")  # first-token head: everything looks at token 0
             bg3 = backgrounds()
@@ -108,3 +108,119 @@ def test_html_view_in_headless_chromium_offline(tmp_path):
         finally:
             browser.close()
     assert requests == [url], f"the page tried to load {[r for r in requests if r != url]}"
+
+
+def _launch(p):
+    return p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+
+
+def _alpha(css: str) -> float:
+    """The alpha of a computed CSS colour: 'rgba(r, g, b, a)' or 'rgb(r, g, b)' (alpha 1)."""
+    parts = css[css.index("(") + 1 : -1].split(",")
+    return float(parts[3]) if len(parts) == 4 else 1.0
+
+
+def test_html_view_scale_contrast_hover_and_stable_layout(tmp_path):
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    m = maps()
+    path = save_attention_html(m, tmp_path / "view.html", layer=1, head=1)
+    with sync_playwright() as p:
+        browser = _launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(path.resolve().as_uri())
+            T = len(EVIL)
+            tokens = page.locator("#tokens .tok")
+
+            def styles(prop):
+                return page.evaluate(f"Array.from(document.querySelectorAll('#tokens .tok')).map(s => getComputedStyle(s).{prop})")
+
+            # absolute scale by default: a token's colour strength is its weight itself, whatever the row's maximum
+            assert page.is_checked("#scale-absolute")
+            assert "fixed 0" in page.locator("#legend").text_content()
+            tokens.nth(9).click()
+            row = m.weights[1, 1, 9]
+            alphas = [_alpha(c) for c in styles("backgroundColor")]
+            for j in range(T):
+                assert abs(alphas[j] - float(row[j])) <= 1 / 255 + 1e-3, (j, alphas[j], float(row[j]))
+            assert max(alphas) < 0.999  # a diffuse row stays pale instead of painting its top token solid
+            page.check("#scale-relative")  # relative: the row's largest weight is full colour
+            alphas = [_alpha(c) for c in styles("backgroundColor")]
+            assert abs(max(alphas) - 1) < 1e-3 and alphas.index(max(alphas)) == int(row.argmax())
+            legend = page.locator("#legend").text_content()
+            assert "relative" in legend and f"{float(row.max()):.2f}" in legend
+            page.check("#scale-absolute")
+
+            # contrast: white text on full colour, dark text on pale cells
+            page.select_option("#layer", "0")
+            page.select_option("#head", "0")
+            tokens.nth(4).click()  # previous-token head: token 3 at weight 1
+            colours = styles("color")
+            assert colours[3] == "rgb(255, 255, 255)" and colours[0] == "rgb(34, 34, 34)"
+
+            # hover the heatmap: a readout (and tooltip) names the query and key tokens of the cell
+            box = page.locator("#heat").bounding_box()
+            cell = box["width"] / T
+
+            def hover(i, j):
+                page.mouse.move(box["x"] + (j + 0.5) * cell, box["y"] + (i + 0.5) * cell)
+                return page.locator("#hover").text_content()
+
+            assert hover(4, 3) == f"query 4 ‹&amp;› → key 3 ‹{EVIL[3]}›: 1.000"
+            assert page.get_attribute("#heat", "title") == f"query 4 ‹&amp;› → key 3 ‹{EVIL[3]}›: 1.000"
+            assert hover(2, 5).endswith("future (masked)")
+            assert page.evaluate("document.querySelectorAll('#hover *').length") == 0  # text only, never HTML
+
+            # layout: the heatmap and the token strip stay put however long the info line gets
+            page.mouse.move(0, 0)
+
+            def rects():
+                return page.evaluate("['heat', 'tokens', 'info', 'hover', 'legend'].map(id => {"
+                                     "const r = document.getElementById(id).getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })")
+            tokens.nth(0).click()
+            short = (page.locator("#info").text_content(), rects())
+            page.select_option("#layer", "1")
+            page.select_option("#head", "1")
+            page.check("#dir-from")
+            tokens.nth(3).click()  # attended by several tokens, among them the long <img ...> one
+            long = (page.locator("#info").text_content(), rects())
+            assert len(long[0]) > len(short[0]) + 40
+            assert long[1] == short[1]
+            page.check("#scale-relative")
+            assert rects() == short[1]  # the legend changes its text, not its size
+            assert errors == []
+        finally:
+            browser.close()
+
+
+def test_html_view_says_which_window_it_shows(tmp_path):
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    note = "The text has 40 tokens but the model reads at most 10 (block_size): shown are tokens 30-39."
+    path = save_attention_html(maps(), tmp_path / "view.html", note=note, offset=30, title="__DATA__")
+    with sync_playwright() as p:
+        browser = _launch(p)
+        try:
+            page = browser.new_page()
+            page.goto(path.resolve().as_uri())
+            assert page.locator("#note").is_visible() and page.locator("#note").text_content() == note
+            assert page.locator("#title").text_content() == "__DATA__"
+            page.locator("#tokens .tok").nth(9).click()
+            assert page.locator("#info").text_content().startswith("39 ‹b›")  # positions in the whole text
+            assert page.locator("#tokens .tok").nth(0).get_attribute("title").startswith("30 ‹<script>›")
+        finally:
+            browser.close()
+    path = save_attention_html(maps(), tmp_path / "plain.html")
+    with sync_playwright() as p:
+        browser = _launch(p)
+        try:
+            page = browser.new_page()
+            page.goto(path.resolve().as_uri())
+            assert not page.locator("#note").is_visible()  # no note: no empty box
+        finally:
+            browser.close()
