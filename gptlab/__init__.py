@@ -6,7 +6,6 @@
     data        dataset registry, fetch(), token windows
     training    the training loop and checkpoints
     generation  sampling, beam search, streaming
-    metrics     perplexity, bits per char, BLEU/chrF/ROUGE, diversity, memorization
     pretrained  load_hf_gpt2
     viz         attention maps
     device      get_device, seed_everything
