@@ -116,3 +116,127 @@ def sst2(phrases: bool = False) -> tuple[list[LabeledText], list[LabeledText]]:
 
 
 # --- SciTLDR summarization (lesson 13) -------------------------------------------
+
+SCITLDR_SPLITS = ("train", "dev", "test")
+TLDR_PROMPT = " TL;DR:"  # Radford et al. (2019): GPT-2 summarizes when a text is followed by "TL;DR:"
+
+
+class Paper(NamedTuple):
+    """One SciTLDR-A paper: its abstract (one sentence per item) and *every* reference TLDR.
+
+    train has one TLDR per paper (the author's); dev and test have 1-5 (the
+    author's and peer reviewers' rewrites), kept together because a summary is
+    scored against the closest of them (the maximum over references).
+    """
+
+    paper_id: str
+    title: str
+    sentences: tuple[str, ...]
+    tldrs: tuple[str, ...]
+
+    @property
+    def abstract(self) -> str:
+        return " ".join(self.sentences)
+
+
+def _strings(value: object, what: str) -> tuple[str, ...]:
+    """The stripped non-empty strings of a list (SciTLDR has a few empty sentences); at least one."""
+    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+        raise ValueError(f"{what} must be a list of strings, got {str(value)[:80]!r}")
+    out = tuple(s.strip() for s in value if s.strip())
+    if not out:
+        raise ValueError(f"{what} holds no non-empty string")
+    return out
+
+
+def parse_scitldr(lines: Iterable[str], name: str = "scitldr") -> list[Paper]:
+    """Papers of a SciTLDR JSONL file, in file order, the TLDRs of one paper_id grouped.
+
+    Each line holds {"paper_id", "source": [sentences], "target": [TLDRs], ...}.
+    SciTLDR-A already puts all of a paper's TLDRs on one line; a paper_id seen on
+    several lines (as in other SciTLDR variants) must repeat the same abstract,
+    and its TLDRs are appended to the first line's (duplicates kept once).
+    """
+    import json
+
+    papers: dict[str, Paper] = {}
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{name} line {i}: not JSON ({e.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("paper_id"), str) or not row["paper_id"]:
+            raise ValueError(f"{name} line {i}: expected an object with a non-empty string 'paper_id'")
+        pid = row["paper_id"]
+        sentences = _strings(row.get("source"), f"{name} line {i} ('{pid}'): 'source'")
+        tldrs = _strings(row.get("target"), f"{name} line {i} ('{pid}'): 'target'")
+        title = row.get("title") if isinstance(row.get("title"), str) else ""
+        if pid in papers:
+            old = papers[pid]
+            if old.sentences != sentences:
+                raise ValueError(f"{name} line {i}: paper '{pid}' appears again with a different abstract")
+            tldrs = old.tldrs + tuple(t for t in tldrs if t not in old.tldrs)
+            papers[pid] = old._replace(tldrs=tldrs)
+        else:
+            papers[pid] = Paper(pid, title, sentences, tuple(dict.fromkeys(tldrs)))
+    if not papers:
+        raise ValueError(f"{name}: no papers found")
+    return list(papers.values())
+
+
+@functools.lru_cache(maxsize=3)
+def _scitldr(split: str) -> tuple[Paper, ...]:
+    name = f"scitldr_a_{split}"
+    return tuple(parse_scitldr(read_text(name).splitlines(), name))
+
+
+def scitldr(split: str) -> list[Paper]:
+    """SciTLDR-A (Cachola et al., 2020) papers of `split`: "train" (1,992), "dev" (619) or "test" (618)."""
+    if split not in SCITLDR_SPLITS:
+        raise ValueError(f"split must be one of {SCITLDR_SPLITS}, got {split!r}")
+    return list(_scitldr(split))
+
+
+def tldr_prompt(abstract: str) -> str:
+    """'<abstract> TL;DR:', the text a model continues with its summary."""
+    if not isinstance(abstract, str) or not abstract.strip():
+        raise ValueError("abstract must be a non-empty str")
+    return abstract.strip() + TLDR_PROMPT
+
+
+def tldr_example(abstract: str, summary: str) -> tuple[str, str]:
+    """(prompt, answer) for fine-tuning: prompt + answer == '<abstract> TL;DR: <summary>'.
+
+    The answer starts with the space, so a byte-level BPE sees ' We' exactly as it
+    does inside running text; the loss is taken on the answer only
+    (gptlab.finetune.target_only_batch).
+    """
+    if not isinstance(summary, str) or not summary.strip():
+        raise ValueError("summary must be a non-empty str")
+    return tldr_prompt(abstract), " " + summary.strip()
+
+
+def lead_sentence(paper: Paper) -> str:
+    """The lead-1 baseline: the abstract's first sentence."""
+    return paper.sentences[0]
+
+
+def random_sentence(paper: Paper, rng) -> str:
+    """A sentence of the abstract drawn with `rng` (a random.Random): the floor for copying one sentence."""
+    return paper.sentences[rng.randrange(len(paper.sentences))]
+
+
+def oracle_sentence(paper: Paper) -> str:
+    """The extractive oracle: the abstract sentence with the best mean of ROUGE-1/2/L F1 against the TLDRs.
+
+    Each ROUGE is the maximum over the references (gptlab.metrics.rouge). It is
+    the ceiling for any summarizer that copies one sentence; ties go to the earlier one.
+    """
+    from gptlab.metrics import rouge
+
+    def score(s: str) -> float:
+        return sum(rouge([s], [list(paper.tldrs)]).values())
+
+    return max(paper.sentences, key=score)
