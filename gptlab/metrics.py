@@ -49,6 +49,10 @@ __all__ = [
     "chrf",
     "rouge",
     "memorized_fraction",
+    "words",
+    "compression_ratio",
+    "novel_ngrams",
+    "unsupported_ngrams",
 ]
 
 Tokens = Union[str, Sequence[Any]]
@@ -440,3 +444,61 @@ def self_bleu(texts: Sequence[str], n: int = 4) -> float:
     scorer = BLEU(max_ngram_order=n, effective_order=True)
     scores = [scorer.sentence_score(t, texts[:i] + texts[i + 1 :]).score for i, t in enumerate(texts)]
     return float(sum(scores) / len(scores))
+
+
+# ----------------------------------------------------------------------------- a summary against its source
+
+# Function words that say nothing about faithfulness: "the" missing from the abstract is no hallucination.
+STOPWORDS = frozenset(
+    "a an the of in on at to for from by with and or but not no is are was were be been being this that these "
+    "those it its we our us they their them which who whom what when where how than then as into onto over under "
+    "also can could may might will would should do does did has have had such via using use used both each".split()
+)
+
+
+def words(text: str) -> list[str]:
+    """Lowercased runs of ASCII letters and digits: the units ROUGE counts (rouge-score's tokenizer, unstemmed)."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def compression_ratio(summary: str, source: str) -> float:
+    """Words of the source per word of the summary (SciTLDR's abstracts: ~160 words into ~20, about 8x)."""
+    n_sum, n_src = len(words(summary)), len(words(source))
+    if n_sum == 0:
+        raise ValueError("the summary has no words: compression ratio is undefined")
+    return n_src / n_sum
+
+
+def novel_ngrams(summary: str, source: str, n: int = 2) -> float:
+    """Share of the summary's n-grams that do not occur in the source (See et al., 2017).
+
+    0 means pure copying (every n-gram comes from the source), 1 means nothing is
+    copied. Extractive summaries score 0; human TLDRs are far from it. Words as in
+    `words`; a summary with fewer than n words has no n-grams (ValueError).
+    """
+    n = _check_n(n)
+    grams = ngrams(words(summary), n)
+    if not grams:
+        raise ValueError(f"the summary has fewer than {n} words: no {n}-grams to count")
+    have = set(ngrams(words(source), n))
+    return sum(g not in have for g in grams) / len(grams)
+
+
+def unsupported_ngrams(summary: str, source: str, n: int = 1, *, ignore: frozenset[str] = STOPWORDS) -> list[str]:
+    """The summary's n-grams absent from the source, in order, each once: candidate hallucinations.
+
+    A crude faithfulness probe in the spirit of Maynez et al. (2020): a number, a
+    name or a technical word that the source never mentions is where an
+    unfaithful summary shows itself. Absence is not proof (paraphrase, "model" vs
+    "models"): a person reads the list. n-grams made only of `ignore` words
+    (function words) are skipped.
+    """
+    n = _check_n(n)
+    have = set(ngrams(words(source), n))
+    out: dict[str, None] = {}
+    for g in ngrams(words(summary), n):
+        if g not in have and not all(w in ignore for w in g):
+            out[" ".join(g)] = None
+    return list(out)
