@@ -10,6 +10,14 @@ from gptlab.generation import ban_repeated_ngrams, beam_search, generate, stream
 from gptlab.model import GPT
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def looping_gpt() -> GPT:
     """A random tiny GPT over 12 tokens: greedy decoding from it falls into a loop within a few tokens."""
     torch.manual_seed(0)
