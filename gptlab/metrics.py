@@ -314,7 +314,7 @@ def memorized_fraction(texts: Sequence[Tokens], corpus: Union[str, Sequence[Any]
         key: Union[str, tuple] = corpus
     else:
         key = _tokens(corpus, "corpus")
-    if not (corpus.split() if isinstance(corpus, str) else key):
+    if not (corpus.strip() if isinstance(corpus, str) else key):
         raise ValueError("corpus is empty: give the training text")
     index = _corpus_index(key, n)
     grams: list[tuple] = []
