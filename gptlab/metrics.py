@@ -90,15 +90,9 @@ def _check_references(references: Any, n_hyp: int) -> list[list[str]]:
         )
     out: list[list[str]] = []
     for i, r in enumerate(references):
-        refs = [r] if isinstance(r, str) else r
-        if not isinstance(refs, Sequence) or isinstance(refs, str):
+        if not isinstance(r, (str, Sequence)):
             raise TypeError(f"references[{i}] must be a str or a list of str, got {type(r).__name__}")
-        if len(refs) == 0:
-            raise ValueError(f"references[{i}] is an empty list: every hypothesis needs at least one reference")
-        for j, s in enumerate(refs):
-            if not isinstance(s, str):
-                raise TypeError(f"references[{i}][{j}] must be a str, got {type(s).__name__}")
-        out.append(list(refs))
+        out.append(_check_texts([r] if isinstance(r, str) else r, f"references[{i}]"))
     return out
 
 

@@ -315,7 +315,7 @@ def test_reference_metrics_reject_bad_inputs():
             fn([], [])
         with pytest.raises(ValueError, match="2 entries but there are 1 hypotheses"):
             fn(["a"], ["a", "b"])
-        with pytest.raises(ValueError, match=r"references\[0\] is an empty list"):
+        with pytest.raises(ValueError, match=r"references\[0\] is empty"):
             fn(["a"], [[]])
         with pytest.raises(TypeError, match=r"hypotheses\[1\] must be a str"):
             fn(["a", 3], ["a", "b"])
