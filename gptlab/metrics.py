@@ -94,15 +94,9 @@ def _check_references(references: Any, n_hyp: int) -> list[list[str]]:
         )
     out: list[list[str]] = []
     for i, r in enumerate(references):
-        refs = [r] if isinstance(r, str) else r
-        if not isinstance(refs, Sequence) or isinstance(refs, str):
+        if not isinstance(r, (str, Sequence)):
             raise TypeError(f"references[{i}] must be a str or a list of str, got {type(r).__name__}")
-        if len(refs) == 0:
-            raise ValueError(f"references[{i}] is an empty list: every hypothesis needs at least one reference")
-        for j, s in enumerate(refs):
-            if not isinstance(s, str):
-                raise TypeError(f"references[{i}][{j}] must be a str, got {type(s).__name__}")
-        out.append(list(refs))
+        out.append(_check_texts([r] if isinstance(r, str) else r, f"references[{i}]"))
     return out
 
 
@@ -318,7 +312,7 @@ def memorized_fraction(texts: Sequence[Tokens], corpus: Union[str, Sequence[Any]
         key: Union[str, tuple] = corpus
     else:
         key = _tokens(corpus, "corpus")
-    if not (corpus.split() if isinstance(corpus, str) else key):
+    if not (corpus.strip() if isinstance(corpus, str) else key):
         raise ValueError("corpus is empty: give the training text")
     index = _corpus_index(key, n)
     grams: list[tuple] = []

@@ -315,7 +315,7 @@ def test_reference_metrics_reject_bad_inputs():
             fn([], [])
         with pytest.raises(ValueError, match="2 entries but there are 1 hypotheses"):
             fn(["a"], ["a", "b"])
-        with pytest.raises(ValueError, match=r"references\[0\] is an empty list"):
+        with pytest.raises(ValueError, match=r"references\[0\] is empty"):
             fn(["a"], [[]])
         with pytest.raises(TypeError, match=r"hypotheses\[1\] must be a str"):
             fn(["a", 3], ["a", "b"])
@@ -378,3 +378,32 @@ def test_perplexity_rejects_bad_inputs():
         M.bits_per_char(model, "a", tok)
     with pytest.raises(TypeError, match="encode/decode"):
         M.bits_per_char(model, "abc", object())
+
+
+# ----------------------------------------------------------------------------- lesson 10's judge model
+
+
+def test_judge_model_is_deeper_saved_under_its_own_name_and_loaded_not_retrained(tmp_path, monkeypatch):
+    from gptlab import course
+    from gptlab import training as T
+
+    monkeypatch.setenv("GPTLAB_CHECKPOINT_DIR", str(tmp_path))
+    chars = "".join(chr(c) for c in range(40, 105))  # 65 characters, as Tiny Shakespeare
+    monkeypatch.setattr("gptlab.data.read_text", lambda name: chars * 20)
+    calls = []
+
+    def fake_train(model, tr, va, cfg, **kw):
+        calls.append((model.config.n_layer, cfg.max_steps, cfg.seed, cfg.ckpt_dir))
+        T.save_checkpoint(cfg.ckpt_dir, model, tokenizer=kw["tokenizer"], step=cfg.max_steps, history=T.History())
+        return T.History()
+
+    monkeypatch.setattr(T, "train", fake_train)
+    judge, tok, _ = course.judge_model(fast=True)
+    lesson_cfg = GPTConfig.from_preset("shakespeare-char")
+    assert judge.config.n_layer > lesson_cfg.n_layer and tok.n_vocab == 65
+    assert calls == [(6, 80, 2024, str(tmp_path / "shakespeare-char-judge-fast"))]
+    # the second call loads what the first saved, and the full judge lives elsewhere
+    monkeypatch.setattr(T, "train", lambda *a, **k: pytest.fail("retrained although a checkpoint exists"))
+    again, _, _ = course.judge_model(fast=True)
+    torch.testing.assert_close(again.lm_head.weight, judge.lm_head.weight)
+    assert not (tmp_path / "shakespeare-char-judge").exists() and not (tmp_path / "shakespeare-char-fast").exists()
