@@ -40,6 +40,7 @@ __all__ = [
     "top_k_filter",
     "top_p_filter",
     "apply_repetition_penalty",
+    "ban_repeated_ngrams",
     "sample_next",
     "generate",
     "beam_search",
@@ -176,6 +177,35 @@ def apply_repetition_penalty(logits: torch.Tensor, idx: torch.Tensor, penalty: f
     return logits.scatter(-1, idx, score)
 
 
+def _check_no_repeat(n: Any) -> None:
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"no_repeat_ngram_size must be None (no limit) or a positive integer such as 3, got {n!r}")
+
+
+def ban_repeated_ngrams(logits: torch.Tensor, generated: torch.Tensor, n: int) -> torch.Tensor:
+    """Set to -inf every token that would complete an n-gram already present in `generated` (B, t).
+
+    The guard against loops of Paulus et al. (2017) ("no trigram twice", n = 3):
+    if the last n-1 tokens of a row occurred before, the tokens that followed them
+    then are banned now. Only the *generated* tokens count, not the prompt: a
+    summary may copy a phrase of the abstract once, it just may not repeat itself
+    (Hugging Face's decoder-only generate also scans the prompt, which forbids
+    copying any n-gram of it). n = 1 bans every token generated so far.
+    """
+    _check_no_repeat(n)
+    B, t = generated.shape
+    if t < n:
+        return logits
+    out = logits.clone()
+    rows = generated.tolist()
+    for b, row in enumerate(rows):
+        tail = row[t - n + 1 :] if n > 1 else []
+        banned = {row[i + n - 1] for i in range(t - n + 1) if row[i : i + n - 1] == tail}
+        if banned:
+            out[b, list(banned)] = float("-inf")
+    return out
+
+
 def sample_next(
     logits: torch.Tensor,
     *,
@@ -250,6 +280,7 @@ def _decode_steps(
     stop_tokens: int | Iterable[int] | None,
     use_cache: bool,
     generator: torch.Generator | None,
+    no_repeat_ngram_size: int | None = None,
 ) -> Iterator[torch.Tensor]:
     """Check every argument now, then return an iterator of next tokens (B, 1), one per step.
 
@@ -260,6 +291,7 @@ def _decode_steps(
     _check_max_new_tokens(max_new_tokens)
     _check_sampling(do_sample, temperature, top_k, top_p)
     _check_penalty(repetition_penalty)
+    _check_no_repeat(no_repeat_ngram_size)
     stops = _stop_list(stop_tokens, model.config.vocab_size)
     if not isinstance(use_cache, bool):
         raise ValueError(f"use_cache must be True or False, got {use_cache!r}")
@@ -288,6 +320,8 @@ def _decode_steps(
                 logits = _next_logits(model, seq[:, :n], cache)
                 if repetition_penalty != 1.0:
                     logits = apply_repetition_penalty(logits, seq[:, :n], repetition_penalty)
+                if no_repeat_ngram_size is not None:
+                    logits = ban_repeated_ngrams(logits, seq[:, T:n], no_repeat_ngram_size)
                 nxt = sample_next(
                     logits, do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
                 )
@@ -323,6 +357,7 @@ def generate(
     stop_tokens: int | Iterable[int] | None = None,
     use_cache: bool = True,
     generator: torch.Generator | None = None,
+    no_repeat_ngram_size: int | None = None,
 ) -> torch.Tensor:
     """Continue each row of `idx` (B, T) by up to `max_new_tokens` tokens -> (B, T + n).
 
@@ -331,7 +366,8 @@ def generate(
     repetition_penalty > 1 discourages every token already in the row, prompt
     included. stop_tokens: a row stops after emitting one of them; later positions
     of a finished row repeat that stop token, and generation ends (n < max_new_tokens)
-    once every row has stopped. Prompts longer than block_size, and sequences that
+    once every row has stopped. no_repeat_ngram_size=n: no n-gram of the new
+    tokens occurs twice (see ban_repeated_ngrams). Prompts longer than block_size, and sequences that
     grow past it, follow the sliding-window rule in the module docstring; cached
     (use_cache=True, the default) and uncached decoding give the same tokens.
     Runs in eval mode without gradients and restores the model's training mode.
@@ -349,6 +385,7 @@ def generate(
             stop_tokens=stop_tokens,
             use_cache=use_cache,
             generator=generator,
+            no_repeat_ngram_size=no_repeat_ngram_size,
         )
     )
     return torch.cat([idx, *new], dim=1)
@@ -367,6 +404,7 @@ def beam_search(
     length_penalty: float = 1.0,
     stop_tokens: int | Iterable[int] | None = None,
     use_cache: bool = True,
+    no_repeat_ngram_size: int | None = None,
 ) -> torch.Tensor:
     """Keep the `num_beams` most likely continuations at every step; return the best (1, T + n).
 
@@ -379,8 +417,10 @@ def beam_search(
     length_penalty: 0 compares raw totals (favours short), 1 the mean per token.
     Like Hugging Face's default, the search ends early once num_beams beams have
     finished and no running beam currently scores better than the worst of them.
-    Batch 1 only. use_cache=False recomputes every beam's prefix each step
-    (same result; there to check the cache's reordering against).
+    no_repeat_ngram_size=n bans, in every beam, the tokens that would repeat
+    one of its n-grams (see ban_repeated_ngrams). Batch 1 only. use_cache=False
+    recomputes every beam's prefix each step (same result; there to check the
+    cache's reordering against).
     """
     _check_idx(idx)
     _check_max_new_tokens(max_new_tokens)
@@ -390,6 +430,7 @@ def beam_search(
         raise ValueError(f"num_beams must be a positive integer, got {num_beams!r}")
     if not _is_number(length_penalty):
         raise ValueError(f"length_penalty must be a number, got {length_penalty!r}")
+    _check_no_repeat(no_repeat_ngram_size)
     stops = set(_stop_list(stop_tokens, model.config.vocab_size))
     if not isinstance(use_cache, bool):
         raise ValueError(f"use_cache must be True or False, got {use_cache!r}")
@@ -404,6 +445,8 @@ def beam_search(
         running = max_new_tokens > 0
         for step in range(1, max_new_tokens + 1):
             logp = F.log_softmax(_next_logits(model, seqs, cache), dim=-1)  # (beams, V)
+            if no_repeat_ngram_size is not None:
+                logp = ban_repeated_ngrams(logp, seqs[:, idx.size(1) :], no_repeat_ngram_size)
             V = logp.size(-1)
             cand = (scores[:, None] + logp).view(-1)
             top_scores, top_idx = cand.topk(min(2 * num_beams, cand.numel()))
@@ -411,6 +454,8 @@ def beam_search(
             keep_tok: list[int] = []
             keep_score: list[float] = []
             for rank, (s, i) in enumerate(zip(top_scores.tolist(), top_idx.tolist())):
+                if s == float("-inf"):  # only banned continuations are left
+                    break
                 b, t = divmod(i, V)
                 if t in stops:
                     if rank < num_beams:  # a finished beam must be among the num_beams best to count
@@ -476,6 +521,7 @@ def stream(
     stop_tokens: int | Iterable[int] | None = None,
     use_cache: bool = True,
     generator: torch.Generator | None = None,
+    no_repeat_ngram_size: int | None = None,
 ) -> Iterator[str]:
     """Generate from `prompt` and yield the new text piece by piece as tokens arrive.
 
@@ -512,6 +558,7 @@ def stream(
         stop_tokens=stop_tokens,
         use_cache=use_cache,
         generator=generator,
+        no_repeat_ngram_size=no_repeat_ngram_size,
     )
 
     def pieces() -> Iterator[str]:
