@@ -17,6 +17,7 @@ import math
 import os
 import re
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 # Command-line flag -> TrainConfig / GPTConfig field, for `train`.
@@ -73,6 +74,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from gptlab.checkpoint import check_save_target, writer_lock
     from gptlab.course import checkpoint_dir
     from gptlab.data import read_text
+    from gptlab.distributed import is_main
     from gptlab.training import PRESETS
 
     preset_given = args.preset is not None
@@ -86,14 +88,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.seed is not None and not 0 <= args.seed < _SEED_RANGE:
         raise ValueError(f"--seed must be in [0, 2**63), got {args.seed}")
     # Everything that can fail without training is checked first, before minutes of work.
-    check_save_target(out)
+    main = is_main()  # under torchrun every process runs this; only rank 0 writes --out and prints
+    if main:
+        check_save_target(out)
     if args.text_file:
         text = _read_utf8(Path(args.text_file))
     else:
         text = read_text(args.dataset)
     if not text:
         raise ValueError("the training text is empty")
-    with writer_lock(out):  # another training into --out fails here, not after training
+    with writer_lock(out) if main else nullcontext():  # another training into --out fails here, not after training
         return _train(args, out, text, kind, preset_given)
 
 

@@ -85,14 +85,20 @@ def teardown(world: World) -> None:
 
 
 def rank() -> int:
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    """This process's rank: from the process group, else from torchrun's RANK variable (before the group exists), else 0."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    return _env_int("RANK", 0) if launched_by_torchrun() else 0
 
 
 def world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return _env_int("WORLD_SIZE", 1) if launched_by_torchrun() else 1
 
 
 def is_main() -> bool:
+    """Whether this process is rank 0 (the one that prints and saves); True outside torchrun."""
     return rank() == 0
 
 

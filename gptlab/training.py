@@ -51,6 +51,7 @@ from gptlab.checkpoint import (  # re-exported: lessons and gptlab.course import
 )
 from gptlab import distributed
 from gptlab.config import from_known_fields
+from gptlab.data import to_device
 from gptlab.device import get_device
 from gptlab.distributed import World
 from gptlab.model import GPT
@@ -191,10 +192,7 @@ def get_batch(
     """
     ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
     chunk = data[ix[:, None] + torch.arange(block_size + 1)]  # (B, T + 1)
-    x, y = chunk[:, :-1].contiguous(), chunk[:, 1:].contiguous()
-    if device is not None and torch.device(device).type == "cuda":
-        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-    return (x.to(device), y.to(device)) if device is not None else (x, y)
+    return to_device(chunk[:, :-1].contiguous(), chunk[:, 1:].contiguous(), device)
 
 
 def draw_batch(data: Any, block_size: int, batch_size: int, generator: torch.Generator | None = None,

@@ -1,6 +1,6 @@
-"""One process of a small data-parallel run, started by torchrun from tests/test_distributed.py.
+"""One process of a small data-parallel run, for tests/test_distributed.py (which forks it) or torchrun:
 
-    python -m torch.distributed.run --standalone --nproc_per_node=2 tests/_ddp_worker.py SPEC_JSON
+    python -m torch.distributed.run --standalone --nproc_per_node=2 tests/_ddp_worker.py '{"out": "some/folder"}'
 
 Every process builds the same tiny model and token stream and calls
 gptlab.training.train, which finds RANK/WORLD_SIZE in the environment, joins
@@ -48,7 +48,7 @@ def main(spec: dict) -> None:
     train_data, val_data = tokens()
     net = model()
     history = train(net, train_data, val_data, train_config(**spec.get("cfg", {})), resume=spec.get("resume", False))
-    fingerprint = sum(float(p.double().sum()) for p in net.parameters())
+    fingerprint = sum(float(p.detach().double().sum()) for p in net.parameters())
     rank = int(os.environ["RANK"])
     Path(spec["out"], f"rank{rank}.json").write_text(json.dumps({"history": history.to_dict(), "weights": fingerprint}))
 
