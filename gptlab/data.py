@@ -390,7 +390,7 @@ def prepare_shards(
             if fill == shard_tokens:
                 flush()
         if progress:
-            print(f"\r{i + 1}/{len(files)} files, {len(shards)} shards", end="", flush=True)
+            print(f"\r{i + 1}/{len(files)} files tokenized", end="", flush=True)
     if fill:
         flush()
     if progress:

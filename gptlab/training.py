@@ -81,7 +81,7 @@ class TrainConfig:
     log_interval: int = 10  # record the training loss every this many steps (each record costs a host sync)
     ckpt_dir: str | None = None  # where to save checkpoints; None saves nothing
     ckpt_interval: int | None = None  # save every this many steps; None: at every evaluation. Always at the end.
-    compile: bool = False  # torch.compile the model (opt-in: slow first steps, needs a C++ compiler on CPU)
+    compile: bool | str = False  # torch.compile the model (opt-in: slow first steps, needs a C++ compiler on CPU); "auto": on CUDA
     progress: bool = True  # show a progress bar and print each evaluation
     preset: str | None = None  # the recipe these settings came from (from_preset sets it), kept for the record
 
@@ -122,9 +122,10 @@ class TrainConfig:
                 raise bad("device", "None or a device such as 'cpu', 'cuda' or 'mps'") from None
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise bad("seed", "an integer in [0, 2**63)")
-        for name in ("compile", "progress"):
-            if not isinstance(getattr(self, name), bool):
-                raise bad(name, "True or False")
+        if not isinstance(self.progress, bool):
+            raise bad("progress", "True or False")
+        if self.compile not in (True, False, "auto") or not isinstance(self.compile, (bool, str)):
+            raise bad("compile", "True, False or 'auto' (compile on CUDA only)")
         if self.preset is not None and not isinstance(self.preset, str):
             raise bad("preset", "None or a preset name")
         if self.ckpt_dir is not None:
@@ -151,6 +152,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     "shakespeare-char": dict(
         max_steps=2000, batch_size=12, lr=1e-3, min_lr=1e-4, warmup_steps=100, lr_decay_steps=2000,
         weight_decay=0.1, betas=(0.9, 0.99), grad_clip=1.0, eval_interval=250, eval_iters=20, log_interval=10,
+    ),
+    # GPT-2 124M on a web corpus, after nanoGPT's train_gpt2.py / build-nanogpt and llm.c's GPT-2 (124M) run:
+    # 64 x 1024 tokens per micro-batch x 8 micro-batches = 524,288 (~0.5M) tokens per step on ONE process;
+    # with N processes pass --grad-accum 8/N to keep 0.5M (tokens per step = batch x block x grad_accum x N).
+    # 19,073 steps x 0.5M = 10B tokens (FineWeb-Edu's 10BT sample, one epoch). lr 6e-4 (GPT-3 paper, 125M), warmup
+    # 715 steps, cosine to 6e-5, betas (0.9, 0.95), weight decay 0.1; bf16 and torch.compile where the GPU has them.
+    "gpt2-124m": dict(
+        max_steps=19073, batch_size=64, grad_accum=8, lr=6e-4, min_lr=6e-5, warmup_steps=715, lr_decay_steps=19073,
+        weight_decay=0.1, betas=(0.9, 0.95), grad_clip=1.0, eval_interval=250, eval_iters=20, log_interval=10,
+        ckpt_interval=1000, bf16="auto", compile="auto",
     ),
     # A few seconds of training, for tests and smoke runs.
     "tiny": dict(max_steps=50, batch_size=8, lr=1e-3, min_lr=1e-4, warmup_steps=5, eval_interval=25, eval_iters=4, log_interval=5),
@@ -479,7 +490,7 @@ def _train(model: GPT, train_data: Any, val_data: Any, cfg: TrainConfig, tokeniz
         torch.manual_seed(cfg.seed + world.rank)  # dropout masks
     start = step
     ckpt_every = cfg.ckpt_interval or cfg.eval_interval
-    fwd = torch.compile(model) if cfg.compile else model
+    fwd = torch.compile(model) if cfg.compile is True or (cfg.compile == "auto" and device.type == "cuda") else model
     # DDP broadcasts rank 0's weights now and averages gradients during backward; evaluation uses fwd directly.
     net = fwd if world.size == 1 else DDP(fwd, device_ids=[device.index] if device.type == "cuda" else None)
     tokens_per_step = cfg.batch_size * block_size * cfg.grad_accum * world.size  # over all processes
@@ -605,7 +616,7 @@ def _restore(cfg: TrainConfig, model: GPT, optimizer, batch_gen, tokenizer, devi
     if old.get("lr_decay_steps", 0) is None and cfg.lr_decay_steps is None and old.get("max_steps") != cfg.max_steps:
         changed.append("max_steps (with lr_decay_steps=None it sets the cosine's length)")
     if changed and world.is_main:
-        warnings.warn(f"resuming {path} with changed settings {changed}: the run will not match an uninterrupted one", stacklevel=4)
+        warnings.warn(f"resuming {path} with changed settings {changed}: the run will not match an uninterrupted one", stacklevel=6)
     model.load_state_dict(load_weights(path, meta))  # names, shapes, dtypes and finiteness checked first
     state = load_train_state(path / "train_state.pt")
     check_train_state(state, optimizer, path / "train_state.pt", meta["step"])  # before AdamW's fused kernel trusts it

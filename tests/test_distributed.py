@@ -126,3 +126,19 @@ def test_resuming_with_another_number_of_processes_is_a_clear_error(two_procs, t
     train_data, val_data = W.tokens()
     with pytest.raises(ValueError, match=r"with 1 process\(es\): it was trained by 2.*--nproc_per_node=2"):
         train(W.model(), train_data, val_data, W.train_config(ckpt_dir=str(ckpt), max_steps=9), resume=True)
+
+
+def test_torchrun_runs_the_gptlab_train_command(tmp_path):
+    """`torchrun --nproc_per_node=2 -m gptlab train` from a checkout: one log, one checkpoint holding both ranks' states."""
+    text = tmp_path / "t.txt"
+    text.write_text("To be, or not to be, that is the question.\n" * 40, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "gptlab", "train",
+           "--preset", "tiny", "--text-file", str(text), "--out", str(tmp_path / "ck"), "--max-steps", "4",
+           "--eval-iters", "1", "--device", "cpu", "--no-progress"]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert r.stdout.count("training tiny:") == 1 and "on 2 processes" in r.stdout  # rank 0 alone prints
+    assert r.stdout.count("saved ck (step 4") == 1
+    state = torch.load(tmp_path / "ck" / "train_state.pt", weights_only=True)
+    assert state["world_size"] == 2

@@ -162,3 +162,20 @@ def test_prepare_refuses_bad_input(corpus, tmp_path):
     (src / "bad.txt").write_bytes(b"\xff\xfe latin-1?")
     with pytest.raises(ValueError, match="not UTF-8"):
         prepare_shards(src, tmp_path / "o2", "char")
+
+
+def test_cli_data_prepare_then_train_on_shards(corpus, tmp_path, monkeypatch, capsys):
+    from gptlab.cli import main
+
+    src, stream = corpus
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "prepare", str(src), "sh", "--tokenizer", "char", "--shard-tokens", "200"]) == 0
+    assert f"{len(stream):,} tokens (char, {len(set(stream))} ids, uint16) in 3 shard(s) -> sh" in capsys.readouterr().out
+    assert main(["data", "prepare", str(src), "sh"]) == 1  # never over an existing folder
+    assert "not an empty folder" in capsys.readouterr().err
+    args = ["train", "--preset", "tiny", "--shards", "sh", "--out", "ck", "--max-steps", "2", "--eval-iters", "1",
+            "--block-size", "16", "--device", "cpu", "--no-progress"]
+    assert main(args) == 0
+    assert "char tokenizer" in capsys.readouterr().out
+    assert main([*args, "--tokenizer", "char"]) == 1
+    assert "drop --text-file and --tokenizer" in capsys.readouterr().err
