@@ -406,7 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "a folder of .txt files or a dataset name, and a new folder for the token shards)")
     d.add_argument("--tokenizer", choices=["gpt2", "char"], default="gpt2", help="prepare: GPT-2's BPE (default) or characters")
     d.add_argument("--shard-tokens", type=int, default=100_000_000, help="prepare: tokens per shard file (default 100M)")
-    d.add_argument("--pattern", default="*.txt", help="prepare: which files of a SRC folder to read (default *.txt)")
+    d.add_argument("--pattern", default="*.txt,*.jsonl", help="prepare: comma-separated globs of the files to read in a SRC "
+                   "folder (default *.txt,*.jsonl; a .jsonl file holds one {\"text\": ...} document per line)")
     d.set_defaults(func=cmd_data)
 
     t = sub.add_parser(

@@ -16,7 +16,7 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -312,28 +312,45 @@ def _text_files(src: Path, pattern: str) -> list[Path]:
         return [src]
     if not src.is_dir():
         raise FileNotFoundError(f"{src} is neither a text file nor a folder of text files")
-    files = sorted(p for p in src.rglob(pattern) if p.is_file())
+    files = sorted({p for glob in pattern.split(",") for p in src.rglob(glob.strip()) if p.is_file()})
     if not files:
         raise ValueError(f"{src} holds no files matching {pattern!r}; pass a folder of UTF-8 text files (or --pattern)")
     return files
 
 
-def _read_doc(path: Path) -> str:
+def _documents(path: Path) -> Iterator[str]:
+    """The documents of one file: the whole file, or for .jsonl one document per line ({"text": ...}), streamed."""
     try:
-        return path.read_text(encoding="utf-8")
+        if path.suffix != ".jsonl":
+            yield path.read_text(encoding="utf-8")
+            return
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    text = json.loads(line).get("text")
+                except (json.JSONDecodeError, AttributeError):
+                    text = None
+                if not isinstance(text, str):
+                    raise ValueError(f"{path} line {n} is not a JSON object with a \"text\" string")
+                yield text
     except UnicodeDecodeError as e:
         raise ValueError(f"{path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); convert it first") from None
 
 
 def prepare_shards(
-    src: str | Path, out: str | Path, tokenizer: Any = "gpt2", *, shard_tokens: int = 100_000_000, pattern: str = "*.txt",
+    src: str | Path, out: str | Path, tokenizer: Any = "gpt2", *, shard_tokens: int = 100_000_000, pattern: str = "*.txt,*.jsonl",
     progress: bool = False,
 ) -> Path:
     """Tokenize a text file, or every file matching `pattern` under a folder (sorted by path), into shards in `out`.
 
-    tokenizer: "gpt2" (GPT-2's BPE; each file is one document, preceded by
-    <|endoftext|> as in nanoGPT's FineWeb script), "char" (a character
-    vocabulary read from the files first; files are simply concatenated), or a
+    A .txt file is one document; a .jsonl file holds one document per line,
+    {"text": ...} (how web corpora such as FineWeb-Edu are dumped). Files are
+    read one document at a time, so the corpus need not fit in memory.
+    pattern: comma-separated globs. tokenizer: "gpt2" (GPT-2's BPE; every
+    document is preceded by <|endoftext|>, as in nanoGPT's FineWeb script), "char" (a character
+    vocabulary read from the files first; documents are simply concatenated), or a
     tokenizer object gptlab can save. The result: shard_000000.bin, ... of
     `shard_tokens` ids each (the last one shorter) and index.json. Returns `out`.
     """
@@ -353,7 +370,8 @@ def prepare_shards(
     elif tokenizer == "char":
         chars: set[str] = set()
         for f in files:
-            chars.update(_read_doc(f))
+            for doc in _documents(f):
+                chars.update(doc)
         if not chars:
             raise ValueError(f"the files under {src} hold no text")
         tok = CharTokenizer(sorted(chars))
@@ -379,16 +397,17 @@ def prepare_shards(
         fill = 0
 
     for i, f in enumerate(files):
-        ids = np.asarray(eot + list(encode(_read_doc(f))), dtype=np.int64)
-        if len(ids) and (ids.min() < 0 or ids.max() >= tok.n_vocab):
-            raise ValueError(f"the tokenizer produced ids outside [0, {tok.n_vocab}) for {f}")
-        ids = ids.astype(dtype)
-        while len(ids):
-            take = min(shard_tokens - fill, len(ids))
-            buf[fill : fill + take] = ids[:take]
-            fill, ids = fill + take, ids[take:]
-            if fill == shard_tokens:
-                flush()
+        for doc in _documents(f):
+            ids = np.asarray(eot + list(encode(doc)), dtype=np.int64)
+            if len(ids) and (ids.min() < 0 or ids.max() >= tok.n_vocab):
+                raise ValueError(f"the tokenizer produced ids outside [0, {tok.n_vocab}) for {f}")
+            ids = ids.astype(dtype)
+            while len(ids):
+                take = min(shard_tokens - fill, len(ids))
+                buf[fill : fill + take] = ids[:take]
+                fill, ids = fill + take, ids[take:]
+                if fill == shard_tokens:
+                    flush()
         if progress:
             print(f"\r{i + 1}/{len(files)} files tokenized", end="", flush=True)
     if fill:

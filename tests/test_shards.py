@@ -100,6 +100,20 @@ def test_gpt2_shards_start_each_document_with_endoftext(corpus, tmp_path):
     assert s[0:len(s)].tolist() == [50256] + enc.encode_ordinary(TEXTS["a.txt"])
 
 
+def test_jsonl_files_hold_one_document_per_line(tmp_path):
+    src = tmp_path / "web"
+    src.mkdir()
+    docs = ["The first page.", "Second page, with \u00e9 and \u4e2d.", "Third."]
+    (src / "part-0.jsonl").write_text("\n".join(json.dumps({"text": d, "url": "x"}) for d in docs[:2]) + "\n\n", encoding="utf-8")
+    (src / "part-1.jsonl").write_text(json.dumps({"text": docs[2]}) + "\n", encoding="utf-8")
+    s = TokenShards(prepare_shards(src, tmp_path / "g", "gpt2", shard_tokens=7))
+    enc = s.tokenizer()
+    assert s[0:len(s)].tolist() == [t for d in docs for t in [50256] + enc.encode_ordinary(d)]
+    (src / "part-2.jsonl").write_text('{"title": "no text field"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match='part-2.jsonl line 1 is not a JSON object with a "text" string'):
+        prepare_shards(src, tmp_path / "g2", "gpt2")
+
+
 def _edit_index(s: TokenShards, edit) -> None:
     p = s.folder / "index.json"
     index = json.loads(p.read_text())
