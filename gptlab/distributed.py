@@ -153,3 +153,39 @@ def gather_to_main(obj: Any, world: World) -> list[Any] | None:
     out = [None] * world.size if world.is_main else None
     dist.gather_object(obj, out, dst=0)
     return out
+
+
+class RanksInOne:
+    """What N data-parallel processes draw, drawn in ONE process: for checking DDP against plain training.
+
+    Under torchrun, rank r draws each micro-batch of b windows from its own
+    generator, seeded seed + r. Passed as train_data/val_data to a
+    single-process train() with batch_size N * b, this source fills rows
+    [r*b, (r+1)*b) of every batch from a generator seeded seed + r, so the one
+    process sees, side by side, exactly the windows the N processes see. As
+    DDP averages the N gradients, both runs take the same steps, up to float
+    rounding (tests/test_distributed.py checks it).
+    """
+
+    def __init__(self, tokens: torch.Tensor, world_size: int) -> None:
+        if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+            raise ValueError(f"world_size must be a positive integer, got {world_size!r}")
+        self.tokens, self.world_size = tokens, world_size
+        # generator id -> (the generator, kept alive so ids stay unique; its partners for ranks 1..N-1)
+        self._partners: dict[int, tuple[torch.Generator, list[torch.Generator]]] = {}
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def get_batch(self, block_size: int, batch_size: int, generator: torch.Generator,
+                  device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        from gptlab.training import get_batch
+
+        if batch_size % self.world_size:
+            raise ValueError(f"batch_size {batch_size} must be a multiple of world_size {self.world_size}: b windows per rank")
+        if id(generator) not in self._partners:  # first use: rank r's generator is seeded seed + r
+            seed = generator.initial_seed()
+            self._partners[id(generator)] = (generator, [torch.Generator().manual_seed(seed + r) for r in range(1, self.world_size)])
+        gens = [generator, *self._partners[id(generator)][1]]
+        parts = [get_batch(self.tokens, block_size, batch_size // self.world_size, g, device) for g in gens]
+        return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])

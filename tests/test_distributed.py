@@ -20,6 +20,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from gptlab.distributed import RanksInOne
 from gptlab.training import get_batch, train
 
 HERE = Path(__file__).resolve().parent
@@ -54,29 +55,6 @@ def launch(out: Path, nproc: int = 2, **spec) -> list[dict]:
     return [json.loads((out / f"rank{i}.json").read_text()) for i in range(nproc)]
 
 
-class TwoRanksInOne:
-    """A batch source for ONE process whose batch of 2b is what ranks 0 and 1 of a 2-process run draw, side by side.
-
-    Rank r draws from a generator seeded seed + r. Here the trainer's generator (seeded seed) draws the first
-    half and a partner generator seeded seed + 1, created the first time that generator is seen, the second.
-    """
-
-    def __init__(self, tokens: torch.Tensor) -> None:
-        self.tokens = tokens
-        self.partners: dict[int, tuple[torch.Generator, torch.Generator]] = {}  # keeps each generator alive: ids stay unique
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    def get_batch(self, block_size, batch_size, generator, device=None):
-        if id(generator) not in self.partners:
-            self.partners[id(generator)] = (generator, torch.Generator().manual_seed(generator.initial_seed() + 1))
-        partner = self.partners[id(generator)][1]
-        x0, y0 = get_batch(self.tokens, block_size, batch_size // 2, generator)
-        x1, y1 = get_batch(self.tokens, block_size, batch_size // 2, partner)
-        return torch.cat([x0, x1]), torch.cat([y0, y1])
-
-
 @pytest.fixture(scope="module")
 def two_procs(tmp_path_factory) -> tuple[Path, list[dict]]:
     """6 steps on 2 processes, checkpoints at steps 3 and 6."""
@@ -89,7 +67,7 @@ def test_two_processes_take_the_steps_of_one_process_with_twice_the_batch(two_pr
     _, ranks = two_procs
     train_data, val_data = W.tokens()
     model = W.model()
-    ref = train(model, TwoRanksInOne(train_data), TwoRanksInOne(val_data), W.train_config(batch_size=2 * W.PER_RANK_BATCH))
+    ref = train(model, RanksInOne(train_data, 2), RanksInOne(val_data, 2), W.train_config(batch_size=2 * W.PER_RANK_BATCH))
     got = ranks[0]["history"]
     assert got["steps"] == ref.steps == list(range(6))
     torch.testing.assert_close(torch.tensor(got["train_loss"]), torch.tensor(ref.train_loss), rtol=1e-5, atol=1e-5)
@@ -117,6 +95,16 @@ def test_a_stopped_two_process_run_resumes_exactly(two_procs, tmp_path):
     assert resumed[0]["history"]["train_loss"] == full[0]["history"]["train_loss"]
     assert resumed[0]["history"]["eval_val_loss"] == full[0]["history"]["eval_val_loss"]
     assert resumed[0]["weights"] == full[0]["weights"]
+
+
+def test_ranks_in_one_puts_each_rank_s_windows_side_by_side():
+    tokens = torch.arange(1000)
+    x, y = RanksInOne(tokens, 2).get_batch(8, 6, torch.Generator().manual_seed(5))
+    x0, _ = get_batch(tokens, 8, 3, torch.Generator().manual_seed(5))
+    x1, _ = get_batch(tokens, 8, 3, torch.Generator().manual_seed(6))
+    assert torch.equal(x, torch.cat([x0, x1])) and torch.equal(y, x + 1)
+    with pytest.raises(ValueError, match="multiple of world_size 2"):
+        RanksInOne(tokens, 2).get_batch(8, 5, torch.Generator())
 
 
 def test_resuming_with_another_number_of_processes_is_a_clear_error(two_procs, tmp_path):
