@@ -5,6 +5,8 @@
     gptlab generate --checkpoint checkpoints/shakespeare-char --prompt "ROMEO:"
     gptlab info checkpoints/shakespeare-char
     gptlab attention --checkpoint checkpoints/shakespeare-char --text "To be" --out view.html
+    gptlab data prepare corpus/ shards/corpus   (GPT-2 token shards; then: gptlab train --shards shards/corpus)
+    torchrun --nproc_per_node=2 -m gptlab train --preset tiny --device cpu   (data-parallel; docs/scaling-out.md)
 
 Also `python -m gptlab ...`. Errors print one line that says what to change and
 exit with status 1 (2 for malformed arguments).
