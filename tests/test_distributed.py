@@ -133,3 +133,21 @@ def test_torchrun_runs_the_gptlab_train_command(tmp_path):
     assert r.stdout.count("saved ck (step 4") == 1
     state = torch.load(tmp_path / "ck" / "train_state.pt", weights_only=True)
     assert state["world_size"] == 2
+
+
+def test_a_damaged_per_rank_random_state_is_refused(two_procs, tmp_path):
+    from gptlab.checkpoint import CheckpointError
+    from gptlab.data import sha256_file
+
+    root, _ = two_procs
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(root / "ckpt", ckpt)
+    state = torch.load(ckpt / "train_state.pt", weights_only=True)
+    state["rng_ranks"] = state["rng_ranks"][:1]  # one rank's streams lost
+    torch.save(state, ckpt / "train_state.pt")
+    meta = json.loads((ckpt / "checkpoint.json").read_text())  # an attacker can rewrite the hashes too
+    meta["files"]["train_state.pt"] = {"bytes": (ckpt / "train_state.pt").stat().st_size, "sha256": sha256_file(ckpt / "train_state.pt")}
+    (ckpt / "checkpoint.json").write_text(json.dumps(meta))
+    train_data, val_data = W.tokens()
+    with pytest.raises(CheckpointError, match="random states of 2 processes"):
+        train(W.model(), train_data, val_data, W.train_config(ckpt_dir=str(ckpt), max_steps=9), resume=True)
