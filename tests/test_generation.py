@@ -131,9 +131,9 @@ def test_top_p_per_row_and_in_vocab_order():
 
 def test_repetition_penalty_ctrl_rule():
     logits = torch.tensor([[2.0, -2.0, 1.0, -1.0, 0.5]])
-    idx = torch.tensor([[0, 1, 1, 3]])  # tokens 0, 1, 3 present (1 twice: penalised once)
+    idx = torch.tensor([[0, 1, 1, 3, 4]])  # tokens 0, 1, 3, 4 present (1 twice: penalised once)
     out = apply_repetition_penalty(logits, idx, 2.0)
-    torch.testing.assert_close(out, torch.tensor([[1.0, -4.0, 1.0, -2.0, 0.5]]))
+    torch.testing.assert_close(out, torch.tensor([[1.0, -4.0, 1.0, -2.0, 0.25]]))  # any positive logit is divided
     assert torch.equal(apply_repetition_penalty(logits, idx, 1.0), logits)
     assert torch.equal(logits, torch.tensor([[2.0, -2.0, 1.0, -1.0, 0.5]]))  # input untouched
 
@@ -301,6 +301,7 @@ def test_gpt_generate_delegates():
         (dict(repetition_penalty=0.0), "repetition_penalty"),
         (dict(max_new_tokens=-1), "max_new_tokens"),
         (dict(stop_tokens=[1, 999]), "stop_tokens"),
+        (dict(stop_tokens=True), "stop_tokens"),  # a bool is not a token id
         (dict(generator=123), "generator"),
     ],
 )

@@ -8,6 +8,7 @@ looks for more such gaps.
 from __future__ import annotations
 
 import base64
+import collections
 import hashlib
 import html
 import itertools
@@ -389,3 +390,90 @@ def test_cli_generate_flags_reach_the_sampler(ckpt, monkeypatch, capsys):
     monkeypatch.setattr(gptlab.generation, "beam_search", lambda model, idx, n, num_beams: beams.append((n, num_beams)) or idx)
     assert cli.main([*base, "--beams", "3"]) == 0
     assert beams == [(9, 3)]
+
+
+# ----------------------------------------------------------------------------- gaps found by `make mutants`
+
+
+def naive_bpe(text: str, n_merges: int) -> list[tuple[int, int]]:
+    """The textbook algorithm with no bookkeeping: recount every pair over the chunks each
+    time, merge the most frequent (ties: the smallest pair)."""
+    import regex
+
+    chunks = collections.Counter(regex.findall(toks.GPT2_SPLIT_PATTERN, text))
+    words = [(list(w.encode("utf-8")), f) for w, f in chunks.items()]
+    merges = []
+    for new_id in range(256, 256 + n_merges):
+        counts: collections.Counter = collections.Counter()
+        for w, f in words:
+            for pair in zip(w, w[1:]):
+                counts[pair] += f
+        if not counts:
+            break
+        pair = min(counts, key=lambda p: (-counts[p], p))
+        merges.append(pair)
+        words = [(toks.merge(w, pair, new_id), f) for w, f in words]
+    return merges
+
+
+def test_train_bpe_equals_the_textbook_algorithm():
+    """train_bpe's heap and its per-pair chunk sets are bookkeeping: the merges must be
+    exactly those of recounting everything after every merge."""
+    rng = random.Random(0)
+    text = " ".join("".join(rng.choice("aaabbcdé中") for _ in range(rng.randint(1, 7))) for _ in range(500))
+    merges = toks.train_bpe(text, 256 + 80).merges
+    assert len(merges) == 80 and merges == naive_bpe(text, 80)
+
+
+def test_bpe_merge_may_only_use_ids_that_exist_already():
+    with pytest.raises(ValueError, match="merge 1 .* does not exist yet"):
+        BPETokenizer([(97, 98), (257, 97)])  # id 257 would be merge 1 itself
+    assert BPETokenizer([(97, 98), (256, 97)]).vocab[257] == b"aba"
+
+
+def test_training_loader_is_shuffled_by_its_seed_and_val_is_in_order():
+    ids = torch.arange(400)
+    first = {s: next(iter(data.make_loaders(ids, block_size=4, batch_size=8, seed=s)[0]))[0][:, 0].tolist() for s in (0, 1)}
+    assert first[0] != first[1] and first[0] != sorted(first[0])  # shuffled, differently per seed
+    _, val = data.make_loaders(ids, block_size=4, batch_size=8, seed=0)
+    assert torch.cat([x[:, 0] for x, _ in val]).tolist() == list(range(360, 396, 4))  # in order
+
+
+def test_top_p_one_keeps_everything():
+    probs = torch.tensor([0.4, 0.3, 0.2, 0.1])
+    model = LastTokenModel(probs.log().expand(4, 4).clone())
+    idx = torch.zeros(500, 1, dtype=torch.long)
+    a = generate(model, idx, 1, top_p=1.0, generator=torch.Generator().manual_seed(0))
+    b = generate(model, idx, 1, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and set(a[:, 1].tolist()) == {0, 1, 2, 3}
+
+
+def test_train_refuses_two_dimensional_token_data():
+    with pytest.raises(ValueError, match="train_data must be a 1-D sequence"):
+        T.train(tiny_model(), tiny_data().view(20, 30), tiny_data(), tiny_run())
+
+
+def test_checkpoint_json_of_another_format_is_refused(tmp_path):
+    T.save_checkpoint(tmp_path / "ck", tiny_model())
+    meta = (tmp_path / "ck" / "checkpoint.json")
+    meta.write_text(meta.read_text().replace('"gptlab-checkpoint"', '"something-else"'))
+    with pytest.raises(T.CheckpointError, match="not a gptlab checkpoint"):
+        T.load_checkpoint(tmp_path / "ck", device="cpu")
+
+
+def test_tokens_per_second_is_tokens_over_busy_time(monkeypatch):
+    """A fake clock that advances 0.5 s per reading: each step is timed as 0.5 s, so every
+    record must say 2 x (tokens per step) per second, however many steps it spans."""
+
+    class Clock:
+        now = 0.0
+
+        @classmethod
+        def perf_counter(cls):
+            cls.now += 0.5
+            return cls.now
+
+    monkeypatch.setattr(T, "time", Clock)
+    h = T.train(tiny_model(), tiny_data()[:500], tiny_data()[500:], tiny_run(max_steps=5, log_interval=2, grad_accum=2))
+    assert h.steps == [0, 2, 4]
+    assert h.tokens_per_s == [2 * 4 * 16 * 2] * 3  # batch 4 x block 16 x grad_accum 2, per 0.5 s
