@@ -477,3 +477,8 @@ def test_tokens_per_second_is_tokens_over_busy_time(monkeypatch):
     h = T.train(tiny_model(), tiny_data()[:500], tiny_data()[500:], tiny_run(max_steps=5, log_interval=2, grad_accum=2))
     assert h.steps == [0, 2, 4]
     assert h.tokens_per_s == [2 * 4 * 16 * 2] * 3  # batch 4 x block 16 x grad_accum 2, per 0.5 s
+
+
+def test_history_val_loss_is_the_last_evaluation():
+    assert T.History(eval_steps=[0, 5, 9], eval_val_loss=[4.0, 3.0, 2.5]).val_loss == 2.5
+    assert T.History().val_loss is None
