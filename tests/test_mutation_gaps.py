@@ -255,16 +255,16 @@ def test_cached_file_with_the_right_size_but_wrong_bytes_is_fetched_again(tmp_pa
 
 
 def status_text(value: str) -> str:
-    """The text of a status line whose only markup may be gptlab's own <code> and <i>:
-    any other '<' or '>' is text that was not escaped."""
-    rest = re.sub(r"</?(code|i)>", "", value)
+    """The text of a status line whose only markup may be gptlab's own <code>, <i>, <div> and <span>
+    (with style attributes): any other '<' or '>' is text that was not escaped."""
+    rest = re.sub(r"</?(code|i|div|span)(\s[^<>]*)?>", "", value)
     assert "<" not in rest and ">" not in rest, value
     return html.unescape(rest)
 
 
 def test_explorer_status_line_escapes_tokens_and_messages():
     """Bug caught: a token such as <b> (or an error message quoting '<') written into the
-    status line as HTML. The only markup there is gptlab's own <code> and <i>."""
+    status line as HTML. The only markup there is gptlab's own <code>, <i>, <div> and <span>."""
     from gptlab import viz
 
     tok = BPETokenizer([], special_tokens={"<b>": 256})  # "<b>" is one token
@@ -278,7 +278,7 @@ def test_explorer_status_line_escapes_tokens_and_messages():
 
     chars = CharTokenizer.from_text("abc")  # cannot encode '<': the error message quotes it
     ex = viz.AttentionExplorer(GPT(GPTConfig.from_preset("tiny", vocab_size=3)), chars, "", render=False)
-    for text, shown in [("<b>", "'<'"), ("abc", "2:c"), ("a<b>", "'<'")]:  # error with no map yet, good prompt, error after it
+    for text, shown in [("<b>", "'<'"), ("abc", "2 ‹c›"), ("a<b>", "'<'")]:  # error with no map yet, good prompt, error after it
         ex.set_text(text)
         assert shown in status_text(ex.status_w.value)
     assert ex.maps.T == 3
