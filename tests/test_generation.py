@@ -25,13 +25,7 @@ from gptlab.generation import (
 from gptlab.model import GPT, KVCache
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine thread hand-offs dominate."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_gpt(seed: int = 0, **overrides) -> GPT:

@@ -29,13 +29,7 @@ from gptlab.model import KVCache
 from gptlab.tokenizers import BPETokenizer, CharTokenizer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine thread hand-offs dominate."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class LastTokenModel(nn.Module):
