@@ -168,6 +168,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def set_lr(optimizer: torch.optim.Optimizer, step: int, cfg: TrainConfig) -> float:
+    """Put lr_at(step) into every parameter group (the schedule drives the optimizer); return it."""
+    lr = lr_at(step, cfg)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """The learning rate for update `step` (0-based): linear warmup, then cosine decay to min_lr.
 
@@ -550,9 +558,7 @@ def _train(model: GPT, train_data: Any, val_data: Any, cfg: TrainConfig, tokeniz
             break
 
         t0 = time.perf_counter()
-        lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        lr = set_lr(optimizer, step, cfg)
         loss_sum = torch.zeros((), device=device)
         for micro in range(cfg.grad_accum):
             x, y = draw_batch(train_data, block_size, cfg.batch_size, batch_gen, device)
