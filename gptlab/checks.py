@@ -36,6 +36,9 @@ __all__ = [
     "lcs_length",                                      # 10, 13
     "last_token_pool", "lora_forward",                 # 11
     "target_only_targets", "novel_ngram_share",        # 12, 13
+    "cross_attention",                                 # 12
+    "rms_norm", "int8_quantize",                       # 14
+    "lstm_step", "expected_calibration_error",         # 15
 ]
 
 
@@ -930,3 +933,179 @@ def novel_ngram_share(fn: Callable[[list[str], list[str], int], float]) -> Resul
         return len(cases)
 
     return _report("novel_ngram_share", run)
+
+
+def _cross_ref(y: torch.Tensor, mem: torch.Tensor, wq: torch.Tensor, wk: torch.Tensor, wv: torch.Tensor,
+               src_len: torch.Tensor, *, causal: bool = False, pad: bool = True, dim: int = -1) -> torch.Tensor:
+    q, k, v = y @ wq, mem @ wk, mem @ wv
+    att = q @ k.transpose(-2, -1) / math.sqrt(k.size(-1))
+    T, S = y.size(1), mem.size(1)
+    if pad:
+        att = att.masked_fill((torch.arange(S)[None, None, :] >= src_len[:, None, None]), float("-inf"))
+    if causal:
+        att = att.masked_fill(~torch.ones(T, S, dtype=torch.bool).tril(), float("-inf"))
+    return F.softmax(att, dim=dim).nan_to_num(0.0) @ v
+
+
+def cross_attention(fn: Callable[..., torch.Tensor]) -> Result:
+    """fn(y (B, T, C), memory (B, S, C), w_q, w_k, w_v (C, hs), src_len (B,)) -> (B, T, hs): one cross-attention head.
+
+    Queries come from the decoder, keys and values from the encoder's output; every target position
+    may look at every REAL source position (no causal mask), never at padding (positions >= src_len).
+    """
+
+    def run() -> int:
+        cases = [(2, 3, 5, 8, 4, [5, 2]), (1, 4, 1, 4, 2, [1]), (3, 2, 6, 6, 3, [6, 6, 3])]
+        for n, (B, T, S, C, hs, lens) in enumerate(cases):
+            g = _gen(n)
+            y, mem = torch.randn(B, T, C, generator=g), torch.randn(B, S, C, generator=g)
+            ws = [torch.randn(C, hs, generator=g) for _ in range(3)]
+            src_len = torch.tensor(lens)
+            args = (y, mem, *ws, src_len)
+            mistakes = [
+                _Mistake("causal", lambda *a: _cross_ref(*a, causal=True), "a causal mask on cross-attention: the whole source is known, so every target position may see all of it"),
+                _Mistake("pad", lambda *a: _cross_ref(*a, pad=False), "padding positions of the source get attention: mask keys at positions >= src_len"),
+                _Mistake("axis", lambda *a: _cross_ref(*a, dim=-2), "softmax over the wrong axis: normalise over the source positions (dim=-1)"),
+            ]
+            _same(fn(*(a.clone() for a in args)), _cross_ref(*args), f"case {n} (T={T}, S={S}, src_len={lens})", mistakes=mistakes, args=args)
+        return len(cases)
+
+    return _report("cross_attention", run)
+
+
+# ----------------------------------------------------------------------------- lesson 14
+
+
+def rms_norm(fn: Callable[..., torch.Tensor]) -> Result:
+    """fn(x, weight, eps=1e-6) -> x / sqrt(mean(x**2, last axis) + eps) * weight (RMSNorm: no mean subtraction, no bias)."""
+
+    def run() -> int:
+        eps = 1e-6
+        cases = [(2, 3, 8), (1, 1, 4), (4, 16)]
+        for n, shape in enumerate(cases):
+            g = _gen(n)
+            x = torch.randn(*shape, generator=g) * 2 + 1.5
+            w = torch.randn(shape[-1], generator=g)
+            args = (x, w, eps)
+            want = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+            mistakes = [
+                _Mistake("ln", lambda x, w, eps: F.layer_norm(x, (x.size(-1),), w, None, eps), "you subtracted the mean: that is LayerNorm; RMSNorm only divides by the root mean square"),
+                _Mistake("std", lambda x, w, eps: x / (x.pow(2).mean(-1, keepdim=True).sqrt() + eps) * w, "eps outside the square root; it goes inside: sqrt(mean(x²) + eps)"),
+                _Mistake("noweight", lambda x, w, eps: x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps), "the learned weight is not applied"),
+            ]
+            _same(fn(x.clone(), w.clone(), eps), want, f"case {n} (shape {shape})", atol=1e-5, mistakes=mistakes, args=args)
+        return len(cases)
+
+    return _report("rms_norm", run)
+
+
+def _int8_ref(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    scale = w.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127
+    return torch.round(w / scale).clamp(-127, 127).to(torch.int8), scale
+
+
+def int8_quantize(fn: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> Result:
+    """fn(w (out, in) float) -> (q int8 (out, in), scale (out, 1)): symmetric per-row int8, scale = max|row| / 127,
+    q = round(w / scale); q * scale approximates w."""
+
+    def run() -> int:
+        cases = [torch.randn(4, 8, generator=_gen(0)), torch.randn(3, 5, generator=_gen(1)) * torch.tensor([[0.01], [1.0], [100.0]]),
+                 torch.tensor([[0.0, 0.0], [1.0, -1.0]])]
+        for n, w in enumerate(cases):
+            got = fn(w.clone())
+            if not isinstance(got, (tuple, list)) or len(got) != 2:
+                raise Wrong(f"case {n}: return (q, scale), got {type(got).__name__}")
+            q, scale = _tensor(got[0], "q"), _tensor(got[1], "scale")
+            want_q, want_s = _int8_ref(w)
+            if q.dtype != torch.int8:
+                raise Wrong(f"case {n}: q must be torch.int8 (1 byte per weight), got {q.dtype}")
+            if scale.numel() == 1 and want_s.numel() > 1:
+                raise Wrong(f"case {n}: one scale for the whole matrix; use one per row (out, 1) so small rows keep their precision")
+            _same(scale.reshape(want_s.shape) if scale.numel() == want_s.numel() else scale, want_s, f"case {n} scale", rtol=1e-5, atol=1e-12)
+            if not torch.equal(q, want_q):
+                trunc = torch.trunc(w / want_s).clamp(-127, 127).to(torch.int8)
+                hint = " — truncated toward zero; round to the nearest integer" if torch.equal(q, trunc) else ""
+                idx = tuple(int(i) for i in (q != want_q).nonzero()[0])
+                raise Wrong(f"case {n}: q{list(idx)} = {int(q[idx])}, expected {int(want_q[idx])}{hint}")
+        return len(cases)
+
+    return _report("int8_quantize", run)
+
+
+# ----------------------------------------------------------------------------- lesson 15
+
+
+def lstm_step(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Result:
+    """fn(x (B, I), h (B, H), c (B, H), w_ih (4H, I), w_hh (4H, H), b_ih, b_hh) -> (h', c'): one nn.LSTMCell step
+    (PyTorch's gate order: input, forget, cell candidate g, output)."""
+
+    def run() -> int:
+        cases = [(2, 3, 4), (1, 5, 2), (3, 2, 6)]
+        for n, (B, I, H) in enumerate(cases):
+            torch.manual_seed(n)
+            cell = torch.nn.LSTMCell(I, H)
+            g = _gen(n)
+            x, h, c = torch.randn(B, I, generator=g), torch.randn(B, H, generator=g), torch.randn(B, H, generator=g)
+            with torch.no_grad():
+                wh, wc = cell(x, (h, c))
+            params = [p.detach().clone() for p in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)]
+            got = fn(x.clone(), h.clone(), c.clone(), *params)
+            if not isinstance(got, (tuple, list)) or len(got) != 2:
+                raise Wrong(f"case {n}: return (h, c), got {type(got).__name__}")
+            gates = x @ params[0].t() + params[2] + h @ params[1].t() + params[3]
+            i, f, gg, o = gates.chunk(4, dim=1)
+
+            def variant(order=("i", "f", "g", "o"), tanh_c=True):
+                parts = dict(zip(order, gates.chunk(4, dim=1)))
+                c2 = torch.sigmoid(parts["f"]) * c + torch.sigmoid(parts["i"]) * torch.tanh(parts["g"])
+                return torch.sigmoid(parts["o"]) * (torch.tanh(c2) if tanh_c else c2), c2
+
+            _same(got[1], wc, f"case {n} (B={B}, input {I}, hidden {H}): c'", atol=1e-5,
+                  mistakes=[_Mistake("order", lambda: variant(("i", "f", "o", "g"))[1], "gates in the wrong order: PyTorch's are input, forget, g (candidate), output")])
+            _same(got[0], wh, f"case {n} (B={B}, input {I}, hidden {H}): h'", atol=1e-5,
+                  mistakes=[_Mistake("tanh", lambda: variant(tanh_c=False)[0], "h' = o * tanh(c'): the tanh on the new cell state is missing")])
+        return len(cases)
+
+    return _report("lstm_step", run)
+
+
+def _ece(conf: torch.Tensor, correct: torch.Tensor, n_bins: int, weighted: bool = True) -> float:
+    b = (conf * n_bins).long().clamp(max=n_bins - 1)
+    total, gaps = 0.0, []
+    for k in range(n_bins):
+        m = b == k
+        if m.any():
+            gap = (correct[m].float().mean() - conf[m].mean()).abs().item()
+            total += m.float().mean().item() * gap
+            gaps.append(gap)
+    return total if weighted else sum(gaps) / len(gaps)
+
+
+def expected_calibration_error(fn: Callable[[torch.Tensor, torch.Tensor, int], float]) -> Result:
+    """fn(confidences (N,) in [0, 1], correct (N,) bool, n_bins) -> ECE: sum over equal-width bins of
+    (bin size / N) * |accuracy in bin - mean confidence in bin|; bin k holds conf in [k/n, (k+1)/n), 1.0 in the last."""
+
+    def run() -> int:
+        cases = []
+        for n, (N, bins) in enumerate([(200, 10), (50, 5), (7, 3)]):
+            g = _gen(n)
+            conf = torch.rand(N, generator=g)
+            # over-confident everywhere in the first case; a flat 50% accuracy in the others, so low bins are
+            # under-confident and high bins over-confident (a single global gap would hide that)
+            correct = torch.rand(N, generator=g) < (conf ** 2 if n == 0 else torch.full_like(conf, 0.5))
+            cases.append((conf, correct, bins))
+        cases.append((torch.tensor([1.0, 1.0, 0.5]), torch.tensor([True, False, True]), 2))
+        for n, (conf, correct, bins) in enumerate(cases):
+            got = fn(conf.clone(), correct.clone(), bins)
+            got = float(got.item() if isinstance(got, torch.Tensor) else got)
+            want = _ece(conf, correct, bins)
+            if not math.isclose(got, want, abs_tol=1e-6):
+                hint = ""
+                if math.isclose(got, _ece(conf, correct, bins, weighted=False), abs_tol=1e-6):
+                    hint = " — bins are averaged equally; weight each bin by its share of the predictions"
+                elif math.isclose(got, abs(correct.float().mean().item() - conf.mean().item()), abs_tol=1e-6):
+                    hint = " — one global gap; the error is measured bin by bin (confidence 1.0 goes in the last bin)"
+                raise Wrong(f"case {n} (N={len(conf)}, n_bins={bins}): got {got:.6f}, expected {want:.6f}{hint}")
+        return len(cases)
+
+    return _report("expected_calibration_error", run)

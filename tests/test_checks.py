@@ -124,6 +124,22 @@ def _novel(s, src, n, unique=False, copied=False):
     return 1 - share if copied else share
 
 
+def _lstm(x, h, c, wih, whh, bih, bhh, order="ifgo", tanh_c=True):
+    parts = dict(zip(order, (x @ wih.t() + bih + h @ whh.t() + bhh).chunk(4, 1)))
+    c2 = torch.sigmoid(parts["f"]) * c + torch.sigmoid(parts["i"]) * torch.tanh(parts["g"])
+    return torch.sigmoid(parts["o"]) * (torch.tanh(c2) if tanh_c else c2), c2
+
+
+def _int8_per_tensor(w):
+    s = w.abs().amax() / 127
+    return torch.round(w / s).clamp(-127, 127).to(torch.int8), s
+
+
+def _int8_trunc(w):
+    s = w.abs().amax(1, keepdim=True).clamp(min=1e-12) / 127
+    return torch.trunc(w / s).clamp(-127, 127).to(torch.int8), s
+
+
 def _stub(*args, **kw):
     raise NotImplementedError
 
@@ -186,6 +202,15 @@ CASES = {
                              (lambda p, a: ((p + a)[:-1], [-100] * len(p) + a[1:]), "one too many")]),
     "novel_ngram_share": (_novel, [(lambda s, src, n: _novel(s, src, n, copied=True), "COPIED"),
                                    (lambda s, src, n: _novel(s, src, n, unique=True), "repeats included")]),
+    "cross_attention": (checks._cross_ref, [(lambda *a: checks._cross_ref(*a, causal=True), "causal mask"),
+                                            (lambda *a: checks._cross_ref(*a, pad=False), "padding")]),
+    "rms_norm": (lambda x, w, eps: x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w,
+                 [(lambda x, w, eps: F.layer_norm(x, (x.size(-1),), w, None, eps), "LayerNorm"),
+                  (lambda x, w, eps: x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps), "weight")]),
+    "int8_quantize": (checks._int8_ref, [(_int8_per_tensor, "per row"), (_int8_trunc, "truncated")]),
+    "lstm_step": (_lstm, [(lambda *a: _lstm(*a, order="ifog"), "wrong order"), (lambda *a: _lstm(*a, tanh_c=False), "tanh")]),
+    "expected_calibration_error": (checks._ece, [(lambda a, b, n: checks._ece(a, b, n, weighted=False), "weight each bin"),
+                                                 (lambda a, b, n: abs(b.float().mean().item() - a.mean().item()), "one global gap")]),
 }
 
 
