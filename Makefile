@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lab mine student test test-full test-unit test-notebooks data bench clean
+.PHONY: install lab mine student test test-full test-unit test-notebooks data bench clean mutants
 
 install: $(STAMP)
 
@@ -52,6 +52,11 @@ data: install
 
 bench: install
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+# Mutation testing (by hand, not in CI; about 30 min): see docs/CONTRIBUTING.md. E.g. MUTANTS_ARGS="--sample 40 --seed 1".
+MUTANTS_ARGS ?=
+mutants: install
+	$(PY) tools/mutants.py $(MUTANTS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -604,15 +604,27 @@ def check_train_state(state: dict[str, Any], optimizer: torch.optim.Optimizer, f
 
     if state.get("step") != step or not _is_int(state.get("step")):
         raise bad(f"its step {_short(state.get('step'))} is not checkpoint.json's step {step}")
-    rng = state.get("rng")
     ref = torch.Generator().get_state()
-    if not isinstance(rng, dict) or not all(
-        isinstance(rng.get(k), torch.Tensor) and rng[k].dtype == torch.uint8 and rng[k].shape == ref.shape for k in ("batch", "torch")
-    ):
-        raise bad("its random-generator states are not the tensors gptlab saves")
-    for k in ("cuda", "mps"):
-        if k in rng and not (isinstance(rng[k], torch.Tensor) and rng[k].dtype == torch.uint8 and rng[k].dim() == 1):
-            raise bad(f"its {k} random state is not a byte tensor")
+
+    def check_rng(rng: Any, whose: str) -> None:
+        if not isinstance(rng, dict) or not all(
+            isinstance(rng.get(k), torch.Tensor) and rng[k].dtype == torch.uint8 and rng[k].shape == ref.shape for k in ("batch", "torch")
+        ):
+            raise bad(f"{whose}random-generator states are not the tensors gptlab saves")
+        for k in ("cuda", "mps"):
+            if k in rng and not (isinstance(rng[k], torch.Tensor) and rng[k].dtype == torch.uint8 and rng[k].dim() == 1):
+                raise bad(f"{whose}{k} random state is not a byte tensor")
+
+    check_rng(state.get("rng"), "its ")
+    # A data-parallel run (gptlab.distributed) also keeps every process's states: one batch stream per rank.
+    if "world_size" in state or "rng_ranks" in state:
+        n, ranks = state.get("world_size"), state.get("rng_ranks")
+        if not (_is_int(n) and 2 <= n <= 1 << 20):
+            raise bad(f"its world_size {_short(n)} is not a number of processes >= 2")
+        if not isinstance(ranks, list) or len(ranks) != n:
+            raise bad(f"it should hold the random states of {n} processes, not {_short(ranks)[:40]}")
+        for r, rng in enumerate(ranks):
+            check_rng(rng, f"rank {r}'s ")
     saved = state.get("optimizer")
     want = optimizer.state_dict()
     if not isinstance(saved, dict) or set(saved) != {"state", "param_groups"}:

@@ -32,6 +32,10 @@ __all__ = [
     "top_k", "top_p",                                  # 07
     "previous_token_score", "mean_attention_distance",  # 08
     "hf_to_gptlab", "is_conv1d",                       # 09
+    "modified_precision", "brevity_penalty",           # 10
+    "lcs_length",                                      # 10, 13
+    "last_token_pool", "lora_forward",                 # 11
+    "target_only_targets", "novel_ngram_share",        # 12, 13
 ]
 
 
@@ -714,3 +718,215 @@ def hf_to_gptlab(fn: Callable[[dict], dict]) -> Result:
         return len(want)
 
     return _report("hf_to_gptlab", run)
+
+
+# ----------------------------------------------------------------------------- lesson 10
+
+
+def _ngram_counts(tokens: list, n: int) -> dict:
+    counts: dict = {}
+    for i in range(len(tokens) - n + 1):
+        g = tuple(tokens[i : i + n])
+        counts[g] = counts.get(g, 0) + 1
+    return counts
+
+
+def _mod_precision(hyp: list, refs: list[list], n: int) -> tuple[int, int]:
+    h = _ngram_counts(hyp, n)
+    best: dict = {}
+    for r in refs:
+        for g, c in _ngram_counts(r, n).items():
+            best[g] = max(best.get(g, 0), c)
+    return sum(min(c, best.get(g, 0)) for g, c in h.items()), sum(h.values())
+
+
+def modified_precision(fn: Callable[[list, list, int], tuple[int, int]]) -> Result:
+    """fn(hyp_tokens, list_of_ref_tokens, n) -> (clipped matches, total hypothesis n-grams): BLEU's p_n as a fraction."""
+
+    def run() -> int:
+        the = "the the the the the the the".split()
+        cases = [
+            (the, ["the cat is on the mat".split(), "there is a cat on the mat".split()], 1),
+            ("the cat sat on the mat".split(), ["the cat is on the mat".split()], 2),
+            ("a b c d".split(), ["a b c d".split(), "d c b a".split()], 4),
+            ("a a b b".split(), ["a b".split(), "b b a".split()], 1),
+            ("x".split(), ["a b".split()], 2),
+        ]
+        for hyp, refs, n in cases:
+            got = fn(list(hyp), [list(r) for r in refs], n)
+            want = _mod_precision(hyp, refs, n)
+            if not isinstance(got, (tuple, list)) or len(got) != 2:
+                raise Wrong(f"hyp={' '.join(hyp)!r}, n={n}: return (clipped matches, total), got {got!r}")
+            got = (int(got[0]), int(got[1]))
+            if got != want:
+                h = _ngram_counts(hyp, n)
+                unclipped = sum(c for g, c in h.items() if any(g in _ngram_counts(r, n) for r in refs))
+                summed = sum(min(c, sum(_ngram_counts(r, n).get(g, 0) for r in refs)) for g, c in h.items())
+                hint = ""
+                if got[0] == unclipped != want[0]:
+                    hint = " — counts are not clipped: an n-gram scores at most as often as it appears in one reference"
+                elif got[0] == summed != want[0]:
+                    hint = " — clipped by the SUM over references; clip by the maximum count in any single reference"
+                elif got[1] != want[1]:
+                    hint = " — the total is every n-gram of the hypothesis, repeats included"
+                raise Wrong(f"hyp={' '.join(hyp)!r}, n={n}: got {got}, expected {want}{hint}")
+        return len(cases)
+
+    return _report("modified_precision", run)
+
+
+def brevity_penalty(fn: Callable[[int, int], float]) -> Result:
+    """fn(hyp_len c, ref_len r) -> BLEU's brevity penalty: 1 if c > r, else exp(1 - r / c) (0 for an empty hypothesis)."""
+
+    def run() -> int:
+        cases = [(10, 10), (12, 10), (5, 10), (1, 20), (9, 10), (0, 5)]
+        for c, r in cases:
+            want = 1.0 if c > r else (0.0 if c == 0 else math.exp(1 - r / c))
+            got = fn(c, r)
+            got = float(got.item() if isinstance(got, torch.Tensor) else got)
+            if not math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12):
+                hint = ""
+                if c and math.isclose(got, math.exp(1 - c / r), rel_tol=1e-9):
+                    hint = " — the ratio is upside down: exp(1 - r / c) penalises SHORT hypotheses"
+                elif c > r and got != 1:
+                    hint = " — a hypothesis longer than the reference is not penalised: BP = 1"
+                raise Wrong(f"c={c}, r={r}: got {got:.6g}, expected {want:.6g}{hint}")
+        return len(cases)
+
+    return _report("brevity_penalty", run)
+
+
+def _lcs(a: list, b: list) -> int:
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+def lcs_length(fn: Callable[[list, list], int]) -> Result:
+    """fn(a, b) -> length of the longest common subsequence (not substring): ROUGE-L's core."""
+
+    def run() -> int:
+        cases = [("police killed the gunman", "police kill the gunman"), ("the gunman kill police", "police killed the gunman"),
+                 ("a b c d e", "a x c y e"), ("", "a b"), ("a a a", "a"), ("a b a b", "b a b a")]
+        for a, b in cases:
+            a, b = a.split(), b.split()
+            got, want = fn(list(a), list(b)), _lcs(a, b)
+            if got != want:
+                substring = max((k for k in range(len(a) + 1) for i in range(len(a) - k + 1)
+                                 if any(a[i : i + k] == b[j : j + k] for j in range(len(b) - k + 1))), default=0)
+                hint = " — that is the longest common SUBSTRING; a subsequence may skip words" if got == substring else ""
+                raise Wrong(f"a={' '.join(a)!r}, b={' '.join(b)!r}: got {got!r}, expected {want}{hint}")
+        return len(cases)
+
+    return _report("lcs_length", run)
+
+
+# ----------------------------------------------------------------------------- lesson 11
+
+
+def last_token_pool(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Result:
+    """fn(hidden (B, T, C), lengths (B,)) -> (B, C): each row's hidden state at its own last real token (right padding)."""
+
+    def run() -> int:
+        cases = [(3, 5, 4, [5, 2, 1]), (1, 1, 3, [1]), (4, 7, 2, [3, 7, 7, 6])]
+        for n, (B, T, C, lens) in enumerate(cases):
+            h = torch.randn(B, T, C, generator=_gen(n))
+            lengths = torch.tensor(lens)
+            want = h[torch.arange(B), lengths - 1]
+            mistakes = [
+                _Mistake("last", lambda h, l: h[:, -1], "took position T-1 for every row: padded rows would be pooled on padding"),
+                _Mistake("first", lambda h, l: h[:, 0], "took the first token; a causal model has read the whole text only at the last one"),
+                _Mistake("offby1", lambda h, l: h[torch.arange(B), l.clamp(max=T - 1)], "off by one: the last real token of a row of length L is at index L-1"),
+                _Mistake("mean", lambda h, l: h.mean(1), "averaged over all positions, padding included"),
+            ]
+            _same(fn(h.clone(), lengths.clone()), want, f"case {n} (lengths {lens}, T={T})", mistakes=mistakes, args=(h, lengths))
+        return len(cases)
+
+    return _report("last_token_pool", run)
+
+
+def lora_forward(fn: Callable[..., torch.Tensor]) -> Result:
+    """fn(x, weight (out, in), bias, A (r, in), B (out, r), alpha) -> x W^T + b + (alpha / r) x A^T B^T."""
+
+    def run() -> int:
+        cases = [(2, 3, 8, 6, 2, 4.0), (1, 1, 4, 4, 1, 1.0), (3, 2, 5, 7, 3, 16.0)]
+        for n, (B_, T, din, dout, r, alpha) in enumerate(cases):
+            g = _gen(n)
+            x = torch.randn(B_, T, din, generator=g)
+            w, b = torch.randn(dout, din, generator=g), torch.randn(dout, generator=g)
+            A, Bm = torch.randn(r, din, generator=g), torch.randn(dout, r, generator=g)
+            base = x @ w.t() + b
+            delta = x @ A.t() @ Bm.t()
+            args = (x, w, b, A, Bm, alpha)
+            mistakes = [
+                _Mistake("noscale", lambda *a: base + delta, "the update is not scaled: multiply it by alpha / r"),
+                _Mistake("inverse", lambda *a: base + delta * (r / alpha), "scaled by r / alpha; the factor is alpha / r"),
+                _Mistake("nobase", lambda *a: delta * (alpha / r), "the frozen base layer's output x W^T + b is missing"),
+            ]
+            _same(fn(*(a.clone() if isinstance(a, torch.Tensor) else a for a in args)), base + delta * (alpha / r),
+                  f"case {n} (r={r}, alpha={alpha:g})", mistakes=mistakes, args=args)
+        return len(cases)
+
+    return _report("lora_forward", run)
+
+
+# ----------------------------------------------------------------------------- lessons 12, 13
+
+
+def target_only_targets(fn: Callable[[list[int], list[int]], tuple[list[int], list[int]]]) -> Result:
+    """fn(prompt_ids, answer_ids) -> (inputs, targets): inputs = (prompt + answer)[:-1], targets = the next tokens
+    with -100 wherever the next token is still part of the prompt (gptlab.finetune.target_only_batch, one row)."""
+    from gptlab.finetune import target_only_batch
+
+    def run() -> int:
+        cases = [([1, 2, 3], [4, 5]), ([7], [8]), ([1, 1, 1, 1], [2, 3, 4]), ([9, 8], [7])]
+        for prompt, answer in cases:
+            idx, tgt = target_only_batch([(prompt, answer)])
+            want_x, want_y = idx[0].tolist(), tgt[0].tolist()
+            got = fn(list(prompt), list(answer))
+            if not isinstance(got, (tuple, list)) or len(got) != 2:
+                raise Wrong(f"prompt={prompt}, answer={answer}: return (inputs, targets), got {got!r}")
+            gx, gy = [list(map(int, _tensor(v, "ids").tolist())) for v in got]
+            case = f"prompt={prompt}, answer={answer}"
+            if gx != want_x:
+                raise Wrong(f"{case}: inputs {gx}, expected {want_x} — the input is the whole sequence but its last token")
+            if gy != want_y:
+                seq = prompt + answer
+                if gy == seq[1:]:
+                    hint = "nothing is masked: targets that are prompt tokens must be -100"
+                elif gy == [-100] * len(prompt) + answer[1:]:
+                    hint = "masked one too many: the first answer token is predicted from the last prompt position"
+                else:
+                    hint = "targets[t] is the token at t+1, or -100 while that token is still prompt"
+                raise Wrong(f"{case}: targets {gy}, expected {want_y} — {hint}")
+        return len(cases)
+
+    return _report("target_only_targets", run)
+
+
+def novel_ngram_share(fn: Callable[[list[str], list[str], int], float]) -> Result:
+    """fn(summary_words, source_words, n) -> share of the summary's n-grams (repeats counted) absent from the source."""
+
+    def run() -> int:
+        src = "we propose a new method for training small language models on scientific text".split()
+        cases = [("we propose a new method".split(), 2), ("a small model trains fast".split(), 1),
+                 ("a new new method a new".split(), 2), ("new method for training small".split(), 3),
+                 ("totally different words here".split(), 2)]
+        for summ, n in cases:
+            grams = [tuple(summ[i : i + n]) for i in range(len(summ) - n + 1)]
+            have = {tuple(src[i : i + n]) for i in range(len(src) - n + 1)}
+            want = sum(g not in have for g in grams) / len(grams)
+            got = float(fn(list(summ), list(src), n))
+            if not math.isclose(got, want, abs_tol=1e-9):
+                uniq = sum(g not in have for g in set(grams)) / len(set(grams))
+                copied = 1 - want
+                hint = (" — that is the share of COPIED n-grams; novel = not in the source" if math.isclose(got, copied) else
+                        " — count every n-gram of the summary, repeats included" if math.isclose(got, uniq) else "")
+                raise Wrong(f"summary={' '.join(summ)!r}, n={n}: got {got:.4g}, expected {want:.4g}{hint}")
+        return len(cases)
+
+    return _report("novel_ngram_share", run)

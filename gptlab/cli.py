@@ -5,6 +5,8 @@
     gptlab generate --checkpoint checkpoints/shakespeare-char --prompt "ROMEO:"
     gptlab info checkpoints/shakespeare-char
     gptlab attention --checkpoint checkpoints/shakespeare-char --text "To be" --out view.html
+    gptlab data prepare corpus/ shards/corpus   (GPT-2 token shards; then: gptlab train --shards shards/corpus)
+    torchrun --nproc_per_node=2 -m gptlab train --preset tiny --device cpu   (data-parallel; docs/scaling-out.md)
 
 Also `python -m gptlab ...`. Errors print one line that says what to change and
 exit with status 1 (2 for malformed arguments).
@@ -17,7 +19,9 @@ import math
 import os
 import re
 import sys
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 # Command-line flag -> TrainConfig / GPTConfig field, for `train`.
 _TRAIN_FLAGS = (
@@ -27,6 +31,7 @@ _TRAIN_FLAGS = (
 _MODEL_FLAGS = ("n_layer", "n_head", "n_embd", "block_size", "dropout")
 _MAX_NEW_TOKENS = 1_000_000  # a bound, so a typo cannot ask for 10**23 tokens; run again to continue further
 _SEED_RANGE = 2**63
+_SHARD_VAL_TOKENS = 10_000_000  # with --shards, the last 10% of the tokens, at most this many, are the val split
 
 
 def _rel(path: str | Path) -> str:
@@ -53,6 +58,8 @@ def _flagify(msg: str) -> str:
 def cmd_data(args: argparse.Namespace) -> int:
     from gptlab.data import DATASETS, fetch
 
+    if args.action == "prepare":
+        return _prepare(args)
     if args.action == "list":
         for info in DATASETS.values():
             print(f"{info.name:16s} {info.size:>10,d} bytes  {info.description}")
@@ -66,6 +73,25 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare(args: argparse.Namespace) -> int:
+    """`gptlab data prepare SRC OUT`: tokenize a text file or a folder of them into shards for `gptlab train --shards`."""
+    from gptlab.data import DATASETS, TokenShards, fetch, prepare_shards
+
+    if len(args.names) != 2:
+        raise ValueError("usage: gptlab data prepare SRC OUT, with SRC a text file, a folder of .txt files or a dataset "
+                         "name (e.g. tinyshakespeare), and OUT a new folder for the shards")
+    src, out = args.names
+    if not Path(src).exists() and src in DATASETS:
+        src = fetch(src)
+    if args.shard_tokens < 1:
+        raise ValueError(f"--shard-tokens must be a positive integer, got {args.shard_tokens}")
+    prepare_shards(src, out, args.tokenizer, shard_tokens=args.shard_tokens, pattern=args.pattern, progress=True)
+    s = TokenShards(out)  # read back exactly as training will, hashes and all
+    print(f"{len(s):,} tokens ({s.index['tokenizer']['type']}, {s.n_vocab:,} ids, {s.dtype.name}) in "
+          f"{len(s.index['shards'])} shard(s) -> {_rel(out)}")
+    return 0
+
+
 # ---------------------------------------------------------------- train
 
 
@@ -73,27 +99,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     from gptlab.checkpoint import check_save_target, writer_lock
     from gptlab.course import checkpoint_dir
     from gptlab.data import read_text
+    from gptlab.distributed import is_main
     from gptlab.training import PRESETS
 
     preset_given = args.preset is not None
     args.preset = args.preset or "shakespeare-char"
     if args.preset not in PRESETS:
         raise ValueError(f"unknown preset {args.preset!r}; choose one of {sorted(PRESETS)}")
-    kind = args.tokenizer or "char"
+    shards = None
+    if args.shards is not None:
+        from gptlab.data import TokenShards
+
+        if args.text_file or args.tokenizer:
+            raise ValueError("--shards already holds tokenized text: drop --text-file and --tokenizer")
+        shards = TokenShards(args.shards)  # validated (schema, sizes, sha256) before anything else
+    kind = shards.index["tokenizer"]["type"] if shards is not None else (args.tokenizer or "char")
     if args.out is not None and not args.out.strip():
         raise ValueError("--out is empty; name the checkpoint folder (leave --out out to use the preset's default folder)")
     out = Path(args.out) if args.out is not None else checkpoint_dir() / (args.preset if kind == "char" else f"{args.preset}-{kind}")
     if args.seed is not None and not 0 <= args.seed < _SEED_RANGE:
         raise ValueError(f"--seed must be in [0, 2**63), got {args.seed}")
     # Everything that can fail without training is checked first, before minutes of work.
-    check_save_target(out)
-    if args.text_file:
+    main = is_main()  # under torchrun every process runs this; only rank 0 writes --out and prints
+    if main:
+        check_save_target(out)
+    if shards is not None:
+        text = shards
+    elif args.text_file:
         text = _read_utf8(Path(args.text_file))
     else:
         text = read_text(args.dataset)
     if not text:
         raise ValueError("the training text is empty")
-    with writer_lock(out):  # another training into --out fails here, not after training
+    with writer_lock(out) if main else nullcontext():  # another training into --out fails here, not after training
         return _train(args, out, text, kind, preset_given)
 
 
@@ -109,8 +147,12 @@ def _read_utf8(path: Path) -> str:
         ) from None
 
 
-def _train(args: argparse.Namespace, out: Path, text: str, kind: str, preset_given: bool) -> int:
+def _train(args: argparse.Namespace, out: Path, text: Any, kind: str, preset_given: bool) -> int:
+    """Train on `text` (a str) or on token shards (a gptlab.data.TokenShards, whose tokenizer comes with it)."""
     import torch
+
+    from gptlab.data import TokenShards
+    from gptlab.distributed import is_main, world_size
 
     from gptlab.checkpoint import load_checkpoint_tokenizer, read_checkpoint_meta
     from gptlab.config import GPTConfig
@@ -179,7 +221,9 @@ def _train(args: argparse.Namespace, out: Path, text: str, kind: str, preset_giv
             GPTConfig.from_preset(args.preset, **model_over)
         except ValueError as e:
             raise ValueError(_flagify(str(e))) from None
-        if kind == "char":
+        if isinstance(text, TokenShards):
+            tok = text.tokenizer()
+        elif kind == "char":
             tok = CharTokenizer.from_text(text)
         else:
             print(f"training a BPE tokenizer with {args.vocab_size} tokens on {len(text):,} characters ...", flush=True)
@@ -189,7 +233,12 @@ def _train(args: argparse.Namespace, out: Path, text: str, kind: str, preset_giv
         except ValueError as e:
             raise ValueError(_flagify(str(e))) from None
 
-    train_data, val_data = split_tokens(tok.encode(text), val_fraction=0.1)
+    if isinstance(text, TokenShards):
+        # Compared with the checkpoint's tokenizer when resuming (train() refuses a different one).
+        tok = text.tokenizer()
+        train_data, val_data = text.split(val_fraction=0.1, max_val_tokens=_SHARD_VAL_TOKENS)
+    else:
+        train_data, val_data = split_tokens(tok.encode(text), val_fraction=0.1)
     shortest = min(len(train_data), len(val_data))
     if shortest < model_cfg.block_size + 2:  # checked before the model (whose size grows with block_size) exists
         raise ValueError(
@@ -198,12 +247,15 @@ def _train(args: argparse.Namespace, out: Path, text: str, kind: str, preset_giv
         )
     torch.manual_seed(cfg.seed)
     model = GPT(model_cfg)
-    print(
-        f"training {args.preset}: {model.get_num_params():,} parameters, {kind if not args.resume else saved_kind} tokenizer "
-        f"({tok.n_vocab} tokens), {len(train_data):,} train / {len(val_data):,} val tokens, "
-        f"{cfg.max_steps} steps -> {_rel(out)}",
-        flush=True,
-    )
+    main, n = is_main(), world_size()
+    procs = f" on {n} processes ({cfg.batch_size * model_cfg.block_size * cfg.grad_accum * n:,} tokens per step)" if n > 1 else ""
+    if main:
+        print(
+            f"training {args.preset}: {model.get_num_params():,} parameters, {kind if not args.resume else saved_kind} tokenizer "
+            f"({tok.n_vocab} tokens), {len(train_data):,} train / {len(val_data):,} val tokens, "
+            f"{cfg.max_steps} steps{procs} -> {_rel(out)}",
+            flush=True,
+        )
     try:
         history = train(model, train_data, val_data, cfg, tokenizer=tok, resume=args.resume)
     except KeyboardInterrupt:
@@ -214,7 +266,9 @@ def _train(args: argparse.Namespace, out: Path, text: str, kind: str, preset_giv
         )
         return 130
     val = f", val loss {history.val_loss:.4f}" if history.val_loss is not None else ""
-    print(f"saved {_rel(out)} (step {cfg.max_steps}{val})")  # train() raises unless it reached max_steps
+    tps = f", {history.tokens_per_s[-1]:,.0f} tokens/s" if history.tokens_per_s else ""
+    if main:
+        print(f"saved {_rel(out)} (step {cfg.max_steps}{val}{tps})")  # train() raises unless it reached max_steps
     return 0
 
 
@@ -403,8 +457,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="list or fetch the course datasets", description="List or fetch (download, or copy from "
                        "GPTLAB_DATA_MIRROR) the course datasets; every file is checked against its sha256.")
-    d.add_argument("action", choices=["fetch", "list"])
-    d.add_argument("names", nargs="*", metavar="NAME", help="dataset names, or 'all'")
+    d.add_argument("action", choices=["fetch", "list", "prepare"])
+    d.add_argument("names", nargs="*", metavar="NAME", help="fetch: dataset names, or 'all'; prepare: SRC OUT (a text file, "
+                   "a folder of .txt files or a dataset name, and a new folder for the token shards)")
+    d.add_argument("--tokenizer", choices=["gpt2", "char"], default="gpt2", help="prepare: GPT-2's BPE (default) or characters")
+    d.add_argument("--shard-tokens", type=int, default=100_000_000, help="prepare: tokens per shard file (default 100M)")
+    d.add_argument("--pattern", default="*.txt,*.jsonl", help="prepare: comma-separated globs of the files to read in a SRC "
+                   "folder (default *.txt,*.jsonl; a .jsonl file holds one {\"text\": ...} document per line)")
     d.set_defaults(func=cmd_data)
 
     t = sub.add_parser(
@@ -412,16 +471,20 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  gptlab train                                   # nanoGPT's shakespeare-char recipe, a few minutes on a CPU\n"
         "  gptlab train --tokenizer bpe --vocab-size 512  # the same model on BPE tokens\n"
         "  gptlab train --preset tiny --text-file my.txt --out checkpoints/mine\n"
-        "  gptlab train --resume                          # continue a stopped run exactly where it stopped",
+        "  gptlab train --resume                          # continue a stopped run exactly where it stopped\n"
+        "  torchrun --nproc_per_node=2 -m gptlab train --preset tiny --device cpu   # 2 data-parallel processes",
         description="Train a GPT on a text with a preset recipe and save checkpoints (weights, tokenizer,\n"
         "optimizer and random states) along the way; --resume continues a stopped run exactly\nwhere it stopped.",
     )
-    t.add_argument("--preset", default=None, help="recipe: shakespeare-char (default; nanoGPT's CPU recipe) or tiny (seconds)")
+    t.add_argument("--preset", default=None, help="recipe: shakespeare-char (default; nanoGPT's CPU recipe), tiny (seconds) "
+                   "or gpt2-124m (GPT-2 small on GPUs, with --shards; see docs/scaling-out.md)")
     t.add_argument("--tokenizer", choices=["char", "bpe"], default=None, help="char (one token per character) or a BPE "
                    "trained on the text; default char, or the checkpoint's with --resume")
     t.add_argument("--vocab-size", type=int, default=1024, help="BPE vocabulary size with --tokenizer bpe (default 1024)")
     t.add_argument("--dataset", default="tinyshakespeare", help="a registered dataset, see `gptlab data list` (default tinyshakespeare)")
     t.add_argument("--text-file", default=None, help="train on this UTF-8 text file instead of --dataset")
+    t.add_argument("--shards", default=None, metavar="DIR", help="train on token shards from `gptlab data prepare` (memory-"
+                   "mapped: corpora larger than RAM); the last 10%% of tokens, at most 10M, are the val split")
     t.add_argument("--out", default=None, help="checkpoint folder (default: checkpoints/PRESET, or $GPTLAB_CHECKPOINT_DIR/PRESET)")
     t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     t.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint in --out")

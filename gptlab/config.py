@@ -71,6 +71,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gpt2-xl": dict(n_layer=48, n_head=25, n_embd=1600),  # 1558M
     # nanoGPT's CPU recipe for character-level Tiny Shakespeare (65 characters).
     "shakespeare-char": dict(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0),
+    # The model of the gpt2-124m training recipe (gptlab.training.PRESETS): GPT-2 small, trained from scratch.
+    "gpt2-124m": dict(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768, dropout=0.0),
     # Small enough for unit tests and a notebook's fast mode.
     "tiny": dict(vocab_size=96, block_size=32, n_layer=2, n_head=2, n_embd=32, dropout=0.0),
 }

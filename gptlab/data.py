@@ -8,13 +8,17 @@ the cache. Offline, point GPTLAB_DATA_MIRROR at a folder of copies.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import shutil
 import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -225,9 +229,9 @@ class TokenWindows(Dataset):
     (more, correlated, examples); the default is block_size.
     """
 
-    def __init__(self, tokens: torch.Tensor | list[int], block_size: int, stride: int | None = None) -> None:
-        self.tokens = torch.as_tensor(tokens, dtype=torch.long)
-        if self.tokens.dim() != 1:
+    def __init__(self, tokens: "torch.Tensor | list[int] | TokenShards", block_size: int, stride: int | None = None) -> None:
+        self.tokens = tokens if isinstance(tokens, TokenShards) else torch.as_tensor(tokens, dtype=torch.long)  # shards stay on disk
+        if isinstance(self.tokens, torch.Tensor) and self.tokens.dim() != 1:
             raise ValueError(f"tokens must be a 1-D sequence of ids, got shape {tuple(self.tokens.shape)}")
         if block_size < 1:
             raise ValueError(f"block_size must be >= 1, got {block_size}")
@@ -276,3 +280,303 @@ def make_loaders(
     train_dl = DataLoader(TokenWindows(train, block_size, stride), batch_size=batch_size, shuffle=True, generator=g, drop_last=True)
     val_dl = DataLoader(TokenWindows(val, block_size, stride), batch_size=batch_size, shuffle=False)
     return train_dl, val_dl
+
+
+# ---------------------------------------------------------------- token shards on disk
+#
+# A corpus larger than memory (FineWeb-Edu, OpenWebText: billions of tokens) is
+# tokenized once into fixed-size files of raw token ids, nanoGPT/llm.c style,
+# and read back through memory maps: the operating system pages in only the
+# windows a batch touches. The folder is then untrusted input like any file a
+# user hands in, so index.json is validated against one schema, shard names
+# must stay inside the folder, and each file's size (and sha256) must match.
+
+SHARDS_FORMAT = "gptlab-shards"
+SHARDS_VERSION = 1
+SHARDS_INDEX = "index.json"
+_SHARD_NAME = re.compile(r"^shard_\d{6}\.bin$")
+_MAX_INDEX_BYTES = 16 << 20
+
+
+class ShardError(ValueError):
+    """A shard folder is damaged or not one `gptlab data prepare` wrote: bad index, missing or altered shard."""
+
+
+def _shard_dtype(n_vocab: int) -> np.dtype:
+    """uint16 while every id fits (GPT-2's 50,257 do): half the disk and page cache of uint32."""
+    return np.dtype(np.uint16) if n_vocab <= 1 << 16 else np.dtype(np.uint32)
+
+
+def _text_files(src: Path, pattern: str) -> list[Path]:
+    if src.is_file():
+        return [src]
+    if not src.is_dir():
+        raise FileNotFoundError(f"{src} is neither a text file nor a folder of text files")
+    files = sorted({p for glob in pattern.split(",") for p in src.rglob(glob.strip()) if p.is_file()})
+    if not files:
+        raise ValueError(f"{src} holds no files matching {pattern!r}; pass a folder of UTF-8 text files (or --pattern)")
+    return files
+
+
+def _documents(path: Path) -> Iterator[str]:
+    """The documents of one file: the whole file, or for .jsonl one document per line ({"text": ...}), streamed."""
+    try:
+        if path.suffix != ".jsonl":
+            yield path.read_text(encoding="utf-8")
+            return
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    text = json.loads(line).get("text")
+                except (json.JSONDecodeError, AttributeError):
+                    text = None
+                if not isinstance(text, str):
+                    raise ValueError(f"{path} line {n} is not a JSON object with a \"text\" string")
+                yield text
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); convert it first") from None
+
+
+def prepare_shards(
+    src: str | Path, out: str | Path, tokenizer: Any = "gpt2", *, shard_tokens: int = 100_000_000, pattern: str = "*.txt,*.jsonl",
+    progress: bool = False,
+) -> Path:
+    """Tokenize a text file, or every file matching `pattern` under a folder (sorted by path), into shards in `out`.
+
+    A .txt file is one document; a .jsonl file holds one document per line,
+    {"text": ...} (how web corpora such as FineWeb-Edu are dumped). Files are
+    read one document at a time, so the corpus need not fit in memory.
+    pattern: comma-separated globs. tokenizer: "gpt2" (GPT-2's BPE; every
+    document is preceded by <|endoftext|>, as in nanoGPT's FineWeb script), "char" (a character
+    vocabulary read from the files first; documents are simply concatenated), or a
+    tokenizer object gptlab can save. The result: shard_000000.bin, ... of
+    `shard_tokens` ids each (the last one shorter) and index.json. Returns `out`.
+    """
+    from gptlab.checkpoint import tokenizer_to_dict
+    from gptlab.tokenizers import ENDOFTEXT, CharTokenizer, gpt2
+
+    if isinstance(shard_tokens, bool) or not isinstance(shard_tokens, int) or shard_tokens < 1:
+        raise ValueError(f"shard_tokens must be a positive integer, got {shard_tokens!r}")
+    src, out = Path(src), Path(out)
+    files = _text_files(src, pattern)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} exists and is not an empty folder; name a new folder for the shards")
+    eot: list[int] = []
+    if tokenizer == "gpt2":
+        tok = gpt2()
+        eot = [tok.encode_single_token(ENDOFTEXT)]
+    elif tokenizer == "char":
+        chars: set[str] = set()
+        for f in files:
+            for doc in _documents(f):
+                chars.update(doc)
+        if not chars:
+            raise ValueError(f"the files under {src} hold no text")
+        tok = CharTokenizer(sorted(chars))
+    elif isinstance(tokenizer, str):
+        raise ValueError(f"tokenizer must be 'gpt2', 'char' or a tokenizer object, got {tokenizer!r}")
+    else:
+        tok = tokenizer
+    tok_dict = tokenizer_to_dict(tok)  # also checks it can be recorded
+    encode = tok.encode_ordinary if hasattr(tok, "encode_ordinary") else tok.encode  # GPT-2: text is text, never a special token
+    dtype = _shard_dtype(tok.n_vocab)
+    out.mkdir(parents=True, exist_ok=True)
+    shards: list[dict[str, Any]] = []
+    buf = np.empty(shard_tokens, dtype=dtype)
+    fill = 0
+
+    def flush() -> None:
+        nonlocal fill
+        name = f"shard_{len(shards):06d}.bin"
+        tmp = out / f".{name}.part"
+        buf[:fill].tofile(tmp)
+        os.replace(tmp, out / name)
+        shards.append({"name": name, "tokens": int(fill), "sha256": sha256_file(out / name)})
+        fill = 0
+
+    for i, f in enumerate(files):
+        for doc in _documents(f):
+            ids = np.asarray(eot + list(encode(doc)), dtype=np.int64)
+            if len(ids) and (ids.min() < 0 or ids.max() >= tok.n_vocab):
+                raise ValueError(f"the tokenizer produced ids outside [0, {tok.n_vocab}) for {f}")
+            ids = ids.astype(dtype)
+            while len(ids):
+                take = min(shard_tokens - fill, len(ids))
+                buf[fill : fill + take] = ids[:take]
+                fill, ids = fill + take, ids[take:]
+                if fill == shard_tokens:
+                    flush()
+        if progress:
+            print(f"\r{i + 1}/{len(files)} files tokenized", end="", flush=True)
+    if fill:
+        flush()
+    if progress:
+        print()
+    if not shards:
+        raise ValueError(f"the files under {src} gave no tokens")
+    index = {
+        "format": SHARDS_FORMAT, "version": SHARDS_VERSION, "dtype": dtype.name, "n_vocab": tok.n_vocab,
+        "tokenizer": tok_dict, "tokens": sum(s["tokens"] for s in shards), "shard_tokens": shard_tokens,
+        "sources": len(files), "shards": shards,
+    }
+    tmp = out / f".{SHARDS_INDEX}.part"
+    tmp.write_text(json.dumps(index, indent=1), encoding="utf-8")
+    os.replace(tmp, out / SHARDS_INDEX)
+    return out
+
+
+def _validate_index(index: Any, where: Path) -> dict[str, Any]:
+    def bad(what: str) -> ShardError:
+        return ShardError(f"{where} is not a valid shard index: {what}; prepare the shards again with `gptlab data prepare`")
+
+    if not isinstance(index, dict) or index.get("format") != SHARDS_FORMAT:
+        raise bad(f'"format" must be {SHARDS_FORMAT!r}')
+    if index.get("version") != SHARDS_VERSION:
+        raise bad(f'"version" {index.get("version")!r} is not {SHARDS_VERSION} (written by another gptlab?)')
+    if index.get("dtype") not in ("uint16", "uint32"):
+        raise bad(f'"dtype" must be "uint16" or "uint32", not {str(index.get("dtype"))[:40]!r}')
+    n_vocab = index.get("n_vocab")
+    if isinstance(n_vocab, bool) or not isinstance(n_vocab, int) or not 1 <= n_vocab <= np.iinfo(index["dtype"]).max + 1:
+        raise bad(f'"n_vocab" must be an integer that {index["dtype"]} can hold, not {str(n_vocab)[:40]}')
+    tok = index.get("tokenizer")
+    if not isinstance(tok, dict) or tok.get("type") not in ("char", "bpe", "gpt2"):
+        raise bad('"tokenizer" must be an object with "type" char, bpe or gpt2')
+    shards = index.get("shards")
+    if not isinstance(shards, list) or not shards:
+        raise bad('"shards" must be a non-empty list')
+    names = set()
+    for i, s in enumerate(shards):
+        if not isinstance(s, dict) or set(s) != {"name", "tokens", "sha256"}:
+            raise bad(f'shard {i} must be an object with exactly "name", "tokens" and "sha256"')
+        if not isinstance(s["name"], str) or not _SHARD_NAME.match(s["name"]) or s["name"] in names:
+            raise bad(f"shard {i}'s name {str(s['name'])[:60]!r} is not a unique shard_NNNNNN.bin inside the folder")
+        names.add(s["name"])
+        if isinstance(s["tokens"], bool) or not isinstance(s["tokens"], int) or s["tokens"] < 1:
+            raise bad(f"shard {i}'s token count must be a positive integer")
+        if not isinstance(s["sha256"], str) or not re.fullmatch(r"[0-9a-f]{64}", s["sha256"]):
+            raise bad(f"shard {i}'s sha256 must be 64 lowercase hex digits")
+    if index.get("tokens") != sum(s["tokens"] for s in shards):
+        raise bad('"tokens" is not the sum of the shards\' token counts')
+    return index
+
+
+class TokenShards:
+    """A token stream stored as shards on disk, read through memory maps; the same interface as a token tensor.
+
+    len(s), s[i:j] (a LongTensor, windows may cross shard boundaries) and
+    s.get_batch(block_size, batch_size, generator, device), which draws its
+    offsets exactly as gptlab.training.get_batch does: training on shards and on
+    the same tokens in memory takes the same steps. TokenWindows accepts it too.
+    s.split() gives train and val views, like split_tokens.
+
+    verify=True hashes every shard against index.json (a minute for ~20 GB);
+    sizes and the schema are always checked.
+    """
+
+    def __init__(self, folder: str | Path, *, verify: bool = True, _view: tuple[int, int] | None = None) -> None:
+        self.folder = Path(folder)
+        where = self.folder / SHARDS_INDEX
+        try:
+            size = where.stat().st_size
+        except OSError as e:
+            raise ShardError(f"{where} cannot be read ({e.strerror or e}); prepare shards with `gptlab data prepare SRC OUT`") from None
+        if size > _MAX_INDEX_BYTES:
+            raise ShardError(f"{where} is {size:,} bytes, far more than any shard index; it is not one gptlab wrote")
+        try:
+            index = json.loads(where.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ShardError(f"{where} is not valid JSON ({e}); prepare the shards again with `gptlab data prepare`") from None
+        self.index = _validate_index(index, where)
+        self.dtype = np.dtype(self.index["dtype"])
+        self.n_vocab: int = self.index["n_vocab"]
+        self._maps = []
+        root = self.folder.resolve()
+        for s in self.index["shards"]:
+            path = self.folder / s["name"]
+            if path.is_symlink() or path.resolve().parent != root or not path.is_file():
+                raise ShardError(f"{path} is missing or not a regular file inside {self.folder}")
+            want = s["tokens"] * self.dtype.itemsize
+            got = path.stat().st_size
+            if got != want:
+                raise ShardError(f"{path} is {got:,} bytes but index.json records {s['tokens']:,} {self.dtype.name} tokens "
+                                 f"({want:,} bytes): it is truncated or altered; prepare the shards again")
+            if verify and sha256_file(path) != s["sha256"]:
+                raise ShardError(f"{path}'s sha256 does not match index.json: the shard is altered or damaged; prepare the shards again")
+            self._maps.append(np.memmap(path, dtype=self.dtype, mode="r", shape=(s["tokens"],)))
+        self._ends = np.cumsum([s["tokens"] for s in self.index["shards"]])  # stream offset where each shard ends
+        self._start, self._stop = _view if _view is not None else (0, int(self._ends[-1]))
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    def __repr__(self) -> str:
+        return f"TokenShards({str(self.folder)!r}, tokens {self._start:,}..{self._stop:,} of {int(self._ends[-1]):,})"
+
+    def tokenizer(self) -> Any:
+        """The tokenizer the shards were written with (to decode samples, and to save with checkpoints)."""
+        from gptlab.tokenizers import BPETokenizer, CharTokenizer, gpt2
+
+        d = self.index["tokenizer"]
+        return {"char": CharTokenizer.from_dict, "bpe": BPETokenizer.from_dict}.get(d["type"], lambda _: gpt2())(d)
+
+    def read(self, start: int, length: int) -> np.ndarray:
+        """Tokens [start, start + length) of this view as int64, stitched across shard boundaries."""
+        if start < 0 or length < 0 or start + length > len(self):
+            raise IndexError(f"tokens [{start}, {start + length}) are outside this stream of {len(self)} tokens")
+        pos, out = self._start + start, np.empty(length, dtype=np.int64)
+        done = 0
+        while done < length:
+            k = int(np.searchsorted(self._ends, pos, side="right"))  # the shard holding stream offset pos
+            begin = int(self._ends[k - 1]) if k else 0
+            take = min(length - done, int(self._ends[k]) - pos)
+            out[done : done + take] = self._maps[k][pos - begin : pos - begin + take]
+            done, pos = done + take, pos + take
+        if length and out.max() >= self.n_vocab:  # a bit flip in a shard read with verify=False
+            raise ShardError(f"{self.folder} holds a token id {int(out.max())} >= n_vocab {self.n_vocab}: a shard is damaged")
+        return out
+
+    def __getitem__(self, i: int | slice) -> torch.Tensor | int:
+        if isinstance(i, slice):
+            start, stop, step = i.indices(len(self))
+            if step != 1:
+                raise ValueError("TokenShards slices must be contiguous (step 1)")
+            return torch.from_numpy(self.read(start, max(stop - start, 0)))
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"token {i} out of range for {len(self)} tokens")
+        return int(self.read(i % len(self), 1)[0])
+
+    def get_batch(self, block_size: int, batch_size: int, generator: torch.Generator | None = None,
+                  device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`batch_size` random windows: the same offsets, hence the same batch, as get_batch on the tokens in memory."""
+        ix = torch.randint(len(self) - block_size, (batch_size,), generator=generator)
+        chunk = torch.from_numpy(np.stack([self.read(int(i), block_size + 1) for i in ix]))
+        return to_device(chunk[:, :-1].contiguous(), chunk[:, 1:].contiguous(), device)
+
+    def view(self, start: int, stop: int) -> "TokenShards":
+        """Tokens [start, stop) of this stream, without copying or re-validating anything."""
+        if not 0 <= start < stop <= len(self):
+            raise ValueError(f"view [{start}, {stop}) must lie inside [0, {len(self)}) and hold at least one token")
+        other = object.__new__(TokenShards)
+        other.__dict__.update(self.__dict__)
+        other._start, other._stop = self._start + start, self._start + stop
+        return other
+
+    def split(self, val_fraction: float = 0.1, max_val_tokens: int | None = None) -> tuple["TokenShards", "TokenShards"]:
+        """(train, val): the last val_fraction of the stream (at most max_val_tokens) for validation, as split_tokens does."""
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        n = int(len(self) * (1 - val_fraction))
+        if max_val_tokens is not None:
+            n = max(n, len(self) - max_val_tokens)
+        if not 0 < n < len(self):
+            raise ValueError(f"{len(self)} tokens cannot be split into non-empty train and val parts")
+        return self.view(0, n), self.view(n, len(self))
+
+
+def to_device(x: torch.Tensor, y: torch.Tensor, device: torch.device | str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move a batch to `device`; to a GPU through pinned memory, so the copy overlaps with compute."""
+    if device is not None and torch.device(device).type == "cuda":
+        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+    return (x.to(device), y.to(device)) if device is not None else (x, y)

@@ -39,7 +39,7 @@ from gptlab.data import sha256_file
 from gptlab.device import get_device
 from gptlab.lora import apply_lora, count_parameters, lora_config
 from gptlab.model import GPT
-from gptlab.training import TrainConfig, autocast, lr_at, make_optimizer, resolve_bf16
+from gptlab.training import TrainConfig, autocast, make_optimizer, resolve_bf16, set_lr
 
 Example = tuple[Sequence[int], int]  # (token ids, label)
 
@@ -402,9 +402,7 @@ def train_classifier(
             break
 
         t0 = time.perf_counter()
-        lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        lr = set_lr(optimizer, step, cfg)
         loss_sum = torch.zeros((), device=device)
         for micro in range(cfg.grad_accum):
             rows = _batch_rows(step, micro, cfg, len(train), perms)

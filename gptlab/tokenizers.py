@@ -278,12 +278,30 @@ class BPETokenizer:
         return len(self.vocab) + len(self.special_tokens)
 
     def encode(self, text: str) -> list[int]:
-        """Text to ids (fast: tiktoken). Special token strings in `text` become their special ids."""
+        """Text to ids (fast: tiktoken). Special token strings in `text` become their special ids.
+
+        Where special tokens overlap (one is a prefix of another, "<|a|>" and "<|a|>b"),
+        the longest one that starts at the leftmost place wins, as in `encode_slow`.
+        tiktoken's own choice there depends on its regex, so for such vocabularies
+        we split off the special tokens here and let tiktoken encode the text between.
+        """
+        parts = None
         if self.pattern != GPT2_SPLIT_PATTERN:  # GPT-2's pattern covers any text; a custom one must be checked
-            for part, is_special in self._split_special(text):
+            parts = list(self._split_special(text))
+            for part, is_special in parts:
                 if not is_special:
                     _check_pattern(self.pattern, part)
-        return self.encoding.encode(text, allowed_special="all")
+        if not self._nested_specials:
+            return self.encoding.encode(text, allowed_special="all")
+        ids: list[int] = []
+        for part, is_special in parts if parts is not None else self._split_special(text):
+            ids.extend([self.special_tokens[part]] if is_special else self.encoding.encode_ordinary(part))
+        return ids
+
+    @functools.cached_property
+    def _nested_specials(self) -> bool:
+        """Whether some special token is a prefix of another (the case tiktoken resolves differently)."""
+        return any(a != b and b.startswith(a) for a in self.special_tokens for b in self.special_tokens)
 
     def decode(self, ids: Iterable[int]) -> str:
         """Ids to text; byte sequences that are not valid UTF-8 show up as U+FFFD."""
@@ -312,6 +330,7 @@ class BPETokenizer:
         return ids
 
     def _split_special(self, text: str) -> list[tuple[str, bool]]:
+        """Text and special-token pieces, in order: leftmost match first, the longest special token there."""
         if not self.special_tokens:
             return [(text, False)]
         pat = "(" + "|".join(regex.escape(s) for s in sorted(self.special_tokens, key=len, reverse=True)) + ")"

@@ -7,7 +7,15 @@ loss on a fixed set of batches. Everything that decides what happens next (the
 weights, AdamW's moment estimates, the step, and the states of the random
 generators that pick batches and dropout masks) goes into the checkpoint, so a
 run stopped at any step and resumed produces the same losses, bit for bit, as
-one that never stopped. The checkpoint folder itself (its files, atomic saves,
+one that never stopped.
+
+The same loop runs data-parallel under torchrun (see gptlab.distributed and
+docs/scaling-out.md): each process draws its own batches from a generator
+seeded seed + rank, DistributedDataParallel averages the gradients, and rank 0
+alone saves, logs and shows the progress bar. 2 processes with batch b take
+the same steps as 1 process with batch 2b drawing the same windows.
+
+The checkpoint folder itself (its files, atomic saves,
 validation on load) is gptlab.checkpoint's business; its names are re-exported
 here because lessons import them from gptlab.training.
 """
@@ -18,7 +26,7 @@ import dataclasses
 import math
 import time
 import warnings
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -26,6 +34,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from gptlab.checkpoint import (  # re-exported: lessons and gptlab.course import them from here
     CheckpointError,
@@ -40,8 +49,11 @@ from gptlab.checkpoint import (  # re-exported: lessons and gptlab.course import
     tokenizer_to_dict,
     writer_lock,
 )
+from gptlab import distributed
 from gptlab.config import from_known_fields
+from gptlab.data import to_device
 from gptlab.device import get_device
+from gptlab.distributed import World
 from gptlab.model import GPT
 
 # ---------------------------------------------------------------- configuration
@@ -69,7 +81,7 @@ class TrainConfig:
     log_interval: int = 10  # record the training loss every this many steps (each record costs a host sync)
     ckpt_dir: str | None = None  # where to save checkpoints; None saves nothing
     ckpt_interval: int | None = None  # save every this many steps; None: at every evaluation. Always at the end.
-    compile: bool = False  # torch.compile the model (opt-in: slow first steps, needs a C++ compiler on CPU)
+    compile: bool | str = False  # torch.compile the model (opt-in: slow first steps, needs a C++ compiler on CPU); "auto": on CUDA
     progress: bool = True  # show a progress bar and print each evaluation
     preset: str | None = None  # the recipe these settings came from (from_preset sets it), kept for the record
 
@@ -110,9 +122,10 @@ class TrainConfig:
                 raise bad("device", "None or a device such as 'cpu', 'cuda' or 'mps'") from None
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise bad("seed", "an integer in [0, 2**63)")
-        for name in ("compile", "progress"):
-            if not isinstance(getattr(self, name), bool):
-                raise bad(name, "True or False")
+        if not isinstance(self.progress, bool):
+            raise bad("progress", "True or False")
+        if self.compile not in (True, False, "auto") or not isinstance(self.compile, (bool, str)):
+            raise bad("compile", "True, False or 'auto' (compile on CUDA only)")
         if self.preset is not None and not isinstance(self.preset, str):
             raise bad("preset", "None or a preset name")
         if self.ckpt_dir is not None:
@@ -140,9 +153,27 @@ PRESETS: dict[str, dict[str, Any]] = {
         max_steps=2000, batch_size=12, lr=1e-3, min_lr=1e-4, warmup_steps=100, lr_decay_steps=2000,
         weight_decay=0.1, betas=(0.9, 0.99), grad_clip=1.0, eval_interval=250, eval_iters=20, log_interval=10,
     ),
+    # GPT-2 124M on a web corpus, after nanoGPT's train_gpt2.py / build-nanogpt and llm.c's GPT-2 (124M) run:
+    # 64 x 1024 tokens per micro-batch x 8 micro-batches = 524,288 (~0.5M) tokens per step on ONE process;
+    # with N processes pass --grad-accum 8/N to keep 0.5M (tokens per step = batch x block x grad_accum x N).
+    # 19,073 steps x 0.5M = 10B tokens (FineWeb-Edu's 10BT sample, one epoch). lr 6e-4 (GPT-3 paper, 125M), warmup
+    # 715 steps, cosine to 6e-5, betas (0.9, 0.95), weight decay 0.1; bf16 and torch.compile where the GPU has them.
+    "gpt2-124m": dict(
+        max_steps=19073, batch_size=64, grad_accum=8, lr=6e-4, min_lr=6e-5, warmup_steps=715, lr_decay_steps=19073,
+        weight_decay=0.1, betas=(0.9, 0.95), grad_clip=1.0, eval_interval=250, eval_iters=20, log_interval=10,
+        ckpt_interval=1000, bf16="auto", compile="auto",
+    ),
     # A few seconds of training, for tests and smoke runs.
     "tiny": dict(max_steps=50, batch_size=8, lr=1e-3, min_lr=1e-4, warmup_steps=5, eval_interval=25, eval_iters=4, log_interval=5),
 }
+
+
+def set_lr(optimizer: torch.optim.Optimizer, step: int, cfg: TrainConfig) -> float:
+    """Put lr_at(step) into every parameter group (the schedule drives the optimizer); return it."""
+    lr = lr_at(step, cfg)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -180,10 +211,19 @@ def get_batch(
     """
     ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
     chunk = data[ix[:, None] + torch.arange(block_size + 1)]  # (B, T + 1)
-    x, y = chunk[:, :-1].contiguous(), chunk[:, 1:].contiguous()
-    if device is not None and torch.device(device).type == "cuda":
-        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-    return (x.to(device), y.to(device)) if device is not None else (x, y)
+    return to_device(chunk[:, :-1].contiguous(), chunk[:, 1:].contiguous(), device)
+
+
+def draw_batch(data: Any, block_size: int, batch_size: int, generator: torch.Generator | None = None,
+               device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """get_batch for a token tensor, or data.get_batch(...) for a batch source such as gptlab.data.TokenShards.
+
+    Shards on disk draw their offsets from the generator exactly as get_batch does,
+    so a run on shards and a run on the same tokens in memory see the same batches.
+    """
+    if isinstance(data, torch.Tensor):
+        return get_batch(data, block_size, batch_size, generator, device)
+    return data.get_batch(block_size, batch_size, generator, device)
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -244,7 +284,7 @@ def estimate_loss(
         g = torch.Generator().manual_seed(seed)
         total = torch.zeros((), device=device)
         for _ in range(eval_iters):
-            x, y = get_batch(data, block_size, batch_size, g, device)
+            x, y = draw_batch(data, block_size, batch_size, g, device)
             with autocast(device, bf16):
                 _, loss = model(x, y)
             total += loss.float()
@@ -318,7 +358,15 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> 
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=fused or None, foreach=None if fused else True)
 
 
-def _as_tokens(data: Any, name: str, block_size: int, vocab_size: int) -> torch.Tensor:
+def _as_tokens(data: Any, name: str, block_size: int, vocab_size: int) -> Any:
+    if not isinstance(data, torch.Tensor) and callable(getattr(data, "get_batch", None)):  # a batch source (TokenShards)
+        if len(data) < block_size + 2:
+            raise ValueError(f"{name} has {len(data)} tokens; it needs more than block_size + 1 = {block_size + 1} to cut one window")
+        n_vocab = getattr(data, "n_vocab", None)
+        if n_vocab is not None and n_vocab > vocab_size:
+            raise ValueError(f"{name} was tokenized with {n_vocab} tokens but the model's vocab_size is {vocab_size}; "
+                             f"build the model with vocab_size={n_vocab}")
+        return data
     try:
         t = torch.as_tensor(data)
     except (TypeError, ValueError, RuntimeError) as e:
@@ -379,6 +427,14 @@ def train(
     in cfg.ckpt_dir (weights, optimizer, step, random states, history).
     callback(step, model, history) runs after each evaluation, e.g. to print a
     sample; it gets its own copy of the random state, so it cannot change the run.
+    train_data / val_data may also be batch sources with a get_batch method, such
+    as gptlab.data.TokenShards (a corpus on disk, larger than memory).
+
+    Under torchrun (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT in the environment)
+    or in an initialised process group, this runs data-parallel: every process
+    calls train() with the same arguments, cfg.batch_size is per process, and
+    rank 0 saves the checkpoint (cfg.ckpt_dir must be a folder every process can
+    read, to resume). The callback runs on rank 0 only.
     """
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
@@ -389,16 +445,27 @@ def train(
     val_data = _as_tokens(val_data, "val_data", block_size, vocab_size)
     if tokenizer is not None and tokenizer.n_vocab > vocab_size:
         raise ValueError(f"the tokenizer has {tokenizer.n_vocab} tokens but the model's vocab_size is {vocab_size}; build the model with vocab_size={tokenizer.n_vocab}")
-    if cfg.ckpt_dir is None:
-        if resume:
-            raise ValueError("resume=True needs TrainConfig.ckpt_dir: the folder of the checkpoint to continue")
-        return _train(model, train_data, val_data, cfg, tokenizer, resume, callback, device, use_bf16)
-    # Everything a save needs is checked now, not at the first save after minutes of training.
-    check_save_target(cfg.ckpt_dir)
-    if tokenizer is not None:
-        tokenizer_to_dict(tokenizer)  # raises if the tokenizer cannot be written to tokenizer.json
-    with writer_lock(cfg.ckpt_dir):  # a second training into the same folder fails here, before it trains
-        return _train(model, train_data, val_data, cfg, tokenizer, resume, callback, device, use_bf16)
+    if cfg.ckpt_dir is None and resume:
+        raise ValueError("resume=True needs TrainConfig.ckpt_dir: the folder of the checkpoint to continue")
+    world = distributed.setup(device)
+    try:
+        if world.size > 1 and device.type == "cuda":
+            device = torch.device("cuda", world.local_rank)  # one GPU per process
+        with ExitStack() as stack:
+
+            def claim_folder() -> None:  # only rank 0 writes the checkpoint
+                if cfg.ckpt_dir is None or not world.is_main:
+                    return
+                # Everything a save needs is checked now, not at the first save after minutes of training.
+                check_save_target(cfg.ckpt_dir)
+                if tokenizer is not None:
+                    tokenizer_to_dict(tokenizer)  # raises if the tokenizer cannot be written to tokenizer.json
+                stack.enter_context(writer_lock(cfg.ckpt_dir))  # a second training into the same folder fails here
+
+            distributed.run_together(claim_folder, world)
+            return _train(model, train_data, val_data, cfg, tokenizer, resume, callback, device, use_bf16, world)
+    finally:
+        distributed.teardown(world)
 
 
 class TrainingDiverged(RuntimeError):
@@ -409,31 +476,37 @@ def _params_finite(model: nn.Module) -> bool:
     return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
 
 
-def _train(model: GPT, train_data: torch.Tensor, val_data: torch.Tensor, cfg: TrainConfig, tokenizer: Any, resume: bool,
-           callback: Callable[[int, GPT, History], None] | None, device: torch.device, use_bf16: bool) -> History:
+def _train(model: GPT, train_data: Any, val_data: Any, cfg: TrainConfig, tokenizer: Any, resume: bool,
+           callback: Callable[[int, GPT, History], None] | None, device: torch.device, use_bf16: bool,
+           world: World = World()) -> History:
     block_size = model.config.block_size
     model.to(device)
     model.train()
     optimizer = make_optimizer(model, cfg, device)
-    batch_gen = torch.Generator().manual_seed(cfg.seed)  # picks the batches; its state is checkpointed
+    # Picks the batches; its state is checkpointed. One stream per process: seed + rank.
+    batch_gen = torch.Generator().manual_seed(cfg.seed + world.rank)
     history, step = History(), 0
-    if resume:
-        step, history, tokenizer = _restore(cfg, model, optimizer, batch_gen, tokenizer, device)
+    if resume:  # every process reads the checkpoint: weights, its own AdamW state and its own random states
+        step, history, tokenizer = distributed.run_together(
+            lambda: _restore(cfg, model, optimizer, batch_gen, tokenizer, device, world), world)
         if step >= cfg.max_steps:
             raise ValueError(
                 f"{cfg.ckpt_dir} is already at step {step}, so max_steps={cfg.max_steps} leaves nothing to train; "
                 f"pass a larger max_steps (--max-steps) to continue it"
             )
     else:
-        torch.manual_seed(cfg.seed)  # dropout masks
+        torch.manual_seed(cfg.seed + world.rank)  # dropout masks
     start = step
     ckpt_every = cfg.ckpt_interval or cfg.eval_interval
-    fwd = torch.compile(model) if cfg.compile else model
-    tokens_per_step = cfg.batch_size * block_size * cfg.grad_accum
+    fwd = torch.compile(model) if cfg.compile is True or (cfg.compile == "auto" and device.type == "cuda") else model
+    # DDP broadcasts rank 0's weights now and averages gradients during backward; evaluation uses fwd directly.
+    net = fwd if world.size == 1 else DDP(fwd, device_ids=[device.index] if device.type == "cuda" else None)
+    tokens_per_step = cfg.batch_size * block_size * cfg.grad_accum * world.size  # over all processes
+    show = cfg.progress and world.is_main
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=cfg.max_steps, initial=step, disable=not cfg.progress, desc="training", unit="step", dynamic_ncols=True)
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=not show, desc="training", unit="step", dynamic_ncols=True)
     busy, busy_steps = 0.0, 0  # seconds spent in training steps since the last record (no eval, no saving)
     finite = torch.ones((), dtype=torch.bool, device=device)  # all losses so far finite (checked without a sync per step)
     saved_step = start if resume else None
@@ -451,44 +524,51 @@ def _train(model: GPT, train_data: torch.Tensor, val_data: torch.Tensor, cfg: Tr
         check_now = step % cfg.eval_interval == 0 or step == cfg.max_steps
         if cfg.ckpt_dir is not None and step > start and (step % ckpt_every == 0 or step == cfg.max_steps):
             check_now = True
-        if check_now and step > start and not (bool(finite) and _params_finite(model)):
+        if check_now and step > start and not distributed.all_true(bool(finite) and _params_finite(model), world):
             raise diverged(step)
         if (step % cfg.eval_interval == 0 or step == cfg.max_steps) and not (resume and step == start):
-            losses = estimate_loss(
+            losses = estimate_loss(  # each process on its own batches (seed + rank), then averaged over processes
                 fwd, {"train": train_data, "val": val_data}, block_size=block_size,
-                batch_size=cfg.batch_size, eval_iters=cfg.eval_iters, seed=cfg.seed, bf16=use_bf16,
+                batch_size=cfg.batch_size, eval_iters=cfg.eval_iters, seed=cfg.seed + world.rank, bf16=use_bf16,
             )
+            if world.size > 1:
+                pair = distributed.mean_over_ranks(torch.tensor([losses["train"], losses["val"]], device=device), world)
+                losses = {"train": pair[0].item(), "val": pair[1].item()}
             history.eval_steps.append(step)
             history.eval_train_loss.append(losses["train"])
             history.eval_val_loss.append(losses["val"])
             if not (math.isfinite(losses["train"]) and math.isfinite(losses["val"])):
                 raise diverged(step)
-            if cfg.progress:
+            if show:
                 bar.write(f"step {step:5d}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
-            if callback is not None:
+            if callback is not None and world.is_main:
                 with _fork_rng(device):
                     callback(step, model, history)
                 model.train()
         if cfg.ckpt_dir is not None and step > start and (step % ckpt_every == 0 or step == cfg.max_steps):
-            save_checkpoint(
-                cfg.ckpt_dir, model, tokenizer=tokenizer, optimizer=optimizer, train_config=cfg, step=step,
-                history=history, train_state={"rng": _rng_state(batch_gen, device)},
-            )
+            rngs = distributed.gather_to_main(_rng_state(batch_gen, device), world)  # every rank's batch stream
+            if world.is_main:
+                state = {"rng": rngs[0]} if world.size == 1 else {"rng": rngs[0], "rng_ranks": rngs, "world_size": world.size}
+                save_checkpoint(
+                    cfg.ckpt_dir, model, tokenizer=tokenizer, optimizer=optimizer, train_config=cfg, step=step,
+                    history=history, train_state=state,
+                )
             saved_step = step
         if step >= cfg.max_steps:
             break
 
         t0 = time.perf_counter()
-        lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        lr = set_lr(optimizer, step, cfg)
         loss_sum = torch.zeros((), device=device)
-        for _ in range(cfg.grad_accum):
-            x, y = get_batch(train_data, block_size, cfg.batch_size, batch_gen, device)
-            with autocast(device, use_bf16):
-                _, loss = fwd(x, y)
-            loss = loss / cfg.grad_accum  # gradients add up over micro-batches: average them
-            loss.backward()
+        for micro in range(cfg.grad_accum):
+            x, y = draw_batch(train_data, block_size, cfg.batch_size, batch_gen, device)
+            # DDP all-reduces gradients in backward; between micro-batches that would be wasted traffic.
+            last = micro == cfg.grad_accum - 1
+            with net.no_sync() if world.size > 1 and not last else nullcontext():
+                with autocast(device, use_bf16):
+                    _, loss = net(x, y)
+                loss = loss / cfg.grad_accum  # gradients add up over micro-batches: average them
+                loss.backward()
             loss_sum += loss.detach()
         finite &= torch.isfinite(loss_sum)
         if cfg.grad_clip > 0:
@@ -497,7 +577,8 @@ def _train(model: GPT, train_data: torch.Tensor, val_data: torch.Tensor, cfg: Tr
         optimizer.zero_grad(set_to_none=True)
         busy_steps += 1
         if step % cfg.log_interval == 0:
-            loss_value = loss_sum.item()  # the only host sync of a training step, and only every log_interval
+            # the only host sync of a training step, and only every log_interval (averaged over processes)
+            loss_value = distributed.mean_over_ranks(loss_sum, world).item()
             if not math.isfinite(loss_value):
                 raise diverged(step + 1)
             busy += time.perf_counter() - t0
@@ -516,7 +597,7 @@ def _train(model: GPT, train_data: torch.Tensor, val_data: torch.Tensor, cfg: Tr
     return history
 
 
-def _restore(cfg: TrainConfig, model: GPT, optimizer, batch_gen, tokenizer, device) -> tuple[int, History, Any]:
+def _restore(cfg: TrainConfig, model: GPT, optimizer, batch_gen, tokenizer, device, world: World = World()) -> tuple[int, History, Any]:
     path = Path(cfg.ckpt_dir)
     meta = read_checkpoint_meta(path)
     if "train_state.pt" not in meta["files"]:
@@ -540,21 +621,29 @@ def _restore(cfg: TrainConfig, model: GPT, optimizer, batch_gen, tokenizer, devi
                if k in old and old[k] != cfg.to_dict()[k]]
     if old.get("lr_decay_steps", 0) is None and cfg.lr_decay_steps is None and old.get("max_steps") != cfg.max_steps:
         changed.append("max_steps (with lr_decay_steps=None it sets the cosine's length)")
-    if changed:
-        warnings.warn(f"resuming {path} with changed settings {changed}: the run will not match an uninterrupted one", stacklevel=4)
+    if changed and world.is_main:
+        warnings.warn(f"resuming {path} with changed settings {changed}: the run will not match an uninterrupted one", stacklevel=6)
     model.load_state_dict(load_weights(path, meta))  # names, shapes, dtypes and finiteness checked first
     state = load_train_state(path / "train_state.pt")
     check_train_state(state, optimizer, path / "train_state.pt", meta["step"])  # before AdamW's fused kernel trusts it
+    saved_world = state.get("world_size", 1)
+    if saved_world != world.size:
+        raise ValueError(
+            f"cannot resume {path} with {world.size} process(es): it was trained by {saved_world}, and each process's batch "
+            f"stream is part of the run; resume with the same number (torchrun --nproc_per_node={saved_world} ..., or plain "
+            "python for 1), or start a new run from its weights with load_checkpoint"
+        )
     optimizer.load_state_dict(state["optimizer"])
     try:
-        _set_rng_state(state["rng"], batch_gen, device)
+        _set_rng_state(state["rng_ranks"][world.rank] if world.size > 1 else state["rng"], batch_gen, device)
     except (RuntimeError, ValueError, TypeError) as e:
         raise CheckpointError(f"{path / 'train_state.pt'} holds random states this machine cannot use: {e}") from None
     return int(meta["step"]), History.from_dict(meta.get("history") or {}), tokenizer
 
 
 __all__ = [
-    "CheckpointError", "History", "PRESETS", "TrainConfig", "TrainingDiverged", "autocast", "bf16_supported", "estimate_loss",
+    "CheckpointError", "History", "PRESETS", "TrainConfig", "TrainingDiverged", "autocast", "bf16_supported", "draw_batch",
+    "estimate_loss",
     "get_batch", "load_checkpoint", "lr_at", "make_optimizer", "read_checkpoint_meta", "resolve_bf16",
     "save_checkpoint", "train",
 ]

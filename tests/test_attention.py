@@ -162,11 +162,12 @@ def test_induction_score_on_hand_built_pattern():
         induction_scores_from_weights(w, T)
 
 
-def previous_token_model(T: int = 16) -> GPT:
-    """One layer, one head whose q and k are wired so that position i attends to i - 1.
+def previous_token_model(T: int = 16, offset: int = 1) -> GPT:
+    """One layer, one head whose q and k are wired so that position i attends to i - offset
+    (offset 1: a previous-token head).
 
     Inputs are one-hot position embeddings e_p (token embeddings zero); after LayerNorm
-    they are a*e_p - b*1. k = identity, q = 50 * shift, so q_i . k_j is large only for j = i - 1.
+    they are a*e_p - b*1. k = identity, q = 50 * shift, so q_i . k_j is large only for j = i - offset.
     """
     C = 32
     model = GPT(GPTConfig(vocab_size=10, block_size=T, n_layer=1, n_head=1, n_embd=C, bias=False))
@@ -177,7 +178,7 @@ def previous_token_model(T: int = 16) -> GPT:
         for ln in (model.transformer.h[0].ln_1, model.transformer.h[0].ln_2, model.transformer.ln_f):
             ln.weight.fill_(1.0)
         shift = torch.zeros(C, C)
-        shift[torch.arange(C - 1), torch.arange(1, C)] = 1.0  # (shift @ e_p) = e_{p-1}
+        shift[torch.arange(C - offset), torch.arange(offset, C)] = 1.0  # (shift @ e_p) = e_{p-offset}
         attn = model.transformer.h[0].attn.c_attn.weight
         attn[:C] = 50.0 * shift  # queries
         attn[C : 2 * C] = torch.eye(C)  # keys
@@ -194,12 +195,27 @@ def test_previous_token_head_built_from_weights_scores_one():
     assert ind.shape == (1, 1) and ind.item() < 0.05
 
 
-def test_induction_scores_are_deterministic_and_bounded():
+def test_induction_scores_are_deterministic_and_equal_a_hand_computed_mean():
     model = tiny(n_layer=2, n_head=2)
     a = induction_scores(model, seq_len=10, batch_size=3, seed=5)
     b = induction_scores(model, seq_len=10, batch_size=3, seed=5)
     assert a.shape == (2, 2) and torch.equal(a, b)
-    assert torch.all((a >= 0) & (a <= 1))
+    # By hand: the documented sequences (seeded random tokens, repeated twice); for each
+    # position i of the second repeat, the weight on i - 10 + 1; mean over positions and rows.
+    first = torch.randint(0, 96, (3, 10), generator=torch.Generator().manual_seed(5))
+    want = torch.zeros(2, 2)
+    for row in first:
+        w = get_attention(model, torch.cat([row, row])).weights  # (layers, heads, 20, 20)
+        want += sum(w[..., i, i - 9] for i in range(10, 20)) / 10 / 3
+    torch.testing.assert_close(a, want)
+    assert not torch.equal(a, induction_scores(model, seq_len=10, batch_size=3, seed=6))
+
+
+def test_a_head_wired_to_copy_scores_one_for_induction():
+    """A head that looks at i - (n - 1), what followed the earlier copy of token i, is an induction head."""
+    model = previous_token_model(T=16, offset=7)
+    ind = induction_scores(model, seq_len=8, batch_size=2)
+    assert ind.shape == (1, 1) and ind.item() > 0.99
     with pytest.raises(ValueError, match="seq_len"):
         induction_scores(model, seq_len=17)  # two repeats > block_size 32
     with pytest.raises(ValueError, match="vocab_range"):

@@ -97,6 +97,33 @@ def _convert(hf, transpose=is_conv1d):
     return {"transformer." + k: (v.t() if transpose(k) else v) for k, v in hf.items()}
 
 
+def _ngrams(t, n):
+    return [tuple(t[i:i + n]) for i in range(len(t) - n + 1)]
+
+
+def _mp_unclipped(h, refs, n):
+    return sum(any(g in _ngrams(r, n) for r in refs) for g in _ngrams(h, n)), len(_ngrams(h, n))
+
+
+def _mp_summed(h, refs, n):
+    from collections import Counter
+    hc = Counter(_ngrams(h, n))
+    return sum(min(c, sum(Counter(_ngrams(r, n))[g] for r in refs)) for g, c in hc.items()), sum(hc.values())
+
+
+def _lcs_substring(a, b):
+    return max((k for k in range(len(a) + 1) for i in range(len(a) - k + 1)
+                if any(a[i:i + k] == b[j:j + k] for j in range(len(b) - k + 1))), default=0)
+
+
+def _novel(s, src, n, unique=False, copied=False):
+    grams = _ngrams(s, n)
+    grams = list(set(grams)) if unique else grams
+    have = set(_ngrams(src, n))
+    share = sum(g not in have for g in grams) / len(grams)
+    return 1 - share if copied else share
+
+
 def _stub(*args, **kw):
     raise NotImplementedError
 
@@ -144,6 +171,21 @@ CASES = {
                               (lambda n: "c_attn" in n or "c_fc" in n, "transposed")]),
     "hf_to_gptlab": (_convert, [(lambda hf: _convert(hf, transpose=lambda k: k.endswith(("c_attn.weight", "c_fc.weight"))), "square"),
                                 (lambda hf: _convert(hf, transpose=lambda k: hf[k].dim() == 2), "only the four")]),
+    "modified_precision": (checks._mod_precision, [(_mp_unclipped, "not clipped"), (_mp_summed, "SUM over references")]),
+    "brevity_penalty": (lambda c, r: 1.0 if c > r else (0.0 if c == 0 else math.exp(1 - r / c)),
+                        [(lambda c, r: 1.0 if c > r else (0.0 if c == 0 else math.exp(1 - c / r)), "upside down"),
+                         (lambda c, r: 0.0 if c == 0 else math.exp(1 - r / c), "not penalised")]),
+    "lcs_length": (checks._lcs, [(_lcs_substring, "SUBSTRING"), (lambda a, b: len(set(a) & set(b)), "expected")]),
+    "last_token_pool": (lambda h, l: h[torch.arange(h.size(0)), l - 1],
+                        [(lambda h, l: h[:, -1], "padding"), (lambda h, l: h[torch.arange(h.size(0)), l.clamp(max=h.size(1) - 1)], "off by one")]),
+    "lora_forward": (lambda x, w, b, A, B, a: x @ w.t() + b + (a / A.size(0)) * (x @ A.t() @ B.t()),
+                     [(lambda x, w, b, A, B, a: x @ w.t() + b + x @ A.t() @ B.t(), "not scaled"),
+                      (lambda x, w, b, A, B, a: x @ w.t() + b + (A.size(0) / a) * (x @ A.t() @ B.t()), "r / alpha")]),
+    "target_only_targets": (lambda p, a: ((p + a)[:-1], [-100] * (len(p) - 1) + a),
+                            [(lambda p, a: ((p + a)[:-1], (p + a)[1:]), "nothing is masked"),
+                             (lambda p, a: ((p + a)[:-1], [-100] * len(p) + a[1:]), "one too many")]),
+    "novel_ngram_share": (_novel, [(lambda s, src, n: _novel(s, src, n, copied=True), "COPIED"),
+                                   (lambda s, src, n: _novel(s, src, n, unique=True), "repeats included")]),
 }
 
 

@@ -73,10 +73,20 @@ def test_train_info_generate(ckpt, capsys):
 
 
 def test_generate_streams_in_a_subprocess(ckpt):
-    r = gptlab("generate", "--checkpoint", str(ckpt), "--prompt", "JULIET:", "--max-new-tokens", "10", "--top-k", "5",
-               "--top-p", "0.9", "--temperature", "0.7", "--repetition-penalty", "1.2", "--seed", "0")
+    """The real entry point prints exactly what the Python API gives with the same settings and seed
+    (settings under which dropping any one flag changes the text)."""
+    import torch
+
+    from gptlab.generation import stream
+    from gptlab.training import load_checkpoint
+
+    r = gptlab("generate", "--checkpoint", str(ckpt), "--prompt", "JULIET:", "--max-new-tokens", "20", "--top-k", "40",
+               "--top-p", "0.5", "--temperature", "1.3", "--repetition-penalty", "3.0", "--seed", "0", "--device", "cpu")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("JULIET:") and len(r.stdout) == len("JULIET:") + 10 + 1
+    model, tok, _ = load_checkpoint(ckpt, device="cpu")
+    text = "".join(stream(model, tok, "JULIET:", 20, top_k=40, top_p=0.5, temperature=1.3, repetition_penalty=3.0,
+                          generator=torch.Generator().manual_seed(0)))
+    assert len(text) == 20 and r.stdout == "JULIET:" + text + "\n"
 
 
 def test_resume_continues_a_run(ckpt, text_file, tmp_path, capsys):

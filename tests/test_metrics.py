@@ -17,12 +17,7 @@ from gptlab.model import GPT
 from gptlab.tokenizers import CharTokenizer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 HYPS = [

@@ -10,12 +10,7 @@ from gptlab.generation import ban_repeated_ngrams, beam_search, generate, stream
 from gptlab.model import GPT
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def looping_gpt() -> GPT:

@@ -155,11 +155,22 @@ def test_callback_cannot_change_the_run():
     assert losses(h1) == losses(h2)
 
 
-@pytest.mark.parametrize("bf16", [False, True])
-def test_bf16_flag(bf16):
-    h = T.train(fresh_model(), TRAIN, VAL, run_cfg(max_steps=3, bf16=bf16, eval_interval=3))
+@pytest.mark.parametrize("bf16, hardware_has_bf16, expect", [
+    (False, True, torch.float32),
+    (True, False, torch.bfloat16),
+    ("auto", True, torch.bfloat16),
+    ("auto", False, torch.float32),
+])
+def test_bf16_flag_switches_autocast_on(bf16, hardware_has_bf16, expect, monkeypatch):
+    """The matmuls of training steps and evaluations really run in bf16 (seen by a hook), and only when asked."""
+    monkeypatch.setattr(T, "bf16_supported", lambda device: hardware_has_bf16)
+    model = fresh_model()
+    seen = set()
+    model.lm_head.register_forward_hook(lambda m, args, out: seen.add(("train" if m.training else "eval", out.dtype)))
+    h = T.train(model, TRAIN, VAL, run_cfg(max_steps=1, batch_size=2, grad_accum=1, eval_iters=1, bf16=bf16, device="cpu"))
+    assert seen == {("train", expect), ("eval", expect)}
     assert all(math.isfinite(x) for x in h.train_loss + h.eval_val_loss)
-    assert T.resolve_bf16("auto", torch.device("cpu")) == T.bf16_supported(torch.device("cpu"))
+    assert model.lm_head.weight.dtype == torch.float32  # weights stay fp32 under autocast
 
 
 def test_bad_training_inputs():
@@ -233,7 +244,7 @@ def test_resume_refuses_a_different_model_or_tokenizer(tmp_path):
     swapped = CharTokenizer.from_text(TEXT[::-1] + "~")  # same characters and one more, other ids
     with pytest.raises(ValueError, match="tokenizer"):
         T.train(GPT(MODEL_CFG), TRAIN, VAL, run_cfg(tmp_path / "ck"), tokenizer=swapped, resume=True)
-    with pytest.warns(UserWarning, match="lr"):
+    with pytest.warns(UserWarning, match=r"changed settings \['lr'\]:"):  # lr alone, not min_lr or lr_decay_steps
         T.train(GPT(MODEL_CFG), TRAIN, VAL, run_cfg(tmp_path / "ck", max_steps=4, lr=1e-2), resume=True)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         T.train(GPT(MODEL_CFG), TRAIN, VAL, run_cfg(tmp_path / "nothing"), resume=True)
