@@ -36,6 +36,7 @@ __all__ = [
     "lcs_length",                                      # 10, 13
     "last_token_pool", "lora_forward",                 # 11
     "target_only_targets", "novel_ngram_share",        # 12, 13
+    "lstm_step", "expected_calibration_error",         # 15
 ]
 
 
@@ -930,3 +931,80 @@ def novel_ngram_share(fn: Callable[[list[str], list[str], int], float]) -> Resul
         return len(cases)
 
     return _report("novel_ngram_share", run)
+
+
+# ----------------------------------------------------------------------------- lesson 15
+
+
+def _lstm_ref(x, h, c, W_ih, W_hh, b_ih, b_hh, order="ifgo", input_gate=True, tanh_c=True):
+    gates = dict(zip(order, (x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).chunk(4, dim=-1)))
+    i, f, g, o = torch.sigmoid(gates["i"]), torch.sigmoid(gates["f"]), torch.tanh(gates["g"]), torch.sigmoid(gates["o"])
+    c = f * c + (i * g if input_gate else g)
+    return o * (torch.tanh(c) if tanh_c else c), c
+
+
+def lstm_step(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Result:
+    """fn(x, h, c, W_ih, W_hh, b_ih, b_hh) -> (h_new, c_new): one LSTM step, PyTorch's gate order i, f, g, o."""
+
+    def run() -> int:
+        cases = [(1, 3, 2), (2, 5, 3), (4, 1, 6)]  # (batch, input size, hidden size)
+        for k, (B, I, H) in enumerate(cases):
+            g = _gen(k)
+            cell = torch.nn.LSTMCell(I, H)
+            with torch.no_grad():
+                for p in cell.parameters():
+                    p.copy_(torch.randn(p.shape, generator=g))
+            x, h, c = torch.randn(B, I, generator=g), torch.randn(B, H, generator=g), torch.randn(B, H, generator=g)
+            args = (x, h, c, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+            with torch.no_grad():
+                want_h, want_c = cell(x, (h, c))
+                got = fn(*(a.detach().clone() for a in args))
+            if not isinstance(got, (tuple, list)) or len(got) != 2:
+                raise Wrong(f"case {k + 1}: return a tuple (h_new, c_new), got {type(got).__name__}")
+            ref = [a.detach() for a in args]
+            mistakes = [
+                _Mistake("order", lambda: _lstm_ref(*ref, order="ifog")[1], "gates in the order i, f, o, g: PyTorch stacks them i, f, g, o"),
+                _Mistake("input", lambda: _lstm_ref(*ref, input_gate=False)[1], "c_new = f*c + g forgets the input gate: c_new = f*c + i*g"),
+            ]
+            _same(got[1], want_c, f"case {k + 1} (B={B}, I={I}, H={H}) c_new", atol=1e-5, mistakes=mistakes)
+            mistakes_h = [_Mistake("tanh", lambda: _lstm_ref(*ref, tanh_c=False)[0], "h_new = o * tanh(c_new): the tanh is missing")]
+            _same(got[0], want_h, f"case {k + 1} (B={B}, I={I}, H={H}) h_new", atol=1e-5, mistakes=mistakes_h)
+        return len(cases)
+
+    return _report("lstm_step", run)
+
+
+def expected_calibration_error(fn: Callable[[torch.Tensor, torch.Tensor, int], float]) -> Result:
+    """fn(confidence, correct, n_bins) -> ECE: equal-width bins (lo, hi] on [0, 1], the bin-size-weighted mean |accuracy - mean confidence|."""
+
+    def ref(conf, correct, n_bins, weighted=True, midpoints=False):
+        edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+        total, gaps = 0.0, []
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            m = (conf > lo) & (conf <= hi)
+            if m.any():
+                c = (lo + hi) / 2 if midpoints else conf[m].mean()
+                gap = abs(float(correct[m].mean()) - float(c))
+                gaps.append(gap)
+                total += int(m.sum()) * gap
+        return total / len(conf) if weighted else sum(gaps) / len(gaps)
+
+    def run() -> int:
+        cases = [(200, 10), (1000, 15), (50, 5), (7, 10)]
+        for k, (n, n_bins) in enumerate(cases):
+            g = _gen(100 + k)
+            conf = torch.rand(n, generator=g, dtype=torch.float64).clamp_min(1e-6)
+            correct = (torch.rand(n, generator=g, dtype=torch.float64) < conf**1.5).double()
+            want = ref(conf, correct, n_bins)
+            got = float(fn(conf.clone(), correct.clone(), n_bins))
+            if math.isclose(got, want, abs_tol=1e-6):
+                continue
+            case = f"case {k + 1} ({n} predictions, {n_bins} bins)"
+            if math.isclose(got, ref(conf, correct, n_bins, weighted=False), abs_tol=1e-6):
+                raise Wrong(f"{case}: got {got:.4g}, expected {want:.4g} — weight each bin by its share of the predictions, not equally")
+            if math.isclose(got, ref(conf, correct, n_bins, midpoints=True), abs_tol=1e-6):
+                raise Wrong(f"{case}: got {got:.4g}, expected {want:.4g} — compare with the mean confidence in the bin, not the bin's midpoint")
+            raise Wrong(f"{case}: got {got:.4g}, expected {want:.4g}")
+        return len(cases)
+
+    return _report("expected_calibration_error", run)

@@ -129,6 +129,19 @@ def _stub(*args, **kw):
 
 
 # check name -> (a right answer, [(a plausible wrong answer, a phrase the one-line message must contain)])
+
+def _ece(conf, correct, n_bins, weighted=True, midpoints=False):
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+    total, gaps = 0.0, []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            c = (lo + hi) / 2 if midpoints else conf[m].mean()
+            gaps.append(abs(float(correct[m].mean()) - float(c)))
+            total += int(m.sum()) * gaps[-1]
+    return total / len(conf) if weighted else sum(gaps) / len(gaps)
+
+
 CASES = {
     "loss_at_init": (lambda v: math.log(v), [(lambda v: math.log2(v), "log2"), (lambda v: 1 / v, "probability")]),
     "causality_probe": (_probe, [(_probe_last_only, "every earlier position"), (lambda m, i: True, "leaks the future")]),
@@ -186,6 +199,11 @@ CASES = {
                              (lambda p, a: ((p + a)[:-1], [-100] * len(p) + a[1:]), "one too many")]),
     "novel_ngram_share": (_novel, [(lambda s, src, n: _novel(s, src, n, copied=True), "COPIED"),
                                    (lambda s, src, n: _novel(s, src, n, unique=True), "repeats included")]),
+    "lstm_step": (checks._lstm_ref, [(lambda *a: checks._lstm_ref(*a, tanh_c=False), "tanh is missing"),
+                                     (lambda *a: checks._lstm_ref(*a, order="ifog"), "i, f, g, o"),
+                                     (lambda *a: checks._lstm_ref(*a, input_gate=False), "input gate")]),
+    "expected_calibration_error": (_ece, [(lambda c, k, n: _ece(c, k, n, weighted=False), "share of the predictions"),
+                                          (lambda c, k, n: _ece(c, k, n, midpoints=True), "midpoint")]),
 }
 
 
