@@ -974,20 +974,22 @@ def lstm_step(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Result:
     return _report("lstm_step", run)
 
 
+def _ece_ref(conf, correct, n_bins, weighted=True, midpoints=False):
+    """The reference ECE (weighted=False: bins weighted equally; midpoints=True: bin midpoints as confidence)."""
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+    total, gaps = 0.0, []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            c = (lo + hi) / 2 if midpoints else conf[m].mean()
+            gap = abs(float(correct[m].mean()) - float(c))
+            gaps.append(gap)
+            total += int(m.sum()) * gap
+    return total / len(conf) if weighted else sum(gaps) / len(gaps)
+
+
 def expected_calibration_error(fn: Callable[[torch.Tensor, torch.Tensor, int], float]) -> Result:
     """fn(confidence, correct, n_bins) -> ECE: equal-width bins (lo, hi] on [0, 1], the bin-size-weighted mean |accuracy - mean confidence|."""
-
-    def ref(conf, correct, n_bins, weighted=True, midpoints=False):
-        edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
-        total, gaps = 0.0, []
-        for lo, hi in zip(edges[:-1], edges[1:]):
-            m = (conf > lo) & (conf <= hi)
-            if m.any():
-                c = (lo + hi) / 2 if midpoints else conf[m].mean()
-                gap = abs(float(correct[m].mean()) - float(c))
-                gaps.append(gap)
-                total += int(m.sum()) * gap
-        return total / len(conf) if weighted else sum(gaps) / len(gaps)
 
     def run() -> int:
         cases = [(200, 10), (1000, 15), (50, 5), (7, 10)]
@@ -995,14 +997,14 @@ def expected_calibration_error(fn: Callable[[torch.Tensor, torch.Tensor, int], f
             g = _gen(100 + k)
             conf = torch.rand(n, generator=g, dtype=torch.float64).clamp_min(1e-6)
             correct = (torch.rand(n, generator=g, dtype=torch.float64) < conf**1.5).double()
-            want = ref(conf, correct, n_bins)
+            want = _ece_ref(conf, correct, n_bins)
             got = float(fn(conf.clone(), correct.clone(), n_bins))
             if math.isclose(got, want, abs_tol=1e-6):
                 continue
             case = f"case {k + 1} ({n} predictions, {n_bins} bins)"
-            if math.isclose(got, ref(conf, correct, n_bins, weighted=False), abs_tol=1e-6):
+            if math.isclose(got, _ece_ref(conf, correct, n_bins, weighted=False), abs_tol=1e-6):
                 raise Wrong(f"{case}: got {got:.4g}, expected {want:.4g} — weight each bin by its share of the predictions, not equally")
-            if math.isclose(got, ref(conf, correct, n_bins, midpoints=True), abs_tol=1e-6):
+            if math.isclose(got, _ece_ref(conf, correct, n_bins, midpoints=True), abs_tol=1e-6):
                 raise Wrong(f"{case}: got {got:.4g}, expected {want:.4g} — compare with the mean confidence in the bin, not the bin's midpoint")
             raise Wrong(f"{case}: got {got:.4g}, expected {want:.4g}")
         return len(cases)
