@@ -1035,77 +1035,77 @@ def int8_quantize(fn: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]
 # ----------------------------------------------------------------------------- lesson 15
 
 
+def _lstm_ref(x, h, c, W_ih, W_hh, b_ih, b_hh, order="ifgo", input_gate=True, tanh_c=True):
+    gates = dict(zip(order, (x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).chunk(4, dim=-1)))
+    i, f, g, o = torch.sigmoid(gates["i"]), torch.sigmoid(gates["f"]), torch.tanh(gates["g"]), torch.sigmoid(gates["o"])
+    c = f * c + (i * g if input_gate else g)
+    return o * (torch.tanh(c) if tanh_c else c), c
+
+
 def lstm_step(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Result:
-    """fn(x (B, I), h (B, H), c (B, H), w_ih (4H, I), w_hh (4H, H), b_ih, b_hh) -> (h', c'): one nn.LSTMCell step
-    (PyTorch's gate order: input, forget, cell candidate g, output)."""
+    """fn(x, h, c, W_ih, W_hh, b_ih, b_hh) -> (h_new, c_new): one LSTM step, PyTorch's gate order i, f, g, o."""
 
     def run() -> int:
-        cases = [(2, 3, 4), (1, 5, 2), (3, 2, 6)]
-        for n, (B, I, H) in enumerate(cases):
-            torch.manual_seed(n)
+        cases = [(1, 3, 2), (2, 5, 3), (4, 1, 6)]  # (batch, input size, hidden size)
+        for k, (B, I, H) in enumerate(cases):
+            g = _gen(k)
             cell = torch.nn.LSTMCell(I, H)
-            g = _gen(n)
-            x, h, c = torch.randn(B, I, generator=g), torch.randn(B, H, generator=g), torch.randn(B, H, generator=g)
             with torch.no_grad():
-                wh, wc = cell(x, (h, c))
-            params = [p.detach().clone() for p in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)]
-            got = fn(x.clone(), h.clone(), c.clone(), *params)
+                for p in cell.parameters():
+                    p.copy_(torch.randn(p.shape, generator=g))
+            x, h, c = torch.randn(B, I, generator=g), torch.randn(B, H, generator=g), torch.randn(B, H, generator=g)
+            args = (x, h, c, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+            with torch.no_grad():
+                want_h, want_c = cell(x, (h, c))
+                got = fn(*(a.detach().clone() for a in args))
             if not isinstance(got, (tuple, list)) or len(got) != 2:
-                raise Wrong(f"case {n}: return (h, c), got {type(got).__name__}")
-            gates = x @ params[0].t() + params[2] + h @ params[1].t() + params[3]
-            i, f, gg, o = gates.chunk(4, dim=1)
-
-            def variant(order=("i", "f", "g", "o"), tanh_c=True):
-                parts = dict(zip(order, gates.chunk(4, dim=1)))
-                c2 = torch.sigmoid(parts["f"]) * c + torch.sigmoid(parts["i"]) * torch.tanh(parts["g"])
-                return torch.sigmoid(parts["o"]) * (torch.tanh(c2) if tanh_c else c2), c2
-
-            _same(got[1], wc, f"case {n} (B={B}, input {I}, hidden {H}): c'", atol=1e-5,
-                  mistakes=[_Mistake("order", lambda: variant(("i", "f", "o", "g"))[1], "gates in the wrong order: PyTorch's are input, forget, g (candidate), output")])
-            _same(got[0], wh, f"case {n} (B={B}, input {I}, hidden {H}): h'", atol=1e-5,
-                  mistakes=[_Mistake("tanh", lambda: variant(tanh_c=False)[0], "h' = o * tanh(c'): the tanh on the new cell state is missing")])
+                raise Wrong(f"case {k + 1}: return a tuple (h_new, c_new), got {type(got).__name__}")
+            ref = [a.detach() for a in args]
+            mistakes = [
+                _Mistake("order", lambda: _lstm_ref(*ref, order="ifog")[1], "gates in the order i, f, o, g: PyTorch stacks them i, f, g, o"),
+                _Mistake("input", lambda: _lstm_ref(*ref, input_gate=False)[1], "c_new = f*c + g forgets the input gate: c_new = f*c + i*g"),
+            ]
+            _same(got[1], want_c, f"case {k + 1} (B={B}, I={I}, H={H}) c_new", atol=1e-5, mistakes=mistakes)
+            mistakes_h = [_Mistake("tanh", lambda: _lstm_ref(*ref, tanh_c=False)[0], "h_new = o * tanh(c_new): the tanh is missing")]
+            _same(got[0], want_h, f"case {k + 1} (B={B}, I={I}, H={H}) h_new", atol=1e-5, mistakes=mistakes_h)
         return len(cases)
 
     return _report("lstm_step", run)
 
 
-def _ece(conf: torch.Tensor, correct: torch.Tensor, n_bins: int, weighted: bool = True) -> float:
-    b = (conf * n_bins).long().clamp(max=n_bins - 1)
+def _ece_ref(conf, correct, n_bins, weighted=True, midpoints=False):
+    """The reference ECE (weighted=False: bins weighted equally; midpoints=True: bin midpoints as confidence)."""
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
     total, gaps = 0.0, []
-    for k in range(n_bins):
-        m = b == k
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
         if m.any():
-            gap = (correct[m].float().mean() - conf[m].mean()).abs().item()
-            total += m.float().mean().item() * gap
+            c = (lo + hi) / 2 if midpoints else conf[m].mean()
+            gap = abs(float(correct[m].mean()) - float(c))
             gaps.append(gap)
-    return total if weighted else sum(gaps) / len(gaps)
+            total += int(m.sum()) * gap
+    return total / len(conf) if weighted else sum(gaps) / len(gaps)
 
 
 def expected_calibration_error(fn: Callable[[torch.Tensor, torch.Tensor, int], float]) -> Result:
-    """fn(confidences (N,) in [0, 1], correct (N,) bool, n_bins) -> ECE: sum over equal-width bins of
-    (bin size / N) * |accuracy in bin - mean confidence in bin|; bin k holds conf in [k/n, (k+1)/n), 1.0 in the last."""
+    """fn(confidence, correct, n_bins) -> ECE: equal-width bins (lo, hi] on [0, 1], the bin-size-weighted mean |accuracy - mean confidence|."""
 
     def run() -> int:
-        cases = []
-        for n, (N, bins) in enumerate([(200, 10), (50, 5), (7, 3)]):
-            g = _gen(n)
-            conf = torch.rand(N, generator=g)
-            # over-confident everywhere in the first case; a flat 50% accuracy in the others, so low bins are
-            # under-confident and high bins over-confident (a single global gap would hide that)
-            correct = torch.rand(N, generator=g) < (conf ** 2 if n == 0 else torch.full_like(conf, 0.5))
-            cases.append((conf, correct, bins))
-        cases.append((torch.tensor([1.0, 1.0, 0.5]), torch.tensor([True, False, True]), 2))
-        for n, (conf, correct, bins) in enumerate(cases):
-            got = fn(conf.clone(), correct.clone(), bins)
-            got = float(got.item() if isinstance(got, torch.Tensor) else got)
-            want = _ece(conf, correct, bins)
-            if not math.isclose(got, want, abs_tol=1e-6):
-                hint = ""
-                if math.isclose(got, _ece(conf, correct, bins, weighted=False), abs_tol=1e-6):
-                    hint = " — bins are averaged equally; weight each bin by its share of the predictions"
-                elif math.isclose(got, abs(correct.float().mean().item() - conf.mean().item()), abs_tol=1e-6):
-                    hint = " — one global gap; the error is measured bin by bin (confidence 1.0 goes in the last bin)"
-                raise Wrong(f"case {n} (N={len(conf)}, n_bins={bins}): got {got:.6f}, expected {want:.6f}{hint}")
+        cases = [(200, 10), (1000, 15), (50, 5), (7, 10)]
+        for k, (n, n_bins) in enumerate(cases):
+            g = _gen(100 + k)
+            conf = torch.rand(n, generator=g, dtype=torch.float64).clamp_min(1e-6)
+            correct = (torch.rand(n, generator=g, dtype=torch.float64) < conf**1.5).double()
+            want = _ece_ref(conf, correct, n_bins)
+            got = float(fn(conf.clone(), correct.clone(), n_bins))
+            if math.isclose(got, want, abs_tol=1e-6):
+                continue
+            case = f"case {k + 1} ({n} predictions, {n_bins} bins)"
+            if math.isclose(got, _ece_ref(conf, correct, n_bins, weighted=False), abs_tol=1e-6):
+                raise Wrong(f"{case}: got {got:.4g}, expected {want:.4g} — weight each bin by its share of the predictions, not equally")
+            if math.isclose(got, _ece_ref(conf, correct, n_bins, midpoints=True), abs_tol=1e-6):
+                raise Wrong(f"{case}: got {got:.4g}, expected {want:.4g} — compare with the mean confidence in the bin, not the bin's midpoint")
+            raise Wrong(f"{case}: got {got:.4g}, expected {want:.4g}")
         return len(cases)
 
     return _report("expected_calibration_error", run)

@@ -124,12 +124,6 @@ def _novel(s, src, n, unique=False, copied=False):
     return 1 - share if copied else share
 
 
-def _lstm(x, h, c, wih, whh, bih, bhh, order="ifgo", tanh_c=True):
-    parts = dict(zip(order, (x @ wih.t() + bih + h @ whh.t() + bhh).chunk(4, 1)))
-    c2 = torch.sigmoid(parts["f"]) * c + torch.sigmoid(parts["i"]) * torch.tanh(parts["g"])
-    return torch.sigmoid(parts["o"]) * (torch.tanh(c2) if tanh_c else c2), c2
-
-
 def _int8_per_tensor(w):
     s = w.abs().amax() / 127
     return torch.round(w / s).clamp(-127, 127).to(torch.int8), s
@@ -145,6 +139,9 @@ def _stub(*args, **kw):
 
 
 # check name -> (a right answer, [(a plausible wrong answer, a phrase the one-line message must contain)])
+
+_ece = checks._ece_ref
+
 CASES = {
     "loss_at_init": (lambda v: math.log(v), [(lambda v: math.log2(v), "log2"), (lambda v: 1 / v, "probability")]),
     "causality_probe": (_probe, [(_probe_last_only, "every earlier position"), (lambda m, i: True, "leaks the future")]),
@@ -208,9 +205,11 @@ CASES = {
                  [(lambda x, w, eps: F.layer_norm(x, (x.size(-1),), w, None, eps), "LayerNorm"),
                   (lambda x, w, eps: x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps), "weight")]),
     "int8_quantize": (checks._int8_ref, [(_int8_per_tensor, "per row"), (_int8_trunc, "truncated")]),
-    "lstm_step": (_lstm, [(lambda *a: _lstm(*a, order="ifog"), "wrong order"), (lambda *a: _lstm(*a, tanh_c=False), "tanh")]),
-    "expected_calibration_error": (checks._ece, [(lambda a, b, n: checks._ece(a, b, n, weighted=False), "weight each bin"),
-                                                 (lambda a, b, n: abs(b.float().mean().item() - a.mean().item()), "one global gap")]),
+    "lstm_step": (checks._lstm_ref, [(lambda *a: checks._lstm_ref(*a, tanh_c=False), "tanh is missing"),
+                                     (lambda *a: checks._lstm_ref(*a, order="ifog"), "i, f, g, o"),
+                                     (lambda *a: checks._lstm_ref(*a, input_gate=False), "input gate")]),
+    "expected_calibration_error": (_ece, [(lambda c, k, n: _ece(c, k, n, weighted=False), "share of the predictions"),
+                                          (lambda c, k, n: _ece(c, k, n, midpoints=True), "midpoint")]),
 }
 
 
