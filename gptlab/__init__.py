@@ -16,6 +16,8 @@
     tasks       the applications' data and prompt formats
     finetune    classifier head, freezing, fine-tuning loop
     lora        low-rank adapters
+    rnn         CharLSTM, the recurrent baseline
+    scaling     scaling-law fit (Chinchilla form)
     checks      one-line exercise checks
     device      get_device, seed_everything
     course      fast mode and the shared lesson checkpoints
