@@ -15,8 +15,10 @@ them; nanoGPT is not installed), at the shakespeare-char shapes.
   <= 1.75 within the seconds nanoGPT's recipe takes (same seed, same machine).
   Seconds are both wall-clock and this process's CPU time (fairer on a shared
   machine); evaluations are timed in, as each recipe runs them.
+--part switches: CPU time per training step with each GPTConfig switch alone.
 
     python benchmarks/bench_speedrun.py --part speed
+    python benchmarks/bench_speedrun.py --part switches   # each model switch's cost per step
     python benchmarks/bench_speedrun.py --part race --seeds 1337 1 2 --plot speedrun.png
 """
 
@@ -101,6 +103,40 @@ def speed(args, train_data, vocab: int) -> None:
         print(f"  {k} / nanoGPT: {rw:.2f}x wall, {rc:.2f}x CPU time (target >= {TARGET_SPEED}x: {met})")
 
 
+SWITCHES = {"GPT-2 default": {}, "no bias": dict(bias=False), "rotary": dict(pos_emb="rotary"), "RMSNorm": dict(norm="rmsnorm"),
+            "relu2": dict(mlp="relu2"), "SwiGLU": dict(mlp="swiglu"), "QK-norm": dict(qk_norm=True), "untied head": dict(tie_weights=False)}
+
+
+def switch_costs(args, vocab: int) -> None:
+    """Seconds of CPU time per training step with each switch alone, relative to the GPT-2 default."""
+    models = {}
+    for name, kw in [*SWITCHES.items(), ("speedrun (all)", None)]:
+        torch.manual_seed(0)
+        cfg = GPTConfig.from_preset("speedrun", vocab_size=vocab) if kw is None else GPTConfig.from_preset("shakespeare-char", vocab_size=vocab, **kw)
+        m = GPT(cfg)
+        models[name] = (m, make_optimizer(m, TrainConfig(), torch.device("cpu")))
+    x, y = torch.randint(0, vocab, (12, 64)), torch.randint(0, vocab, (12, 64))
+
+    def run(m, o, n):
+        c0 = time.process_time()
+        for _ in range(n):
+            m(x, y)[1].backward()
+            o.step()
+            o.zero_grad(set_to_none=True)
+        return (time.process_time() - c0) / n
+
+    for m, o in models.values():
+        run(m, o, 2)
+    t = {k: [] for k in models}
+    for _ in range(args.rounds):
+        for k, (m, o) in models.items():
+            t[k].append(run(m, o, args.speed_steps))
+    base = statistics.median(t["GPT-2 default"])
+    print(f"\nCPU time per training step (batch 12 x 64, fp32), median of {args.rounds} rounds x {args.speed_steps} steps:")
+    for k in models:
+        print(f"  {k:16s} {1000 * statistics.median(t[k]):7.1f} ms  {statistics.median(t[k]) / base:.2f}x")
+
+
 def race(args, tok, train_data, val_data) -> None:
     results = {}  # recipe -> list of runs, each [(step, cpu_s, wall_s, val)]
     for seed in args.seeds:
@@ -160,7 +196,7 @@ def _gptlab_timed(name, tok, train_data, val_data, seed):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--part", choices=["speed", "race", "both"], default="both")
+    p.add_argument("--part", choices=["speed", "switches", "race", "all"], default="all")
     p.add_argument("--seeds", type=int, nargs="+", default=[1337, 1, 2])
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--speed-steps", type=int, default=30)
@@ -172,9 +208,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     tok, train_data, val_data = load_data()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), load average {os.getloadavg()[0]:.1f}")
-    if args.part in ("speed", "both"):
+    if args.part in ("speed", "all"):
         speed(args, train_data, tok.n_vocab)
-    if args.part in ("race", "both"):
+    if args.part in ("switches", "all"):
+        switch_costs(args, tok.n_vocab)
+    if args.part in ("race", "all"):
         race(args, tok, train_data, val_data)
 
 
