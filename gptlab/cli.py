@@ -183,7 +183,8 @@ def _train(args: argparse.Namespace, out: Path, text: Any, kind: str, preset_giv
             )
         if preset_given and saved_preset is None:  # an older checkpoint: at least the model's shape must be the preset's
             want = GPTConfig.from_preset(args.preset, vocab_size=meta["model_config"]["vocab_size"]).to_dict()
-            differs = sorted(k for k in want if k not in ("dropout", *model_over) and want[k] != meta["model_config"].get(k))
+            have = GPTConfig.from_dict(meta["model_config"]).to_dict()  # fields added since take their defaults
+            differs = sorted(k for k in want if k not in ("dropout", *model_over) and want[k] != have[k])
             if differs:
                 raise ValueError(f"{_rel(out)} is not a model of --preset {args.preset} (it differs in {differs}); drop --preset to continue it")
         args.preset = saved_preset or args.preset
@@ -476,8 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a GPT on a text with a preset recipe and save checkpoints (weights, tokenizer,\n"
         "optimizer and random states) along the way; --resume continues a stopped run exactly\nwhere it stopped.",
     )
-    t.add_argument("--preset", default=None, help="recipe: shakespeare-char (default; nanoGPT's CPU recipe), tiny (seconds) "
-                   "or gpt2-124m (GPT-2 small on GPUs, with --shards; see docs/scaling-out.md)")
+    t.add_argument("--preset", default=None, help="recipe: shakespeare-char (default; nanoGPT's CPU recipe), speedrun "
+                   "(lesson 14's faster recipe), tiny (seconds) or gpt2-124m (GPT-2 small on GPUs, with --shards; "
+                   "see docs/scaling-out.md)")
     t.add_argument("--tokenizer", choices=["char", "bpe"], default=None, help="char (one token per character) or a BPE "
                    "trained on the text; default char, or the checkpoint's with --resume")
     t.add_argument("--vocab-size", type=int, default=1024, help="BPE vocabulary size with --tokenizer bpe (default 1024)")

@@ -7,6 +7,7 @@ sentence that says what to change rather than deep inside a matmul.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,11 @@ def from_known_fields(cls: type, d: dict[str, Any]) -> Any:
     return cls(**d)
 
 
+POS_EMBS = ("learned", "rotary")
+NORMS = ("layernorm", "rmsnorm")
+MLPS = ("gelu", "swiglu", "relu2")
+
+
 @dataclass
 class GPTConfig:
     vocab_size: int = 50257  # GPT-2: 50,000 BPE merges + 256 bytes + <|endoftext|>
@@ -29,6 +35,13 @@ class GPTConfig:
     n_embd: int = 768
     dropout: float = 0.0
     bias: bool = True  # biases in Linear and LayerNorm, as GPT-2 has them
+    # Switches for the changes later small-GPT recipes make (lesson 14). The defaults are GPT-2.
+    pos_emb: str = "learned"  # "learned": GPT-2's wpe table; "rotary": rotate q and k by position (RoPE)
+    norm: str = "layernorm"  # or "rmsnorm": scale by 1/RMS only, no mean subtraction, no bias
+    mlp: str = "gelu"  # or "swiglu" (silu(gate) * up, 2/3 the width: same parameters) or "relu2" (relu(x)^2)
+    qk_norm: bool = False  # RMS-normalise each head's queries and keys before q.k (bounds the logits)
+    tie_weights: bool = True  # lm_head shares wte's matrix; False gives the head its own
+    rope_theta: float = 10000.0  # rotary base: head dim pair i turns by pos * theta^(-2i/head_size)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -42,8 +55,26 @@ class GPTConfig:
             )
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig.dropout must be a number in [0, 1), got {self.dropout!r}")
-        if not isinstance(self.bias, bool):
-            raise ValueError(f"GPTConfig.bias must be True or False, got {self.bias!r}")
+        for name in ("bias", "qk_norm", "tie_weights"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"GPTConfig.{name} must be True or False, got {getattr(self, name)!r}")
+        for name, choices in (("pos_emb", POS_EMBS), ("norm", NORMS), ("mlp", MLPS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"GPTConfig.{name} must be one of {choices}, got {getattr(self, name)!r}")
+        if self.pos_emb == "rotary" and self.head_size % 2:
+            raise ValueError(
+                f"GPTConfig.pos_emb='rotary' turns pairs of dimensions, so the head size n_embd // n_head "
+                f"({self.head_size}) must be even; change n_embd or n_head"
+            )
+        theta = self.rope_theta
+        if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not math.isfinite(theta) or theta <= 1:
+            raise ValueError(f"GPTConfig.rope_theta must be a finite number > 1, got {theta!r}")
+
+    @property
+    def is_gpt2(self) -> bool:
+        """True when every switch is at GPT-2's setting, so the weights map one-to-one onto GPT-2's."""
+        return (self.bias, self.pos_emb, self.norm, self.mlp, self.qk_norm, self.tie_weights) == (
+            True, "learned", "layernorm", "gelu", False, True)
 
     @property
     def head_size(self) -> int:
@@ -73,6 +104,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "shakespeare-char": dict(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0),
     # The model of the gpt2-124m training recipe (gptlab.training.PRESETS): GPT-2 small, trained from scratch.
     "gpt2-124m": dict(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768, dropout=0.0),
+    # Lesson 14's speedrun: the shakespeare-char shape with the modern switches (see training.PRESETS).
+    "speedrun": dict(
+        vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False,
+        pos_emb="rotary", norm="rmsnorm", mlp="relu2", qk_norm=True, tie_weights=False,
+    ),
     # Small enough for unit tests and a notebook's fast mode.
     "tiny": dict(vocab_size=96, block_size=32, n_layer=2, n_head=2, n_embd=32, dropout=0.0),
 }

@@ -85,7 +85,7 @@ def _char_model(name: str, model_overrides: dict, train_overrides: dict):
         try:
             model, tokenizer, meta = load_checkpoint(path)
             tok = meta.get("tokenizer") or {}
-            if meta["model_config"] == model_cfg.to_dict() and meta["step"] == cfg.max_steps and tok.get("type") == "char":
+            if GPTConfig.from_dict(meta["model_config"]) == model_cfg and meta["step"] == cfg.max_steps and tok.get("type") == "char":
                 return model, tokenizer, History.from_dict(meta.get("history") or {})
             warnings.warn(f"checkpoints/{name} is not the {name} recipe's model (another run saved there); training it again", stacklevel=3)
         except (CheckpointError, FileNotFoundError) as e:

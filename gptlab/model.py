@@ -6,6 +6,10 @@ next-token prediction in a sequence at once, and what lets generation reuse the
 keys and values of earlier tokens (the KV cache below). Names follow GPT-2's
 checkpoint (`c_attn`, `c_proj`, `ln_1`, ...) so loading its weights is a
 one-to-one mapping.
+
+A few GPTConfig switches (pos_emb, norm, mlp, qk_norm, tie_weights) turn on the
+changes later small-GPT recipes make, for lesson 14 to measure; each is a short
+`if` beside the GPT-2 line it replaces, and the defaults are GPT-2 exactly.
 """
 
 from __future__ import annotations
@@ -22,6 +26,29 @@ from gptlab.config import GPTConfig
 def causal_mask(T: int, L: int, device: torch.device | None = None) -> torch.Tensor:
     """(T, L) booleans: query i (the last T of L positions) may see key j iff j <= L - T + i."""
     return torch.ones(T, L, dtype=torch.bool, device=device).tril(diagonal=L - T)
+
+
+def make_norm(config: GPTConfig, dim: int | None = None) -> nn.Module:
+    """GPT-2's LayerNorm, or RMSNorm (Zhang & Sennrich, 2019): no mean subtraction, no bias, a little cheaper."""
+    dim = dim or config.n_embd
+    return nn.LayerNorm(dim, bias=config.bias) if config.norm == "layernorm" else nn.RMSNorm(dim, eps=1e-5)
+
+
+def rotary_cos_sin(pos: torch.Tensor, head_size: int, theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin, each (T, head_size // 2), of the angles by which rotary embeddings turn positions `pos`.
+
+    Dimension pair i of a query or key at position p turns by p * theta^(-2i / head_size):
+    q.k then depends only on how far apart the two positions are (Su et al., 2021).
+    """
+    inv_freq = theta ** (-torch.arange(0, head_size, 2, dtype=torch.float32, device=pos.device) / head_size)
+    angles = pos.float()[:, None] * inv_freq[None, :]
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Turn each pair (x[..., i], x[..., i + hs/2]) of x (B, nh, T, hs) by the angle whose cos/sin are given."""
+    x1, x2 = x.float().chunk(2, dim=-1)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).type_as(x)
 
 
 class KVCache:
@@ -72,6 +99,10 @@ class CausalSelfAttention(nn.Module):
         # q, k and v for all heads in one matmul (one weight of shape (3C, C)).
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        if config.qk_norm:  # QK-norm (Dehghani et al., 2023; Henry et al., 2020): bounded attention logits
+            self.q_norm = make_norm(config, config.head_size)
+            self.k_norm = make_norm(config, config.head_size)
+        self.qk_norm = config.qk_norm
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
         # flash: use the fused F.scaled_dot_product_attention kernel. False runs the same
@@ -89,13 +120,19 @@ class CausalSelfAttention(nn.Module):
         att = att.masked_fill(~causal_mask(T, L, q.device), float("-inf"))
         return F.softmax(att, dim=-1)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0, rope: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         B, T, C = x.size()  # batch, time (sequence length), channels (n_embd)
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
         hs = C // self.n_head
         q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, hs).transpose(1, 2)
         v = v.view(B, T, self.n_head, hs).transpose(1, 2)
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if rope is not None:  # rotary: turn q and k by their (absolute) positions before the cache stores k
+            q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         if cache is not None:
             k, v = cache.update(layer, k, v)  # (B, nh, L, hs): every position so far
         L = k.size(2)
@@ -118,17 +155,31 @@ class CausalSelfAttention(nn.Module):
 
 
 class MLP(nn.Module):
-    """Position-wise feed-forward: widen 4x, GELU, project back."""
+    """Position-wise feed-forward: widen 4x, GELU, project back.
+
+    mlp="relu2" swaps GELU for relu(x)^2 (So et al., 2021); mlp="swiglu" computes
+    silu(gate) * up (Shazeer, 2020) at 2/3 the width, so the parameter count stays.
+    """
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.kind = config.mlp
+        hidden = 4 * config.n_embd if config.mlp != "swiglu" else 2 * (4 * config.n_embd * 2 // 3)  # gate and up
+        self.c_fc = nn.Linear(config.n_embd, hidden, bias=config.bias)
         self.gelu = nn.GELU(approximate="tanh")  # GPT-2 used the tanh approximation
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(hidden if config.mlp != "swiglu" else hidden // 2, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+        h = self.c_fc(x)
+        if self.kind == "gelu":
+            h = self.gelu(h)
+        elif self.kind == "relu2":
+            h = F.relu(h).square()
+        else:  # swiglu
+            gate, up = h.chunk(2, dim=-1)
+            h = F.silu(gate) * up
+        return self.dropout(self.c_proj(h))
 
 
 class Block(nn.Module):
@@ -141,13 +192,15 @@ class Block(nn.Module):
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_1 = make_norm(config)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_2 = make_norm(config)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), cache, layer)
+    def forward(
+        self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0, rope: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache, layer, rope)
         x = x + self.mlp(self.ln_2(x))
         return x
 
@@ -164,14 +217,17 @@ class GPT(nn.Module):
                 wpe=nn.Embedding(config.block_size, config.n_embd),  # learned position embeddings
                 drop=nn.Dropout(config.dropout),
                 h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
-                ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+                ln_f=make_norm(config),
             )
         )
+        if config.pos_emb == "rotary":  # positions enter through q and k instead (apply_rotary)
+            del self.transformer["wpe"]
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         # Weight tying: the matrix that turns a token id into a vector also scores vectors
         # against every token at the output. Saves vocab_size * n_embd parameters
         # (38.6M for GPT-2 small) and tends to help (Press & Wolf, 2017).
-        self.transformer.wte.weight = self.lm_head.weight
+        if config.tie_weights:
+            self.transformer.wte.weight = self.lm_head.weight
         self.apply(self._init_weights)
         # GPT-2 init: scale the projections that write into the residual stream by
         # 1/sqrt(2 * n_layer), so its variance does not grow with depth.
@@ -194,8 +250,10 @@ class GPT(nn.Module):
         scaling laws (the token embedding still counts: as lm_head it does compute).
         """
         n = sum(p.numel() for p in self.parameters())
-        if non_embedding:
+        if non_embedding and "wpe" in self.transformer:
             n -= self.transformer.wpe.weight.numel()
+        if non_embedding and not self.config.tie_weights:  # an untied wte is a lookup only
+            n -= self.transformer.wte.weight.numel()
         return n
 
     def flops_per_token(self, seq_len: int | None = None, training: bool = False) -> int:
@@ -235,9 +293,14 @@ class GPT(nn.Module):
             if lo < 0 or hi >= self.config.vocab_size:
                 raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}), got [{lo}, {hi}]")
         pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        rope = None
+        if self.config.pos_emb == "learned":
+            x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        else:
+            x = self.transformer.drop(self.transformer.wte(idx))
+            rope = rotary_cos_sin(pos, self.config.head_size, self.config.rope_theta)
         for i, block in enumerate(self.transformer.h):
-            x = block(x, cache, i)
+            x = block(x, cache, i, rope)
         if cache is not None:
             cache.advance(T)
         if last_only:
@@ -256,7 +319,8 @@ class GPT(nn.Module):
         if not 0 < block_size <= self.config.block_size:
             raise ValueError(f"block_size must be in [1, {self.config.block_size}], got {block_size}")
         self.config.block_size = block_size
-        self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size].detach().clone())
+        if "wpe" in self.transformer:
+            self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size].detach().clone())
 
     def new_cache(self, max_len: int | None = None) -> KVCache:
         return KVCache(self.config, max_len)

@@ -302,6 +302,12 @@ def export_hf_gpt2(model: GPT, path: str | os.PathLike) -> Path:
 
     if not model.config.bias:
         raise ValueError("GPT-2 has biases in every Linear and LayerNorm; export a model built with GPTConfig(bias=True)")
+    if not model.config.is_gpt2:
+        c = model.config
+        raise ValueError(
+            f"GPT-2's layout has learned positions, LayerNorm, a GELU MLP, no QK-norm and a tied head; this model has "
+            f"pos_emb={c.pos_emb!r}, norm={c.norm!r}, mlp={c.mlp!r}, qk_norm={c.qk_norm}, tie_weights={c.tie_weights}"
+        )
     if model.lm_head.weight is not model.transformer.wte.weight:
         raise ValueError("lm_head.weight is no longer tied to transformer.wte.weight; GPT-2's layout has one shared matrix")
     path = Path(path)

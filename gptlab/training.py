@@ -50,7 +50,7 @@ from gptlab.checkpoint import (  # re-exported: lessons and gptlab.course import
     writer_lock,
 )
 from gptlab import distributed
-from gptlab.config import from_known_fields
+from gptlab.config import GPTConfig, from_known_fields
 from gptlab.data import to_device
 from gptlab.device import get_device
 from gptlab.distributed import World
@@ -84,6 +84,10 @@ class TrainConfig:
     compile: bool | str = False  # torch.compile the model (opt-in: slow first steps, needs a C++ compiler on CPU); "auto": on CUDA
     progress: bool = True  # show a progress bar and print each evaluation
     preset: str | None = None  # the recipe these settings came from (from_preset sets it), kept for the record
+    schedule: str = "cosine"  # or "wsd": warmup, stable at lr, then a linear decay over the last decay_frac (lesson 14)
+    decay_frac: float = 0.2  # wsd only: the fraction of the lr_decay_steps (or max_steps) spent decaying
+    optimizer: str = "adamw"  # or "muon": Muon for the blocks' matrices, AdamW for embeddings, head and gains
+    muon_lr: float = 0.02  # Muon's peak learning rate (it follows the same schedule, scaled by muon_lr / lr)
 
     def __post_init__(self) -> None:
         def bad(name: str, want: str) -> ValueError:
@@ -128,6 +132,17 @@ class TrainConfig:
             raise bad("compile", "True, False or 'auto' (compile on CUDA only)")
         if self.preset is not None and not isinstance(self.preset, str):
             raise bad("preset", "None or a preset name")
+        if self.schedule not in ("cosine", "wsd"):
+            raise bad("schedule", "'cosine' or 'wsd'")
+        if isinstance(self.decay_frac, bool) or not isinstance(self.decay_frac, (int, float)) or not 0 < self.decay_frac <= 1:
+            raise bad("decay_frac", "a number in (0, 1]")
+        if self.optimizer not in ("adamw", "muon"):
+            raise bad("optimizer", "'adamw' or 'muon'")
+        if isinstance(self.muon_lr, bool) or not isinstance(self.muon_lr, (int, float)) or not 0 < self.muon_lr < math.inf:
+            raise bad("muon_lr", "a finite number > 0")
+        if self.optimizer == "muon" and self.ckpt_dir is not None:
+            raise ValueError("TrainConfig.optimizer='muon' cannot be checkpointed (resuming restores AdamW state only); "
+                             "set ckpt_dir=None or use optimizer='adamw'")
         if self.ckpt_dir is not None:
             self.ckpt_dir = str(self.ckpt_dir)
 
@@ -163,6 +178,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         weight_decay=0.1, betas=(0.9, 0.95), grad_clip=1.0, eval_interval=250, eval_iters=20, log_interval=10,
         ckpt_interval=1000, bf16="auto", compile="auto",
     ),
+    # Lesson 14's speedrun: the modern switches (GPTConfig preset "speedrun"), a bigger batch at a higher
+    # learning rate, and a warmup-stable-decay schedule; benchmarks/bench_speedrun.py times it against nanoGPT's.
+    "speedrun": dict(
+        max_steps=900, batch_size=24, lr=3e-3, min_lr=3e-4, warmup_steps=50, lr_decay_steps=900, schedule="wsd",
+        decay_frac=0.3, weight_decay=0.1, betas=(0.9, 0.99), grad_clip=1.0, eval_interval=450, eval_iters=20, log_interval=10,
+    ),
     # A few seconds of training, for tests and smoke runs.
     "tiny": dict(max_steps=50, batch_size=8, lr=1e-3, min_lr=1e-4, warmup_steps=5, eval_interval=25, eval_iters=4, log_interval=5),
 }
@@ -172,7 +193,7 @@ def set_lr(optimizer: torch.optim.Optimizer, step: int, cfg: TrainConfig) -> flo
     """Put lr_at(step) into every parameter group (the schedule drives the optimizer); return it."""
     lr = lr_at(step, cfg)
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)  # Muon's matrices run at their own multiple of lr
     return lr
 
 
@@ -182,12 +203,19 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     Warmup: Adam divides by a running estimate of the gradient's size, which is
     poor for the first few steps, so large early steps could wreck the init.
     Cosine: big steps while far from a good solution, small ones to settle in.
+    schedule="wsd" (warmup-stable-decay; Hu et al., 2024; Hägele et al., 2024)
+    holds lr until the last decay_frac of the steps, then falls linearly to min_lr.
     """
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / (cfg.warmup_steps + 1)
     decay_steps = cfg.lr_decay_steps if cfg.lr_decay_steps is not None else cfg.max_steps
     if step >= decay_steps:
         return cfg.min_lr
+    if cfg.schedule == "wsd":
+        decay_start = max(cfg.warmup_steps, decay_steps - round(cfg.decay_frac * decay_steps))
+        if step < decay_start:
+            return cfg.lr
+        return cfg.lr + (cfg.min_lr - cfg.lr) * (step - decay_start) / (decay_steps - decay_start)
     ratio = (step - cfg.warmup_steps) / (decay_steps - cfg.warmup_steps)
     coeff = 0.5 * (1.0 + math.cos(math.pi * ratio))  # 1 -> 0
     return cfg.min_lr + coeff * (cfg.lr - cfg.min_lr)
@@ -342,13 +370,44 @@ class History:
 # ---------------------------------------------------------------- the loop
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+class MuonAdamW:
+    """Muon (Jordan et al., 2024) for the blocks' matrices and AdamW for the rest, stepped as one optimizer.
+
+    Muon orthogonalises each matrix's momentum (a few Newton-Schulz iterations), so
+    every direction of the update moves at the same rate; embeddings, the head and
+    1-D gains do not suit that and stay with AdamW, as in modded-nanoGPT.
+    """
+
+    def __init__(self, muon: torch.optim.Optimizer, adamw: torch.optim.Optimizer) -> None:
+        self.optimizers = (muon, adamw)
+        self.param_groups = muon.param_groups + adamw.param_groups
+
+    def step(self) -> None:
+        for opt in self.optimizers:
+            opt.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=set_to_none)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW | MuonAdamW:
     """AdamW with weight decay on matrices (Linear weights, embeddings) only.
 
     Decay pulls weights towards zero; on a bias or a LayerNorm gain that only
     fights the job those few numbers do, so they (all 1-D tensors) get none.
     fused=True updates every tensor in one kernel (CUDA, and CPU since torch 2.4).
+    cfg.optimizer="muon" hands the blocks' matrices to Muon instead (MuonAdamW).
     """
+    if cfg.optimizer == "muon":
+        blocks = {id(p) for name, p in model.named_parameters() if ".h." in f".{name}" and p.dim() == 2}
+        matrices = [p for p in model.parameters() if p.requires_grad and id(p) in blocks]
+        muon = torch.optim.Muon(matrices, lr=cfg.muon_lr, weight_decay=0.0)
+        for g in muon.param_groups:
+            g["lr_scale"] = cfg.muon_lr / cfg.lr  # the loop sets lr_at(step) * lr_scale
+        rest = [p for p in model.parameters() if p.requires_grad and id(p) not in blocks]
+        adamw_cfg = dataclasses.replace(cfg, optimizer="adamw", ckpt_dir=None)
+        return MuonAdamW(muon, make_optimizer(_Params(rest), adamw_cfg, device))
     params = [p for p in model.parameters() if p.requires_grad]  # the tied wte/lm_head matrix appears once
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
@@ -356,6 +415,16 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> 
     ]
     fused = device.type in ("cuda", "cpu")
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=fused or None, foreach=None if fused else True)
+
+
+class _Params:
+    """A list of parameters that answers .parameters(), so make_optimizer can take a subset."""
+
+    def __init__(self, params: list[torch.Tensor]) -> None:
+        self.params = params
+
+    def parameters(self) -> list[torch.Tensor]:
+        return self.params
 
 
 def _as_tokens(data: Any, name: str, block_size: int, vocab_size: int) -> Any:
@@ -605,8 +674,9 @@ def _restore(cfg: TrainConfig, model: GPT, optimizer, batch_gen, tokenizer, devi
             f"{path} holds weights but no train_state.pt (optimizer and random states), so the run cannot be resumed exactly; "
             "load it with load_checkpoint and start a new run instead"
         )
-    if meta["model_config"] != model.config.to_dict():
-        diff = {k: (v, model.config.to_dict().get(k)) for k, v in meta["model_config"].items() if model.config.to_dict().get(k) != v}
+    saved_config = GPTConfig.from_dict(meta["model_config"]).to_dict()  # fields added since it was saved take their defaults
+    if saved_config != model.config.to_dict():
+        diff = {k: (v, model.config.to_dict().get(k)) for k, v in saved_config.items() if model.config.to_dict().get(k) != v}
         raise ValueError(f"cannot resume {path}: the model's config differs from the checkpoint's (checkpoint, model): {diff}")
     saved_tok = load_checkpoint_tokenizer(path, meta)
     if tokenizer is None:
