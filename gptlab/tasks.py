@@ -249,7 +249,7 @@ def train_translation(
         opt.step()
         if step % 10 == 0:
             hist["step"].append(step)
-            hist["train_loss"].append(float(loss))
+            hist["train_loss"].append(loss.item())
         last = step == cfg.max_steps - 1
         if dev_examples is not None and ((eval_every and (step + 1) % eval_every == 0) or last):
             hist["eval_step"].append(step + 1)
@@ -331,39 +331,68 @@ def translate(
     return [o if o is not None else "" for o in out]
 
 
+def corpus_stats(hypotheses: list[str], references: list, metric: str = "bleu") -> tuple[torch.Tensor, Callable[[torch.Tensor], float]]:
+    """Per-sentence sufficient statistics of a corpus metric, and the function that scores their sum.
+
+    Corpus BLEU and chrF are not means of sentence scores: they add up counts
+    (matched n-grams, lengths) over the corpus and score the totals. So
+    `score(stats.sum(0))` is exactly the corpus score (sacreBLEU's own figure, as in
+    gptlab.metrics: BLEU with its "zh" tokenization, chrF), and a resampled test set
+    is scored by summing the rows it drew -- no re-tokenizing, so 1,000 bootstrap
+    samples take a second. references[i] is a str or a list of str. Uses the
+    statistics methods sacreBLEU's own significance tests use.
+    """
+    from sacrebleu.metrics import BLEU, CHRF
+
+    if metric not in ("bleu", "chrf"):
+        raise ValueError(f'metric must be "bleu" (zh tokenization) or "chrf", got {metric!r}')
+    refs = [[r] if isinstance(r, str) else list(r) for r in references]
+    if len(refs) != len(hypotheses) or not hypotheses:
+        raise ValueError(f"need one reference entry per hypothesis, got {len(refs)} for {len(hypotheses)}")
+    m = BLEU(tokenize="zh") if metric == "bleu" else CHRF()
+    k = max(len(r) for r in refs)
+    streams = [[r[j] if j < len(r) else None for r in refs] for j in range(k)]
+    stats = torch.tensor(m._extract_corpus_statistics(list(hypotheses), streams), dtype=torch.float64)
+
+    def score(total: torch.Tensor) -> float:
+        vals = [int(v) if float(v).is_integer() else float(v) for v in total.tolist()]
+        return float(m._compute_score_from_stats(vals).score)
+
+    return stats, score
+
+
 def paired_bootstrap(
-    score: Callable[[list[str], list], float], hyps_a: list[str], hyps_b: list[str], references: list,
+    stats_a: torch.Tensor, stats_b: torch.Tensor, score: Callable[[torch.Tensor], float],
     *, n_samples: int = 1000, seed: int = 0, alpha: float = 0.05,
 ) -> dict[str, float]:
     """Paired bootstrap resampling (Koehn, 2004) of score(B) - score(A) on one test set.
 
-    Draw n_samples test sets of the same size with replacement (the same sentences for
-    both systems: *paired*), score both systems on each, and report the observed
+    stats_a, stats_b: (n, k) per-sentence statistics of the two systems on the same n
+    test sentences (corpus_stats), and `score` turns a summed (k,) row into the metric.
+    Draw n_samples test sets of n sentences with replacement -- the *same* draw for both
+    systems, hence paired -- and score both on each. Returns the two scores, their
     difference, the (alpha/2, 1 - alpha/2) percentile interval of the resampled
     differences, and the fraction of samples in which B does not beat A (a one-sided
-    p-value for "B is better"). `score` is a corpus metric such as
-    functools.partial(gptlab.metrics.bleu, tokenize="zh").
+    p-value for "B is better").
     """
-    n = len(hyps_a)
-    if n == 0 or len(hyps_b) != n or len(references) != n:
-        raise ValueError(f"hyps_a, hyps_b and references must be non-empty and equally long, got {len(hyps_a)}, {len(hyps_b)}, {len(references)}")
+    if stats_a.dim() != 2 or stats_a.shape != stats_b.shape or stats_a.size(0) == 0:
+        raise ValueError(f"stats_a and stats_b must be equally long (n, k) tables with n >= 1, got {tuple(stats_a.shape)} and {tuple(stats_b.shape)}")
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-    rng = random.Random(seed)
+    n = stats_a.size(0)
+    g = torch.Generator().manual_seed(seed)
     diffs = []
     for _ in range(n_samples):
-        pick = [rng.randrange(n) for _ in range(n)]
-        refs = [references[i] for i in pick]
-        diffs.append(score([hyps_b[i] for i in pick], refs) - score([hyps_a[i] for i in pick], refs))
+        counts = torch.bincount(torch.randint(0, n, (n,), generator=g), minlength=n).to(stats_a.dtype)
+        diffs.append(score(counts @ stats_b) - score(counts @ stats_a))
     diffs.sort()
-    lo = diffs[int(math.floor(alpha / 2 * n_samples))]
-    hi = diffs[min(n_samples - 1, int(math.ceil((1 - alpha / 2) * n_samples)) - 1)]
+    a, b = score(stats_a.sum(0)), score(stats_b.sum(0))
     return {
-        "a": score(list(hyps_a), list(references)),
-        "b": score(list(hyps_b), list(references)),
-        "diff": score(list(hyps_b), list(references)) - score(list(hyps_a), list(references)),
-        "low": lo,
-        "high": hi,
+        "a": a,
+        "b": b,
+        "diff": b - a,
+        "low": diffs[int(math.floor(alpha / 2 * n_samples))],
+        "high": diffs[min(n_samples - 1, int(math.ceil((1 - alpha / 2) * n_samples)) - 1)],
         "p_b_not_better": sum(d <= 0 for d in diffs) / n_samples,
     }
 

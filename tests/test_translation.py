@@ -150,20 +150,45 @@ def test_translate_stops_at_end_token(tok):
         tasks.translate(model, tok, "Thanks.")
 
 
-def _exact(hyps, refs):
-    return 100.0 * sum(h == r for h, r in zip(hyps, refs)) / len(hyps)
+def _exact_stats(hyps, refs):
+    """Exact-match accuracy as (correct, total) statistics per sentence."""
+    return torch.tensor([[float(h == r), 1.0] for h, r in zip(hyps, refs)], dtype=torch.float64)
+
+
+def _accuracy(total):
+    return 100.0 * float(total[0] / total[1])
 
 
 def test_paired_bootstrap():
     refs = [str(i) for i in range(200)]
-    a = refs[:100] + ["x"] * 100  # 50% exact
-    b = refs[:180] + ["x"] * 20  # 90% exact
-    r = tasks.paired_bootstrap(_exact, a, b, refs, n_samples=300, seed=0)
+    a = _exact_stats(refs[:100] + ["x"] * 100, refs)  # 50% exact
+    b = _exact_stats(refs[:180] + ["x"] * 20, refs)  # 90% exact
+    r = tasks.paired_bootstrap(a, b, _accuracy, n_samples=300, seed=0)
     assert r["a"] == 50.0 and r["b"] == 90.0 and r["diff"] == 40.0
-    assert r["low"] < 40.0 < r["high"] and r["low"] > 25 and r["high"] < 55
+    assert 25 < r["low"] < 40.0 < r["high"] < 55
     assert r["p_b_not_better"] == 0.0
-    assert tasks.paired_bootstrap(_exact, a, b, refs, n_samples=300, seed=0) == r  # seeded
-    same = tasks.paired_bootstrap(_exact, a, a, refs, n_samples=100)
+    assert tasks.paired_bootstrap(a, b, _accuracy, n_samples=300, seed=0) == r  # seeded
+    assert tasks.paired_bootstrap(a, b, _accuracy, n_samples=300, seed=1) != r
+    same = tasks.paired_bootstrap(a, a, _accuracy, n_samples=100)
     assert same["low"] == same["high"] == 0.0 and same["p_b_not_better"] == 1.0
+    # a small difference on few sentences: the interval includes 0
+    c = _exact_stats(refs[:101] + ["x"] * 99, refs)
+    small = tasks.paired_bootstrap(a, c, _accuracy, n_samples=300)
+    assert small["low"] <= 0 < small["high"] and 0 < small["p_b_not_better"] < 1
     with pytest.raises(ValueError, match="equally long"):
-        tasks.paired_bootstrap(_exact, a, b[:10], refs)
+        tasks.paired_bootstrap(a, b[:10], _accuracy)
+
+
+def test_corpus_stats_sum_to_the_corpus_score():
+    import sacrebleu
+
+    hyps = ["我们在找他。", "他走了", "今天是几号？", "我爱这里的人们"]
+    refs = [["我们在找他。"], ["他来了", "他走了。"], "今天几号？", ["我爱这里的人。"]]
+    streams = [[r if isinstance(r, str) else r[0] for r in refs], [None, "他走了。", None, None]]
+    stats, score = tasks.corpus_stats(hyps, refs, "bleu")
+    assert stats.shape[0] == 4
+    assert score(stats.sum(0)) == pytest.approx(sacrebleu.corpus_bleu(hyps, streams, tokenize="zh").score)
+    stats, score = tasks.corpus_stats(hyps, refs, "chrf")
+    assert score(stats.sum(0)) == pytest.approx(sacrebleu.corpus_chrf(hyps, streams).score)
+    with pytest.raises(ValueError, match="metric"):
+        tasks.corpus_stats(hyps, refs, "rouge")
