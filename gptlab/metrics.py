@@ -1,0 +1,442 @@
+"""Is this generated text any good? The numbers people report, in one place.
+
+Three families, each answering a different question:
+
+- **How surprised is a model by a text?** `perplexity` and `bits_per_char`: the
+  model's average negative log-likelihood per token (or per character, which
+  compares models whose tokenizers differ). Texts longer than the context window
+  are scored with the standard sliding window.
+- **How close is a text to a reference?** `bleu` and `chrf` (translation) wrap
+  sacreBLEU, `rouge` (summarization) wraps Google's rouge-score. These are the
+  implementations papers cite; a hand-written BLEU differs in tokenization and
+  smoothing details and gives numbers nobody can compare against, so the package
+  has none (lesson 10 derives BLEU by hand and checks it against this one).
+- **What does a set of samples look like?** `distinct_n` and `self_bleu`
+  (diversity across samples), `repetition_rate` (degeneration inside one sample),
+  `memorized_fraction` (copying the training text rather than generalising).
+
+Scales: `bleu`, `chrf`, `rouge` and `self_bleu` are on 0-100, as papers print them;
+`distinct_n`, `repetition_rate` and `memorized_fraction` are fractions in [0, 1].
+
+Word-level helpers split a `str` on whitespace; pass a list of tokens or ids to
+count in other units (e.g. `list(text)` for characters).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import operator
+import re
+import unicodedata
+import warnings
+from collections.abc import Sequence
+from typing import Any, Union
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+__all__ = [
+    "token_nlls",
+    "perplexity",
+    "bits_per_char",
+    "ngrams",
+    "distinct_n",
+    "repetition_rate",
+    "self_bleu",
+    "bleu",
+    "chrf",
+    "rouge",
+    "memorized_fraction",
+]
+
+Tokens = Union[str, Sequence[Any]]
+
+# ----------------------------------------------------------------------------- argument checks
+
+
+def _check_n(n: Any, name: str = "n") -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"{name} must be a positive integer (the n-gram length), got {n!r}")
+    return n
+
+
+def _check_texts(texts: Any, name: str) -> list[str]:
+    """A non-empty list of strings (a lone str is a common slip: it would be read as a list of characters)."""
+    if isinstance(texts, str):
+        raise TypeError(f"{name} must be a list of strings, got one str; wrap it: [{name[:-1] if name.endswith('s') else name}]")
+    if not isinstance(texts, Sequence):
+        raise TypeError(f"{name} must be a list of strings, got {type(texts).__name__}")
+    if len(texts) == 0:
+        raise ValueError(f"{name} is empty: give at least one string")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"{name}[{i}] must be a str, got {type(t).__name__}")
+    return list(texts)
+
+
+def _check_references(references: Any, n_hyp: int) -> list[list[str]]:
+    """references[i] is a str (one reference) or a non-empty list of str (several) for hypothesis i."""
+    if isinstance(references, str) or not isinstance(references, Sequence):
+        raise TypeError(
+            f"references must be a list with one entry per hypothesis (a str, or a list of str for several references), "
+            f"got {type(references).__name__}"
+        )
+    if len(references) != n_hyp:
+        raise ValueError(
+            f"references has {len(references)} entries but there are {n_hyp} hypotheses; give one entry "
+            "(a str, or a list of str for several references) per hypothesis"
+        )
+    out: list[list[str]] = []
+    for i, r in enumerate(references):
+        refs = [r] if isinstance(r, str) else r
+        if not isinstance(refs, Sequence) or isinstance(refs, str):
+            raise TypeError(f"references[{i}] must be a str or a list of str, got {type(r).__name__}")
+        if len(refs) == 0:
+            raise ValueError(f"references[{i}] is an empty list: every hypothesis needs at least one reference")
+        for j, s in enumerate(refs):
+            if not isinstance(s, str):
+                raise TypeError(f"references[{i}][{j}] must be a str, got {type(s).__name__}")
+        out.append(list(refs))
+    return out
+
+
+def _tokens(x: Any, name: str) -> tuple:
+    """A str splits on whitespace (words); a list/tuple/1-D tensor of tokens or ids is used as is."""
+    if isinstance(x, str):
+        return tuple(x.split())
+    if isinstance(x, torch.Tensor):
+        if x.dim() != 1:
+            raise ValueError(f"{name} must be a 1-D tensor of token ids, got shape {tuple(x.shape)}")
+        return tuple(x.tolist())
+    if isinstance(x, Sequence):
+        return tuple(x)
+    raise TypeError(f"{name} must be a str (split into words) or a list of tokens/ids, got {type(x).__name__}")
+
+
+def ngrams(tokens: Sequence[Any], n: int) -> list[tuple]:
+    """The n-grams of `tokens` in order: ngrams("a b c".split(), 2) -> [("a", "b"), ("b", "c")]."""
+    _check_n(n)
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+# ----------------------------------------------------------------------------- model-based: perplexity
+
+
+def _check_ids(model: nn.Module, ids: Any) -> torch.Tensor:
+    if not isinstance(model, nn.Module) or not hasattr(model, "config"):
+        raise TypeError(f"model must be a gptlab GPT (an nn.Module with .config.block_size), got {type(model).__name__}")
+    if isinstance(ids, torch.Tensor):
+        if ids.dim() == 2 and ids.size(0) == 1:
+            ids = ids[0]
+        if ids.dim() != 1 or ids.dtype not in (torch.long, torch.int32, torch.int64):
+            raise ValueError(f"ids must be a 1-D tensor (or list) of integer token ids, got shape {tuple(ids.shape)} dtype {ids.dtype}")
+        ids = ids.long()
+    elif isinstance(ids, Sequence) and not isinstance(ids, str):
+        if any(isinstance(i, bool) for i in ids):
+            raise TypeError("ids must be integer token ids, not booleans")
+        try:
+            ids = torch.tensor([operator.index(i) for i in ids], dtype=torch.long)
+        except TypeError:
+            raise TypeError("ids must be a list of integer token ids (encode text with the model's tokenizer first)") from None
+    else:
+        raise TypeError(f"ids must be a 1-D tensor or list of integer token ids, got {type(ids).__name__}")
+    if ids.numel() < 2:
+        raise ValueError(f"ids has {ids.numel()} token(s): perplexity needs at least 2 (the first token is context, never scored)")
+    return ids
+
+
+def _windows(n_targets: int, block: int, stride: int) -> list[tuple[int, int]]:
+    """(end, n_new) per window over inputs ids[end-block:end] (the first: ids[:end]); it scores its last n_new targets."""
+    end = min(block, n_targets)
+    out = [(end, end)]
+    while end < n_targets:
+        new_end = min(end + stride, n_targets)
+        out.append((new_end, new_end - end))
+        end = new_end
+    return out
+
+
+@torch.no_grad()
+def token_nlls(model: nn.Module, ids: Any, *, stride: int | None = None, batch_size: int = 8) -> torch.Tensor:
+    """Negative log-likelihood (nats, float64) of ids[1:], each given its left context: shape (len(ids) - 1,).
+
+    A model sees at most block_size tokens. The first window, ids[:block_size],
+    scores all of its next-token predictions in one forward pass (token t sees
+    all t tokens before it). Each later window is moved `stride` tokens to the
+    right and scores only the `stride` tokens that are new, so every token is
+    scored once and with at least block_size - stride + 1 tokens of context.
+    stride=None means stride 1: every token beyond the first window sees the last
+    block_size tokens, exactly what it saw when the model generated it (the
+    sliding-window rule of gptlab.generation); a larger stride is proportionally
+    cheaper and scores some tokens with less context (a slightly higher loss).
+    (This is Hugging Face's "perplexity of fixed-length models" recipe, with the
+    last window aligned to the end of the text so it too has a full block.)
+    A text of at most block_size + 1 tokens is one window: the plain full-context
+    loss, whatever the stride. Runs in eval mode without gradients and restores
+    the model's mode.
+    """
+    ids = _check_ids(model, ids)
+    block = model.config.block_size
+    if stride is None:
+        stride = 1
+    if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= block:
+        raise ValueError(f"stride must be None or an integer in [1, block_size={block}], got {stride!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer (windows per forward pass), got {batch_size!r}")
+    device = next(model.parameters()).device
+    ids = ids.to(device)
+    x_all, y_all = ids[:-1], ids[1:]
+    windows = _windows(len(y_all), block, stride)
+    was_training = model.training
+    model.eval()
+    try:
+        out = []
+        end, _ = windows[0]
+        logits, _ = model(x_all[None, :end])
+        out.append(F.cross_entropy(logits[0].float(), y_all[:end], reduction="none").double())
+        rest = windows[1:]  # every later window is a full block ending at `end`
+        for i in range(0, len(rest), batch_size):
+            chunk = rest[i : i + batch_size]
+            ends = torch.tensor([e for e, _ in chunk], device=device)
+            x = x_all[ends[:, None] - block + torch.arange(block, device=device)]  # (B, block)
+            n_new = max(k for _, k in chunk)
+            logits, _ = model(x, last_only=n_new == 1)  # stride 1 needs only the last position
+            for row, (e, k) in enumerate(chunk):
+                lg = logits[row, -k:].float()
+                out.append(F.cross_entropy(lg, y_all[e - k : e], reduction="none").double())
+        return torch.cat(out).cpu()
+    finally:
+        model.train(was_training)
+
+
+def perplexity(model: nn.Module, ids: Any, *, stride: int | None = None, batch_size: int = 8) -> float:
+    """exp(mean negative log-likelihood per token) of `ids` (a 1-D tensor or list of token ids) under `model`.
+
+    The first token is context only; the other len(ids) - 1 are scored. For texts
+    longer than the context window see `token_nlls` (sliding window, each token
+    scored once). 1 is a perfect model; a uniform guess over V tokens scores V.
+    Perplexities of models with different tokenizers are not comparable (their
+    tokens differ); use `bits_per_char` for that.
+    """
+    nll = token_nlls(model, ids, stride=stride, batch_size=batch_size)
+    return math.exp(nll.mean().item())
+
+
+def bits_per_char(model: nn.Module, text: str, tokenizer: Any, *, stride: int | None = None, batch_size: int = 8) -> float:
+    """Bits the model needs per character of `text`: total negative log2-likelihood / characters predicted.
+
+    Tokenizer-independent: a character model and a BPE model split the same text
+    into different numbers of tokens, so their per-token losses (and perplexities)
+    are not comparable, but both assign a probability to the whole text, and
+    log2 of that over the number of characters is. The first token is context
+    only, so its characters are not counted.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    if not (hasattr(tokenizer, "encode") and hasattr(tokenizer, "decode")):
+        raise TypeError(f"tokenizer must have encode/decode (e.g. CharTokenizer, tiktoken), got {type(tokenizer).__name__}")
+    ids = list(tokenizer.encode(text))
+    if len(ids) < 2:
+        raise ValueError(f"text encodes to {len(ids)} token(s): bits_per_char needs at least 2 (the first is context)")
+    n_chars = len(text) - len(tokenizer.decode(ids[:1]))
+    if n_chars <= 0:
+        raise ValueError("text has no characters after its first token to score")
+    nll = token_nlls(model, ids, stride=stride, batch_size=batch_size)
+    return nll.sum().item() / math.log(2) / n_chars
+
+
+# ----------------------------------------------------------------------------- diversity, repetition, copying
+
+
+def distinct_n(texts: Sequence[Tokens], n: int) -> float:
+    """Distinct n-grams / all n-grams, pooled over `texts` (Li et al., 2016): 1 means no n-gram is ever repeated.
+
+    Each text is a str (split on whitespace) or a list of tokens. Low values mean
+    the samples keep saying the same things, within or across samples. It says
+    nothing about quality: random words score 1.
+    """
+    n = _check_n(n)
+    if isinstance(texts, (str, torch.Tensor)) or not isinstance(texts, Sequence):
+        raise TypeError(f"texts must be a list of texts (str or token lists), got {type(texts).__name__}")
+    if len(texts) == 0:
+        raise ValueError("texts is empty: give at least one text")
+    grams: list[tuple] = []
+    for i, t in enumerate(texts):
+        grams += ngrams(_tokens(t, f"texts[{i}]"), n)
+    if not grams:
+        raise ValueError(f"no text has {n} or more tokens, so there are no {n}-grams to count")
+    return len(set(grams)) / len(grams)
+
+
+def repetition_rate(text_or_ids: Tokens, n: int) -> float:
+    """Share of the n-grams of one text that repeat an earlier n-gram of the same text.
+
+    0 for a text that never repeats itself; a greedy loop ("the the the ...")
+    approaches 1. A str is split on whitespace; a list or 1-D tensor of ids is
+    used as is.
+    """
+    n = _check_n(n)
+    grams = ngrams(_tokens(text_or_ids, "text_or_ids"), n)
+    if not grams:
+        raise ValueError(f"text_or_ids has fewer than {n} tokens: no {n}-grams to count")
+    seen: set[tuple] = set()
+    repeats = 0
+    for g in grams:
+        repeats += g in seen
+        seen.add(g)
+    return repeats / len(grams)
+
+
+@functools.lru_cache(maxsize=4)
+def _corpus_index(corpus: Union[str, tuple], n: int) -> frozenset:
+    """Every n-gram of the corpus, built once per (corpus, n): a str's hash is cached, so a lookup is cheap."""
+    toks = tuple(corpus.split()) if isinstance(corpus, str) else corpus
+    return frozenset(ngrams(toks, n))
+
+
+def memorized_fraction(texts: Sequence[Tokens], corpus: Union[str, Sequence[Any]], n: int = 8) -> float:
+    """Share of the n-grams of `texts` that occur verbatim in `corpus` (the training text), pooled over texts.
+
+    A high value means the model copies long stretches of its training data
+    rather than composing new text (Carlini et al. study extraction of memorized
+    training data this way). Word n-grams for str inputs (split on whitespace);
+    pass token lists (texts and corpus alike) for other units. The corpus's n-gram
+    set is built once and cached, so repeated calls on a 1 MB corpus are fast.
+    """
+    n = _check_n(n)
+    if isinstance(texts, (str, torch.Tensor)) or not isinstance(texts, Sequence):
+        raise TypeError(f"texts must be a list of texts (str or token lists), got {type(texts).__name__}")
+    if len(texts) == 0:
+        raise ValueError("texts is empty: give at least one text")
+    if isinstance(corpus, str):
+        key: Union[str, tuple] = corpus
+    else:
+        key = _tokens(corpus, "corpus")
+    if not (corpus.split() if isinstance(corpus, str) else key):
+        raise ValueError("corpus is empty: give the training text")
+    index = _corpus_index(key, n)
+    grams: list[tuple] = []
+    for i, t in enumerate(texts):
+        grams += ngrams(_tokens(t, f"texts[{i}]"), n)
+    if not grams:
+        raise ValueError(f"no text has {n} or more tokens, so there are no {n}-grams to look up")
+    return sum(g in index for g in grams) / len(grams)
+
+
+# ----------------------------------------------------------------------------- reference-based: sacreBLEU, rouge-score
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def _ref_streams(refs: list[list[str]]) -> list[list[str | None]]:
+    """sacreBLEU wants one stream per reference slot; a hypothesis with fewer references gets None (ignored)."""
+    k = max(len(r) for r in refs)
+    return [[r[j] if j < len(r) else None for r in refs] for j in range(k)]
+
+
+def bleu(hypotheses: Sequence[str], references: Sequence[Union[str, Sequence[str]]], *, tokenize: str = "13a") -> float:
+    """Corpus BLEU (Papineni et al., 2002) on 0-100, computed by sacreBLEU (Post, 2018).
+
+    references[i] is one reference (a str) or several (a list of str) for
+    hypotheses[i]; the number may differ between hypotheses. BLEU is a corpus
+    metric: n-gram matches and lengths are summed over all sentences first, so it
+    is not the mean of sentence scores. `tokenize` is sacreBLEU's: "13a" (its
+    default, the WMT standard) for English and other space-separated languages;
+    **"zh" for Chinese targets** (it splits every Chinese character into its own
+    token; with "13a" a whole unspaced sentence would be a single word). A warning
+    says so when the references contain Chinese and tokenize is "13a".
+    """
+    import sacrebleu
+    from sacrebleu.metrics import BLEU
+
+    hyps = _check_texts(hypotheses, "hypotheses")
+    refs = _check_references(references, len(hyps))
+    if not isinstance(tokenize, str) or tokenize not in BLEU.TOKENIZERS:
+        raise ValueError(f"unknown tokenize={tokenize!r}; use one of sacreBLEU's: {sorted(BLEU.TOKENIZERS)}")
+    if tokenize == "13a" and any(_CJK.search(s) for r in refs for s in r):
+        warnings.warn("the references contain Chinese characters; pass tokenize='zh' for Chinese BLEU", stacklevel=2)
+    return float(sacrebleu.corpus_bleu(hyps, _ref_streams(refs), tokenize=tokenize).score)
+
+
+def chrf(hypotheses: Sequence[str], references: Sequence[Union[str, Sequence[str]]], *, word_order: int = 0) -> float:
+    """Corpus chrF (Popović, 2015) on 0-100 through sacreBLEU: F-score of character n-grams (1-6), beta 2.
+
+    Works on characters, so it needs no tokenizer and suits Chinese and rich
+    morphology, and gives partial credit for a word with a wrong ending.
+    word_order=2 adds word 1-2-grams (chrF++). With several references per
+    hypothesis sacreBLEU scores each sentence against its best-matching one.
+    """
+    import sacrebleu
+
+    hyps = _check_texts(hypotheses, "hypotheses")
+    refs = _check_references(references, len(hyps))
+    if isinstance(word_order, bool) or not isinstance(word_order, int) or word_order < 0:
+        raise ValueError(f"word_order must be an integer >= 0 (0: chrF, 2: chrF++), got {word_order!r}")
+    return float(sacrebleu.corpus_chrf(hyps, _ref_streams(refs), word_order=word_order).score)
+
+
+@functools.lru_cache(maxsize=2)
+def _rouge_scorer(tokenizer: Any = None) -> Any:
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True, tokenizer=tokenizer)
+
+
+def _drops_chars(text: str) -> bool:
+    """Whether rouge-score's default tokenizer would drop letters or digits of `text` (anything non-ASCII)."""
+    return any(ord(c) > 127 and unicodedata.category(c)[0] in "LN" for c in text)
+
+
+def rouge(hypotheses: Sequence[str], references: Sequence[Union[str, Sequence[str]]], *, tokenizer: Any = None) -> dict[str, float]:
+    """Mean ROUGE-1, ROUGE-2 and ROUGE-L F-measures (Lin, 2004) on 0-100, by Google's rouge-score.
+
+    Porter stemming is on ("models" matches "model"). With several references per
+    hypothesis each metric takes the maximum over the references, as the SciTLDR
+    paper (Cachola et al., 2020) does, then averages over hypotheses.
+    Returns {"rouge1": ..., "rouge2": ..., "rougeL": ...}.
+
+    Beware: rouge-score's default tokenizer lowercases and keeps only the ASCII
+    letters a-z and digits; **every other character is dropped** (Chinese scores 0,
+    "café" becomes "caf"). A warning says so when that happens. Pass `tokenizer`
+    (an object with a tokenize(text) -> list[str] method, as rouge-score accepts)
+    for other languages.
+    """
+    hyps = _check_texts(hypotheses, "hypotheses")
+    refs = _check_references(references, len(hyps))
+    if tokenizer is not None and not callable(getattr(tokenizer, "tokenize", None)):
+        raise TypeError(f"tokenizer must have a tokenize(text) -> list[str] method, got {type(tokenizer).__name__}")
+    if tokenizer is None and any(_drops_chars(s) for s in hyps + [s for r in refs for s in r]):
+        warnings.warn(
+            "rouge-score's default tokenizer keeps only ASCII letters and digits; non-ASCII characters are dropped "
+            "(pass tokenizer= for other languages)",
+            stacklevel=2,
+        )
+    scorer = _rouge_scorer(tokenizer)
+    totals = {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
+    for h, r in zip(hyps, refs):
+        best = scorer.score_multi(r, h)  # per metric, the reference with the highest F-measure
+        for k in totals:
+            totals[k] += best[k].fmeasure
+    return {k: 100.0 * v / len(hyps) for k, v in totals.items()}
+
+
+def self_bleu(texts: Sequence[str], n: int = 4) -> float:
+    """Self-BLEU (Zhu et al., 2018, Texygen) on 0-100: each text's BLEU against all the others, averaged.
+
+    High means the samples resemble each other (low diversity); 100 means they
+    are identical. Sentence BLEU up to n-grams of length `n`, by sacreBLEU with
+    its default smoothing ("exp") and effective order (Texygen used NLTK with
+    its smoothing method 1, so absolute values differ slightly; compare
+    self-BLEU only with self-BLEU computed the same way).
+    """
+    from sacrebleu.metrics import BLEU
+
+    n = _check_n(n)
+    texts = _check_texts(texts, "texts")
+    if len(texts) < 2:
+        raise ValueError(f"self_bleu needs at least 2 texts (each is scored against the others), got {len(texts)}")
+    scorer = BLEU(max_ngram_order=n, effective_order=True)
+    scores = [scorer.sentence_score(t, texts[:i] + texts[i + 1 :]).score for i, t in enumerate(texts)]
+    return float(sum(scores) / len(scores))
