@@ -192,7 +192,7 @@ def translation_loss(model: torch.nn.Module, batch: tuple[torch.Tensor, ...], pa
     if len(batch) == 2:
         return model(batch[0], batch[1])[1]
     src, x, y = batch
-    return model(src, x, y, src_mask=source_mask(src, pad))
+    return model(src, x, y, src_mask=source_mask(src, pad))[1]
 
 
 def source_mask(src: torch.Tensor, pad: int) -> torch.Tensor:

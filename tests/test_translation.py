@@ -192,3 +192,28 @@ def test_corpus_stats_sum_to_the_corpus_score():
     assert score(stats.sum(0)) == pytest.approx(sacrebleu.corpus_chrf(hyps, streams).score)
     with pytest.raises(ValueError, match="metric"):
         tasks.corpus_stats(hyps, refs, "rouge")
+
+
+@pytest.mark.parametrize("kind", ["gpt", "seq2seq"])
+def test_training_lowers_the_loss_for_both_systems(tok, kind):
+    from gptlab.seq2seq import EncoderDecoder, Seq2SeqConfig
+    from gptlab.training import TrainConfig
+
+    torch.manual_seed(0)
+    pairs = _pairs()
+    end = tok.special_tokens["<|end|>"]
+    if kind == "gpt":
+        model = GPT(GPTConfig(vocab_size=tok.n_vocab, block_size=48, n_layer=2, n_head=2, n_embd=32))
+        ex = [tasks.decoder_only_example(tok, p) for p in pairs]
+    else:
+        model = EncoderDecoder(Seq2SeqConfig(vocab_size=tok.n_vocab, block_size=24, n_encoder_layer=1, n_decoder_layer=1, n_head=2, n_embd=32))
+        ex = [tasks.encoder_decoder_example(tok, p) for p in pairs]
+    before = tasks.mean_loss(model, ex, pad=end)
+    seen = []
+    cfg = TrainConfig(max_steps=40, batch_size=6, lr=3e-3, warmup_steps=2, progress=False)
+    hist = tasks.train_translation(model, ex, cfg, dev_examples=ex, eval_every=20, pad=end, callback=lambda s, m: seen.append(s))
+    assert seen == [20, 40] and hist["eval_step"] == [20, 40]
+    assert hist["dev_loss"][-1] < 0.7 * before
+    assert not model.training
+    out = tasks.translate(model, tok, ["Thanks.", "Who won?"])
+    assert len(out) == 2 and all(isinstance(o, str) and "<|end|>" not in o for o in out)
