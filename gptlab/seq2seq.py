@@ -158,6 +158,18 @@ class DecoderBlock(Block):
         return x + self.mlp(self.ln_2(x))
 
 
+def _stack(config: GPTConfig, block: type[nn.Module], n: int) -> nn.ModuleDict:
+    """Position embeddings, dropout, n blocks and a final LayerNorm: one stack, named as in GPT."""
+    return nn.ModuleDict(
+        dict(
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([block(config) for _ in range(n)]),
+            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+        )
+    )
+
+
 class EncoderDecoder(nn.Module):
     """Source ids (B, S) and target ids (B, T) -> next-target-token logits (B, T, vocab_size).
 
@@ -172,22 +184,8 @@ class EncoderDecoder(nn.Module):
         self.config = config
         dec = config.decoder_config()
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.encoder = nn.ModuleDict(
-            dict(
-                wpe=nn.Embedding(config.block_size, config.n_embd),
-                drop=nn.Dropout(config.dropout),
-                h=nn.ModuleList([EncoderBlock(dec) for _ in range(config.n_encoder_layer)]),
-                ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
-            )
-        )
-        self.decoder = nn.ModuleDict(
-            dict(
-                wpe=nn.Embedding(config.block_size, config.n_embd),
-                drop=nn.Dropout(config.dropout),
-                h=nn.ModuleList([DecoderBlock(dec) for _ in range(config.n_decoder_layer)]),
-                ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
-            )
-        )
+        self.encoder = _stack(dec, EncoderBlock, config.n_encoder_layer)
+        self.decoder = _stack(dec, DecoderBlock, config.n_decoder_layer)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.wte.weight = self.lm_head.weight
         self.apply(lambda m: GPT._init_weights(self, m))  # GPT-2's init, as in gptlab.model.GPT
