@@ -232,6 +232,13 @@ def train_translation(
     Returns {"step", "train_loss"} every 10 steps and {"eval_step", "dev_loss"} every
     `eval_every` steps and at the end; callback(step, model) runs after each evaluation.
     """
+    block = model.config.block_size
+    longest = max(len(part) for e in examples for part in e[:-1])
+    if longest > block:  # fail now, not an hour into training when the long pair comes up
+        raise ValueError(
+            f"an example has {longest} tokens but the model's block_size is {block}; "
+            f"build the model with block_size >= {longest} or leave the longest pairs out"
+        )
     torch.manual_seed(cfg.seed)
     device = torch.device("cpu")
     opt = make_optimizer(model, cfg, device)

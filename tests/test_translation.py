@@ -215,5 +215,7 @@ def test_training_lowers_the_loss_for_both_systems(tok, kind):
     assert seen == [20, 40] and hist["eval_step"] == [20, 40]
     assert hist["dev_loss"][-1] < 0.7 * before
     assert not model.training
+    with pytest.raises(ValueError, match="block_size"):
+        tasks.train_translation(model, [tuple([1] * 60 for _ in ex[0])], cfg)
     out = tasks.translate(model, tok, ["Thanks.", "Who won?"])
     assert len(out) == 2 and all(isinstance(o, str) and "<|end|>" not in o for o in out)
