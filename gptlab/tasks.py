@@ -8,10 +8,19 @@ check it once. Datasets come through `gptlab.data.fetch` (cache, mirror, sha256)
 from __future__ import annotations
 
 import functools
+import math
+import random
 import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Iterable, NamedTuple
 
+import torch
+
 from gptlab.data import read_text
+from gptlab.training import TrainConfig, make_optimizer, set_lr
+
+IGNORE_INDEX = -100  # targets with this value add nothing to GPT's cross-entropy loss
 
 
 # --- SST-2 sentiment (lesson 11) -------------------------------------------------
@@ -113,6 +122,381 @@ def sst2(phrases: bool = False) -> tuple[list[LabeledText], list[LabeledText]]:
 
 # --- Tatoeba English -> Chinese translation (lesson 12) --------------------------
 
+# Tatoeba mixes the two Chinese scripts (roughly a third of the cmn pairs are written in
+# traditional characters). A model that sees both learns to hedge between them, and a
+# simplified hypothesis scored against a traditional reference loses every differing
+# character. We keep the simplified-script pairs: a pair is dropped when its Chinese side
+# contains any of these common traditional-only characters (each has a different simplified
+# form). A short list, not a converter, so it misses rare ones; no extra dependency.
+TRADITIONAL_ONLY = (
+    "們這個說來時會對還過沒麼為國開車東見電話長間門問題學習裡後讓請謝應該愛經歡氣書買賣錢飯聽寫讀語"
+    "讚當從實現點動種頭樣樂義務發變幾條嗎媽歲給認識覺鐘機親邊員總帶無與壞辦難處歷別錯決館隻雙貓魚鳥"
+    "週級紅藍綠黃並兒裏妳麵幫劃"
+)
+
+EN, ZH, END = "<|en|>", "<|zh|>", "<|end|>"
+TRANSLATION_SPECIAL_TOKENS = (EN, ZH, END)  # mark the languages and the end of a translation
+
+
+@dataclass(frozen=True)
+class TranslationPair:
+    en: str
+    zh: str
+    attribution: str  # Tatoeba's CC-BY line: sentence ids and their authors
+
+
+def has_traditional(text: str) -> bool:
+    """True if `text` contains one of the TRADITIONAL_ONLY characters."""
+    return any(ch in _TRADITIONAL_SET for ch in text)
+
+
+_TRADITIONAL_SET = frozenset(TRADITIONAL_ONLY)
+
+
+def parse_translation_pairs(text: str) -> list[TranslationPair]:
+    """Rows `English<TAB>Chinese<TAB>attribution` -> pairs (all rows, both scripts)."""
+    pairs = []
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        cols = line.split("\t")
+        if len(cols) != 3 or not cols[0].strip() or not cols[1].strip():
+            raise ValueError(f"line {i}: expected 'English<TAB>Chinese<TAB>attribution', got {line[:80]!r}")
+        pairs.append(TranslationPair(cols[0].strip(), cols[1].strip(), cols[2].strip()))
+    return pairs
+
+
+def translation_pairs(*, simplified_only: bool = True) -> list[TranslationPair]:
+    """The Tatoeba English-Mandarin pairs (registry name `cmn`, CC BY 2.0 FR), in file order.
+
+    simplified_only=True (the lesson's choice) drops pairs whose Chinese side uses a
+    traditional-only character (see TRADITIONAL_ONLY).
+    """
+    pairs = parse_translation_pairs(read_text("cmn"))
+    return [p for p in pairs if not (simplified_only and has_traditional(p.zh))]
+
+
+def split_translation_pairs(
+    pairs: list[TranslationPair], *, test_pairs: int = 1200, dev_pairs: int = 600, seed: int = 0
+) -> dict[str, list[TranslationPair]]:
+    """A seeded train/dev/test split made by unique English source sentence.
+
+    Tatoeba often has several translations of one English sentence; if they landed in
+    different splits the test set would score memorised sentences. So the distinct
+    sources are shuffled (random.Random(seed), from sorted order: the same split on every
+    machine), test takes whole sources until it holds >= test_pairs pairs, dev likewise,
+    and train the rest. Pairs keep their file order within each split.
+    """
+    for name, v in (("test_pairs", test_pairs), ("dev_pairs", dev_pairs)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    by_source: dict[str, int] = {}
+    for p in pairs:
+        by_source[p.en] = by_source.get(p.en, 0) + 1
+    if test_pairs + dev_pairs >= len(pairs):
+        raise ValueError(f"test_pairs + dev_pairs = {test_pairs + dev_pairs} leaves no training pairs out of {len(pairs)}")
+    sources = sorted(by_source)
+    random.Random(seed).shuffle(sources)
+    where: dict[str, str] = {}
+    counts = {"test": 0, "dev": 0}
+    for s in sources:
+        split = "test" if counts["test"] < test_pairs else "dev" if counts["dev"] < dev_pairs else "train"
+        where[s] = split
+        if split != "train":
+            counts[split] += by_source[s]
+    out: dict[str, list[TranslationPair]] = {"train": [], "dev": [], "test": []}
+    for p in pairs:
+        out[where[p.en]].append(p)
+    return out
+
+
+def translation_prompt(en: str) -> str:
+    """The decoder-only model's prompt: `<|en|>English<|zh|>`; the model continues with Chinese and <|end|>."""
+    return f"{EN}{en}{ZH}"
+
+
+def translation_text(pair: TranslationPair) -> str:
+    """One training example for the decoder-only model: `<|en|>English<|zh|>Chinese<|end|>`."""
+    return f"{translation_prompt(pair.en)}{pair.zh}{END}"
+
+
+def decoder_only_example(tokenizer, pair: TranslationPair, *, target_only: bool = True) -> tuple[list[int], list[int]]:
+    """(x, y) ids for next-token training on one pair: y is x shifted left by one.
+
+    target_only=True sets y to -100 (the ignore index of GPT's loss) wherever the
+    next token is still part of the prompt, so the loss counts only the Chinese tokens
+    and <|end|>: the model is trained to translate, not to model English.
+    """
+    prompt = tokenizer.encode(translation_prompt(pair.en))
+    ids = prompt + tokenizer.encode(pair.zh) + [tokenizer.special_tokens[END]]
+    x, y = ids[:-1], ids[1:]
+    if target_only:
+        y = [IGNORE_INDEX] * (len(prompt) - 1) + y[len(prompt) - 1 :]
+    return x, y
+
+
+def encoder_decoder_example(tokenizer, pair: TranslationPair) -> tuple[list[int], list[int], list[int]]:
+    """(src, x, y) ids for the encoder-decoder: the encoder reads `<|en|>English`, the decoder
+    reads `<|zh|>Chinese` and predicts `Chinese<|end|>` -- the same tokens the decoder-only
+    model sees, split into two streams."""
+    src = tokenizer.encode(f"{EN}{pair.en}")
+    tgt = [tokenizer.special_tokens[ZH]] + tokenizer.encode(pair.zh) + [tokenizer.special_tokens[END]]
+    return src, tgt[:-1], tgt[1:]
+
+
+def pad_batch(rows: list[list[int]], pad: int) -> torch.Tensor:
+    """Right-pad lists of ids to one (B, T) long tensor with `pad` (-100 for targets)."""
+    if not rows:
+        raise ValueError("pad_batch needs at least one row")
+    T = max(len(r) for r in rows)
+    out = torch.full((len(rows), T), pad, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+    return out
+
+
+
+
+def translation_batches(examples: list[tuple[list[int], ...]], batch_size: int, *, seed: int = 0, pad: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Endless padded batches of examples (tuples of id lists, all but the last padded with `pad`,
+    the last -- the targets -- with -100), in a seeded order.
+
+    Each pass shuffles, then sorts within chunks of 50 batches by length, so a batch holds
+    sentences of similar length and little compute goes on padding.
+    """
+    if not examples:
+        raise ValueError("translation_batches needs at least one example")
+    rng = random.Random(seed)
+    while True:
+        order = list(range(len(examples)))
+        rng.shuffle(order)
+        chunk = 50 * batch_size
+        batches = []
+        for c in range(0, len(order), chunk):
+            part = sorted(order[c : c + chunk], key=lambda i: len(examples[i][-1]))
+            batches += [part[b : b + batch_size] for b in range(0, len(part), batch_size)]
+        rng.shuffle(batches)
+        for b in batches:
+            rows = [examples[i] for i in b]
+            cols = list(zip(*rows))
+            yield tuple(pad_batch(list(c), pad if j < len(cols) - 1 else IGNORE_INDEX) for j, c in enumerate(cols))
+
+
+def translation_loss(model: torch.nn.Module, batch: tuple[torch.Tensor, ...], pad: int = 0) -> torch.Tensor:
+    """Mean cross-entropy of one batch: (x, y) for a GPT, (src, x, y) for an EncoderDecoder
+    (source padding, equal to `pad` after the real tokens, is masked from the encoder)."""
+    if len(batch) == 2:
+        return model(batch[0], batch[1])[1]
+    src, x, y = batch
+    return model(src, x, y, src_mask=source_mask(src, pad))[1]
+
+
+def source_mask(src: torch.Tensor, pad: int) -> torch.Tensor:
+    """(B, S) True for real source tokens: each row's real tokens, then `pad` to the right.
+    Position 0 is always real (every source starts with <|en|>)."""
+    real = src != pad
+    real[:, 0] = True
+    return real.cummin(dim=1).values  # padding only at the end: once False, False
+
+
+@torch.no_grad()
+def mean_loss(model: torch.nn.Module, examples: list, batch_size: int = 64, pad: int = 0) -> float:
+    """Loss over all of `examples`, weighted by counted target tokens (the dev loss)."""
+    was = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(examples), batch_size):
+        rows = examples[i : i + batch_size]
+        cols = list(zip(*rows))
+        batch = tuple(pad_batch(list(c), pad if j < len(cols) - 1 else IGNORE_INDEX) for j, c in enumerate(cols))
+        n = int((batch[-1] != IGNORE_INDEX).sum())
+        total += float(translation_loss(model, batch, pad)) * n
+        count += n
+    model.train(was)
+    return total / count
+
+
+def train_translation(
+    model: torch.nn.Module, examples: list, cfg: TrainConfig, *, dev_examples: list | None = None,
+    eval_every: int | None = None, pad: int = 0, callback: Callable[[int, torch.nn.Module], None] | None = None,
+) -> dict[str, list]:
+    """Train a GPT or an EncoderDecoder on translation examples for cfg.max_steps updates.
+
+    gptlab.training's recipe (AdamW without decay on 1-D tensors, warmup then cosine,
+    gradient clipping), on padded batches of whole sentence pairs instead of windows of
+    one long text. A step budget, not a time budget: the same run on any machine.
+    Returns {"step", "train_loss"} every 10 steps and {"eval_step", "dev_loss"} every
+    `eval_every` steps and at the end; callback(step, model) runs after each evaluation.
+    """
+    block = model.config.block_size
+    longest = max(len(part) for e in examples for part in e[:-1])
+    if longest > block:  # fail now, not an hour into training when the long pair comes up
+        raise ValueError(
+            f"an example has {longest} tokens but the model's block_size is {block}; "
+            f"build the model with block_size >= {longest} or leave the longest pairs out"
+        )
+    torch.manual_seed(cfg.seed)
+    device = torch.device("cpu")
+    opt = make_optimizer(model, cfg, device)
+    batches = translation_batches(examples, cfg.batch_size, seed=cfg.seed, pad=pad)
+    hist: dict[str, list] = {"step": [], "train_loss": [], "eval_step": [], "dev_loss": []}
+    model.train()
+    for step in range(cfg.max_steps):
+        set_lr(opt, step, cfg)
+        loss = translation_loss(model, next(batches), pad)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        if step % 10 == 0:
+            hist["step"].append(step)
+            hist["train_loss"].append(loss.item())
+        last = step == cfg.max_steps - 1
+        if dev_examples is not None and ((eval_every and (step + 1) % eval_every == 0) or last):
+            hist["eval_step"].append(step + 1)
+            hist["dev_loss"].append(mean_loss(model, dev_examples, pad=pad))
+            if callback is not None:
+                callback(step + 1, model)
+            model.train()
+    model.eval()
+    return hist
+
+
+def _strip_translation(tokenizer, ids: list[int]) -> str:
+    end = tokenizer.special_tokens[END]
+    if end in ids:
+        ids = ids[: ids.index(end)]
+    return tokenizer.decode(ids).strip()
+
+
+@torch.no_grad()
+def translate(
+    model: torch.nn.Module, tokenizer, sources: list[str], *, num_beams: int = 1, length_penalty: float = 1.0,
+    max_new_tokens: int = 48, batch_size: int = 128,
+) -> list[str]:
+    """Translate English sentences with a decoder-only GPT or an EncoderDecoder; stop at <|end|>.
+
+    num_beams=1 is greedy decoding, batched: for the GPT, prompts of equal token length go
+    in one batch (no padding, so no attention mask is needed); for the EncoderDecoder the
+    sources are padded and masked. num_beams>1 runs gptlab.generation.beam_search (with
+    `length_penalty`) one sentence at a time. Both systems decode through gptlab.generation;
+    the EncoderDecoder via its ConditionedDecoder.
+    """
+    from gptlab.generation import beam_search, generate
+    from gptlab.seq2seq import EncoderDecoder
+
+    if isinstance(sources, str):
+        raise TypeError("sources must be a list of English sentences, got one str; wrap it: [sentence]")
+    if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
+        raise ValueError(f"num_beams must be a positive integer (1 = greedy), got {num_beams!r}")
+    was = model.training
+    model.eval()
+    end = tokenizer.special_tokens[END]
+    seq2seq = isinstance(model, EncoderDecoder)
+    if seq2seq:
+        prompts = [tokenizer.encode(f"{EN}{s}") for s in sources]
+        start = [tokenizer.special_tokens[ZH]]
+    else:
+        prompts = [tokenizer.encode(translation_prompt(s)) for s in sources]
+    n_new = min(max_new_tokens, model.config.block_size - (1 if seq2seq else max(len(p) for p in prompts)))
+    out: list[str | None] = [None] * len(sources)
+    if num_beams == 1:
+        order = sorted(range(len(sources)), key=lambda i: len(prompts[i]))
+        groups: list[list[int]] = []
+        for i in order:  # GPT: equal prompt lengths per batch; EncoderDecoder: similar lengths
+            if groups and len(groups[-1]) < batch_size and (seq2seq or len(prompts[groups[-1][0]]) == len(prompts[i])):
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        for g in groups:
+            if seq2seq:
+                src = pad_batch([prompts[i] for i in g], end)
+                dec = model.condition(src, source_mask(src, end))
+                idx = torch.tensor([start] * len(g))
+                new = generate(dec, idx, n_new, do_sample=False, stop_tokens=end)[:, 1:]
+            else:
+                idx = torch.tensor([prompts[i] for i in g])
+                new = generate(model, idx, n_new, do_sample=False, stop_tokens=end)[:, idx.size(1) :]
+            for row, i in zip(new.tolist(), g):
+                out[i] = _strip_translation(tokenizer, row)
+    else:
+        for i, p in enumerate(prompts):
+            if seq2seq:
+                dec = model.condition(torch.tensor([p]))
+                seq = beam_search(dec, torch.tensor([start]), n_new, num_beams=num_beams, length_penalty=length_penalty, stop_tokens=end)
+                out[i] = _strip_translation(tokenizer, seq[0, 1:].tolist())
+            else:
+                seq = beam_search(model, torch.tensor([p]), n_new, num_beams=num_beams, length_penalty=length_penalty, stop_tokens=end)
+                out[i] = _strip_translation(tokenizer, seq[0, len(p) :].tolist())
+    model.train(was)
+    return [o if o is not None else "" for o in out]
+
+
+def corpus_stats(hypotheses: list[str], references: list, metric: str = "bleu") -> tuple[torch.Tensor, Callable[[torch.Tensor], float]]:
+    """Per-sentence sufficient statistics of a corpus metric, and the function that scores their sum.
+
+    Corpus BLEU and chrF are not means of sentence scores: they add up counts
+    (matched n-grams, lengths) over the corpus and score the totals. So
+    `score(stats.sum(0))` is exactly the corpus score (sacreBLEU's own figure, as in
+    gptlab.metrics: BLEU with its "zh" tokenization, chrF), and a resampled test set
+    is scored by summing the rows it drew -- no re-tokenizing, so 1,000 bootstrap
+    samples take a second. references[i] is a str or a list of str. Uses the
+    statistics methods sacreBLEU's own significance tests use.
+    """
+    from sacrebleu.metrics import BLEU, CHRF
+
+    if metric not in ("bleu", "chrf"):
+        raise ValueError(f'metric must be "bleu" (zh tokenization) or "chrf", got {metric!r}')
+    refs = [[r] if isinstance(r, str) else list(r) for r in references]
+    if len(refs) != len(hypotheses) or not hypotheses:
+        raise ValueError(f"need one reference entry per hypothesis, got {len(refs)} for {len(hypotheses)}")
+    m = BLEU(tokenize="zh") if metric == "bleu" else CHRF()
+    k = max(len(r) for r in refs)
+    streams = [[r[j] if j < len(r) else None for r in refs] for j in range(k)]
+    stats = torch.tensor(m._extract_corpus_statistics(list(hypotheses), streams), dtype=torch.float64)
+
+    def score(total: torch.Tensor) -> float:
+        vals = [int(v) if float(v).is_integer() else float(v) for v in total.tolist()]
+        return float(m._compute_score_from_stats(vals).score)
+
+    return stats, score
+
+
+def paired_bootstrap(
+    stats_a: torch.Tensor, stats_b: torch.Tensor, score: Callable[[torch.Tensor], float],
+    *, n_samples: int = 1000, seed: int = 0, alpha: float = 0.05,
+) -> dict[str, float]:
+    """Paired bootstrap resampling (Koehn, 2004) of score(B) - score(A) on one test set.
+
+    stats_a, stats_b: (n, k) per-sentence statistics of the two systems on the same n
+    test sentences (corpus_stats), and `score` turns a summed (k,) row into the metric.
+    Draw n_samples test sets of n sentences with replacement -- the *same* draw for both
+    systems, hence paired -- and score both on each. Returns the two scores, their
+    difference, the (alpha/2, 1 - alpha/2) percentile interval of the resampled
+    differences, and the fraction of samples in which B does not beat A (a one-sided
+    p-value for "B is better").
+    """
+    if stats_a.dim() != 2 or stats_a.shape != stats_b.shape or stats_a.size(0) == 0:
+        raise ValueError(f"stats_a and stats_b must be equally long (n, k) tables with n >= 1, got {tuple(stats_a.shape)} and {tuple(stats_b.shape)}")
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    n = stats_a.size(0)
+    g = torch.Generator().manual_seed(seed)
+    diffs = []
+    for _ in range(n_samples):
+        counts = torch.bincount(torch.randint(0, n, (n,), generator=g), minlength=n).to(stats_a.dtype)
+        diffs.append(score(counts @ stats_b) - score(counts @ stats_a))
+    diffs.sort()
+    a, b = score(stats_a.sum(0)), score(stats_b.sum(0))
+    return {
+        "a": a,
+        "b": b,
+        "diff": b - a,
+        "low": diffs[int(math.floor(alpha / 2 * n_samples))],
+        "high": diffs[min(n_samples - 1, int(math.ceil((1 - alpha / 2) * n_samples)) - 1)],
+        "p_b_not_better": sum(d <= 0 for d in diffs) / n_samples,
+    }
 
 
 # --- SciTLDR summarization (lesson 13) -------------------------------------------
