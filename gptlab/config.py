@@ -26,6 +26,9 @@ NORMS = ("layernorm", "rmsnorm")
 MLPS = ("gelu", "swiglu", "relu2")
 
 
+_GPT2_FIELDS = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "dropout", "bias")
+
+
 @dataclass
 class GPTConfig:
     vocab_size: int = 50257  # GPT-2: 50,000 BPE merges + 256 bytes + <|endoftext|>
@@ -42,6 +45,11 @@ class GPTConfig:
     qk_norm: bool = False  # RMS-normalise each head's queries and keys before q.k (bounds the logits)
     tie_weights: bool = True  # lm_head shares wte's matrix; False gives the head its own
     rope_theta: float = 10000.0  # rotary base: head dim pair i turns by pos * theta^(-2i/head_size)
+
+    def __repr__(self) -> str:
+        """GPT-2's fields always; a lesson-14 switch only when it is on, so a GPT-2 config prints as GPT-2."""
+        shown = [f.name for f in dataclasses.fields(self) if f.name in _GPT2_FIELDS or getattr(self, f.name) != f.default]
+        return f"GPTConfig({', '.join(f'{n}={getattr(self, n)!r}' for n in shown)})"
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):

@@ -18,8 +18,8 @@ def _make_n(*args: str) -> str:
         pytest.skip("make is not installed")
     # -n prints the commands without running them; the target's own command is the last line
     # (install steps, if the stamp is stale, come before it).
-    out = subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True, check=True)
-    return out.stdout.splitlines()[-1]
+    out = subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True, check=True)
+    return [ln for ln in out.stdout.splitlines() if ln.strip() and not ln.startswith("make")][-1]
 
 
 def test_make_test_runs_the_notebooks_in_fast_mode_and_test_full_does_not():
