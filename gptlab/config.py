@@ -48,8 +48,7 @@ class GPTConfig:
 
     def __repr__(self) -> str:
         """GPT-2's fields always; a lesson-14 switch only when it is on, so a GPT-2 config prints as GPT-2."""
-        shown = [f.name for f in dataclasses.fields(self) if f.name in _GPT2_FIELDS or getattr(self, f.name) != f.default]
-        return f"GPTConfig({', '.join(f'{n}={getattr(self, n)!r}' for n in shown)})"
+        return f"GPTConfig({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -89,7 +88,9 @@ class GPTConfig:
         return self.n_embd // self.n_head
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """GPT-2's fields, plus each lesson-14 switch that is on: a GPT-2 config is written as it always was."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name in _GPT2_FIELDS or getattr(self, f.name) != f.default}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "GPTConfig":
