@@ -6,8 +6,10 @@
     python tools/nb.py script NB.ipynb OUT.py   # notebook -> percent-format script, for editing
 
 Percent format: a line `# %%` starts a code cell, `# %% [markdown]` a markdown
-cell whose lines are written as `# text`. Cleaning keeps outputs but drops
-timings, widget state and machine paths so diffs stay small and nothing local leaks.
+cell whose lines are written as `# text`. Cleaning keeps outputs, tags and slide types
+(`tools/kit.py` sets those) but drops timings, widget state and machine paths so diffs stay
+small and nothing local leaks. `build` starts from bare cells: run `python tools/kit.py apply`
+on the notebook afterwards to add the first cell and the slide types again.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def clean(nb_path: Path) -> None:
     nb = nbformat.read(nb_path, as_version=4)
     nb.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
     for i, c in enumerate(nb.cells):
-        c.metadata = {k: v for k, v in c.metadata.items() if k in ("tags",)}
+        c.metadata = {k: v for k, v in c.metadata.items() if k in ("tags", "slideshow")}  # slideshow: tools/kit.py
         c.id = f"cell-{i:03d}"
         for o in c.get("outputs", []):
             o.pop("metadata", None) if o.get("output_type") == "stream" else None
