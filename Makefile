@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lab mine student test test-full test-unit test-notebooks data bench clean mutants
+.PHONY: install lab mine student slides book test test-full test-unit test-notebooks data bench clean mutants
 
 install: $(STAMP)
 
@@ -12,7 +12,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[course,dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[course,dev,docs]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
@@ -32,6 +32,15 @@ mine:
 # The student edition (solutions replaced by stubs) and per-lesson solution notebooks, in build/.
 student: install
 	$(PY) tools/student.py --out build
+
+# Every lesson as a reveal.js deck (build/slides/NN_*.slides.html, opens offline; seconds per lesson),
+# and the course website from the committed notebooks (build/book/_build/html; nothing is re-run).
+# How to teach with them: docs/teaching.md.
+slides: install
+	$(PY) tools/kit.py slides --out build/slides
+
+book: install
+	$(PY) tools/kit.py book --out build/book
 
 # Fast mode (the README's test command): every notebook trains briefly; about a few minutes on 2 cores.
 test: install
