@@ -20,7 +20,7 @@ def test_environment_yml_and_pyproject_list_the_same_packages():
     conda = set()
     deps = (ROOT / "environment.yml").read_text().split("dependencies:", 1)[1]
     for line in deps.splitlines():
-        m = re.match(r"^  - ([A-Za-z0-9_.-]+)", line)
+        m = re.match(r"^  - ([A-Za-z0-9_.-]+)", line) or re.match(r"^      - ([A-Za-z][A-Za-z0-9_.-]*)", line)  # conda, or pip-only
         if m and m.group(1) not in ("python", "pip"):
             conda.add(CONDA_NAMES.get(_name(m.group(1)), _name(m.group(1))))
     assert py == conda

@@ -114,6 +114,16 @@ def links_table(repo: str | None = None) -> str:
     return "\n".join(rows)
 
 
+def launch_block(page: str, repo: str | None = None) -> str:
+    """What goes between the markers: one line for the README, the per-lesson table for the guide."""
+    if page != "README.md":
+        return links_table(repo)
+    first = "notebooks/00_setup_and_tour.ipynb"
+    return (f"Run it without installing anything: [lesson 00 on Colab]({colab_url(first, repo)}) · "
+            f"[the whole course on Binder]({binder_url(first, repo)}); every lesson's links are in "
+            "[the instructor guide](docs/teaching.md#launch-links).")
+
+
 def with_links(text: str, table: str) -> str:
     """`text` with the block between the launch-link markers replaced by `table` (unchanged if no markers)."""
     if LINKS_START not in text:
@@ -215,12 +225,11 @@ def apply(paths: list[Path], write: bool = True) -> list[str]:
             changed.append(str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p))
             if write:
                 p.write_text(after, encoding="utf-8")
-    table = links_table(repo)
     for rel in LINK_PAGES:
         page = ROOT / rel
         if page.exists():
             before = page.read_text(encoding="utf-8")
-            after = with_links(before, table)
+            after = with_links(before, launch_block(rel, repo))
             if after != before:
                 changed.append(rel)
                 if write:

@@ -1,0 +1,228 @@
+"""The teaching kit (tools/kit.py): every lesson's first cell, the slide rules, the launch links, binder/.
+
+The browser checks of the built decks and site are in tests/test_course_site.py.
+"""
+
+import builtins
+import contextlib
+import importlib.util
+import io
+import os
+import re
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import kit  # noqa: E402
+
+# Lessons being rewritten on other branches when the kit landed: the lead applies the kit after
+# merging them (`python tools/kit.py apply`). Strict: once a lesson has the kit, its entry must go.
+PENDING = {"12_translation.ipynb"}
+LESSONS = [pytest.param(p, id=p.name[:2], marks=[pytest.mark.xfail(strict=True, reason="kit not applied yet")] if p.name in PENDING else [])
+           for p in kit.lessons()]
+
+
+def _type(cell) -> str:
+    return cell.metadata.get("slideshow", {}).get("slide_type", "-")
+
+
+@pytest.mark.parametrize("path", LESSONS)
+def test_every_lesson_opens_with_objectives_time_and_the_kit_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# ")
+    assert re.search(r"\*\*Objectives", first.source), "the first cell states the lesson's objectives"
+    assert re.search(r"\*\*(Expected time|Time)\b", first.source), "the first cell states the expected time"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert nb.cells[1] is code[0] and kit.is_kit(code[0]), "the kit cell is the first code cell, right after the objectives"
+    assert code[0].source == kit.kit_source() and code[0].outputs == []
+    assert sum(kit.is_kit(c) for c in nb.cells) == 1
+    assert _type(code[0]) == "skip" and _type(first) == "slide"
+    assert "NBVAL_CHECK_OUTPUT" not in code[0].source
+    assert kit.apply([path], write=False) == [], "slide types are stale: run python tools/kit.py apply"
+
+
+def _run_kit_cell(monkeypatch, gptlab_installed: bool, colab: bool):
+    """Execute the kit cell's code as a kernel would, with pip and the CLI replaced by a recorder."""
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw)) or subprocess.CompletedProcess(cmd, 0))
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gptlab" and not gptlab_installed else real_find_spec(name, *a))
+    if colab:
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    for var in ("GPTLAB_DATA_DIR", "GPTLAB_CHECKPOINT_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    before = dict(os.environ)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        exec(compile(kit.kit_source(), "<kit cell>", "exec"), {"__builtins__": builtins})
+    return calls, out.getvalue(), {k: v for k, v in os.environ.items() if before.get(k) != v}
+
+
+def test_kit_cell_does_nothing_where_gptlab_is_installed(monkeypatch):
+    calls, printed, env = _run_kit_cell(monkeypatch, gptlab_installed=True, colab=False)
+    assert calls == [] and printed == "" and env == {}
+
+
+def test_kit_cell_on_a_fresh_kernel_installs_from_the_repository_and_fetches_the_data(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    calls, printed, env = _run_kit_cell(monkeypatch, gptlab_installed=False, colab=False)
+    (pip, pip_kw), (fetch, fetch_kw) = calls
+    assert pip[1:5] == ["-m", "pip", "install", "-q"] and pip[-1] == f"gptlab[course] @ git+{kit.repository_url()}"
+    assert fetch[1:] == ["-m", "gptlab", "data", "fetch", "all"]
+    assert pip_kw == fetch_kw == {"check": True}
+    assert env == {"GPTLAB_DATA_DIR": str(tmp_path / "gptlab-data"), "GPTLAB_CHECKPOINT_DIR": str(tmp_path / "gptlab-checkpoints")}
+
+
+def test_kit_cell_on_colab_with_gptlab_already_installed_only_sets_folders_and_fetches(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    calls, _, env = _run_kit_cell(monkeypatch, gptlab_installed=True, colab=True)
+    assert [c[0][1:] for c in calls] == [["-m", "gptlab", "data", "fetch", "all"]]
+    assert set(env) == {"GPTLAB_DATA_DIR", "GPTLAB_CHECKPOINT_DIR"}
+
+
+def _png_output():
+    return nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"})
+
+
+def _toy_lesson():
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    plot = code("plt.plot([1, 2])\nplt.show()")
+    plot.outputs = [_png_output()]
+    long_plot = code("\n".join(f"x{i} = {i}" for i in range(40)) + "\nplt.show()")
+    long_plot.outputs = [_png_output()]
+    tagged = md("A point worth its own fragment.")
+    tagged.metadata["tags"] = ["slideshow:fragment"]
+    cells = [
+        md("# 99 · A new lesson\n\n**Objectives.** ...\n\n**Expected time:** 5 minutes."),
+        code("import torch\nfrom gptlab import (\n    GPT,\n    GPTConfig,\n)"),
+        md('<a id="s1"></a>\n## 1. A section'),
+        md("Text before a figure."),
+        plot,
+        md("### 1b. A smaller step"),
+        code("\n".join(f"y{i} = {i}" for i in range(31))),
+        long_plot,
+        tagged,
+        code("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION"),
+        md("More words.\n\n## 2. A heading further down"),
+        code("print('kept')"),
+    ]
+    return nbformat.v4.new_notebook(cells=cells)
+
+
+def test_slide_rules_on_a_new_lesson_and_idempotence(tmp_path):
+    nb = kit.kit(_toy_lesson())
+    types_ = [_type(c) for c in nb.cells]
+    # title, kit, imports, ## section, text before figure, figure, ###, long code, long figure, tagged, solution, late ##, code
+    assert types_ == ["slide", "skip", "skip", "slide", "subslide", "-", "subslide", "skip", "-", "fragment", "skip", "slide", "-"]
+    assert kit.slide_count(nb) == 5
+    path = tmp_path / "99_new_lesson.ipynb"
+    nbformat.write(nb, path)
+    once = path.read_text()
+    nbformat.write(kit.kit(nbformat.read(path, as_version=4)), path)
+    assert path.read_text() == once  # idempotent: a second run changes nothing
+    assert sum(kit.is_kit(c) for c in nbformat.read(path, as_version=4).cells) == 1
+
+
+def test_a_stale_kit_cell_is_replaced_not_duplicated():
+    nb = kit.kit(_toy_lesson(), repo="https://github.com/old/place")
+    assert "git+https://github.com/old/place" in nb.cells[1].source
+    nb = kit.kit(nb, repo="https://github.com/new/place")
+    kits = [c for c in nb.cells if kit.is_kit(c)]
+    assert len(kits) == 1 and kits[0] is nb.cells[1] and "git+https://github.com/new/place\"" in kits[0].source
+
+
+def test_a_bad_slide_tag_is_refused():
+    nb = _toy_lesson()
+    nb.cells[3].metadata["tags"] = ["slideshow:sideways"]
+    with pytest.raises(ValueError, match="slideshow:sideways.*one of slide, subslide"):
+        kit.kit(nb)
+
+
+def test_nb_clean_keeps_slide_types_and_tags(tmp_path):
+    nb = kit.kit(_toy_lesson())
+    for i in (4, 5):  # a subslide and a plain cell, both with volatile metadata
+        nb.cells[i].metadata["execution"] = {"iopub.execute_input": "2026-11-28T00:00:00"}
+        nb.cells[i].metadata["collapsed"] = True
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    subprocess.run([sys.executable, str(ROOT / "tools" / "nb.py"), "clean", str(path)], check=True)
+    cleaned = nbformat.read(path, as_version=4)
+    assert [_type(c) for c in cleaned.cells] == [_type(c) for c in nb.cells]
+    assert cleaned.cells[4].metadata == {"slideshow": {"slide_type": "subslide"}}
+    assert cleaned.cells[5].metadata == {}
+    assert cleaned.cells[9].metadata["tags"] == ["slideshow:fragment"]
+
+
+def test_one_repository_url_drives_every_link(tmp_path):
+    repo = kit.repository_url()
+    owner_name = repo.removeprefix("https://github.com/")
+    rel = "notebooks/03_causal_self_attention.ipynb"
+    assert kit.colab_url(rel) == f"https://colab.research.google.com/github/{owner_name}/blob/main/{rel}"
+    assert kit.binder_url(rel) == f"https://mybinder.org/v2/gh/{owner_name}/main?labpath={rel}"
+    table = kit.links_table()
+    assert table.count("[Colab](") == len(kit.lessons()) and kit.colab_url(rel) in table
+    for page in kit.LINK_PAGES:  # README and the instructor guide carry the generated block, up to date
+        text = (ROOT / page).read_text()
+        assert kit.LINKS_START in text and kit.LINKS_END in text
+        assert kit.with_links(text, kit.launch_block(page)) == text, f"{page}: launch links are stale; run python tools/kit.py apply"
+    assert kit.launch_block("docs/teaching.md") == table
+    assert kit.colab_url("notebooks/00_setup_and_tour.ipynb") in kit.launch_block("README.md")
+    cfg = kit.book_config(repo, tmp_path / "_config.yml").read_text()
+    assert f"url: {repo}" in cfg
+    bad = tmp_path / "pyproject.toml"
+    bad.write_text('[project]\nname = "x"\n[project.urls]\nRepository = "https://gitlab.com/a/b"\n')
+    with pytest.raises(ValueError, match=r"\[project.urls\] Repository .* https://github.com/OWNER/NAME"):
+        kit.repository_url(bad)
+
+
+def test_the_book_never_executes_notebooks(tmp_path, monkeypatch):
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "book" / "_config.yml").read_text())
+    assert cfg["execute"]["execute_notebooks"] == "off"
+    assert cfg["only_build_toc_files"] is True
+    toc = (ROOT / "book" / "_toc.yml").read_text()
+    assert "root: README" in toc and "glob: notebooks/[0-9][0-9]_*" in toc
+    on = tmp_path / "book"
+    on.mkdir()
+    (on / "_config.yml").write_text((ROOT / "book" / "_config.yml").read_text().replace('execute_notebooks: "off"', 'execute_notebooks: "auto"'))
+    monkeypatch.setattr(kit, "BOOK", on)
+    with pytest.raises(ValueError, match="execute_notebooks: 'off'"):
+        kit.book_config("https://github.com/a/b", tmp_path / "out.yml")
+
+
+def _env_packages(text: str) -> list[str]:
+    deps = text.split("dependencies:", 1)[1]
+    return [ln.strip() for ln in deps.splitlines() if ln.strip().startswith("- ") and ln.strip() != "- -e ."]
+
+
+def test_binder_environment_matches_environment_yml():
+    main = (ROOT / "environment.yml").read_text()
+    binder = (ROOT / "binder" / "environment.yml").read_text()
+    assert _env_packages(binder) == _env_packages(main)
+    assert "- -e ." in main and "- -e ." not in binder  # binder/postBuild installs gptlab itself instead
+    post = (ROOT / "binder" / "postBuild").read_text()
+    assert "pip install --no-deps -e ." in post and os.access(ROOT / "binder" / "postBuild", os.X_OK)
+
+
+def test_readme_points_teachers_to_the_kit():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Teaching with gptlab", 1)[1].split("\n## ", 1)[0]
+    for needle in ("docs/teaching.md", "make slides", "make book", "colab.research.google.com", "mybinder.org"):
+        assert needle in section, needle
+    make = (ROOT / "Makefile").read_text()
+    assert re.search(r"^slides: install\n\t\$\(PY\) tools/kit.py slides", make, re.M)
+    assert re.search(r"^book: install\n\t\$\(PY\) tools/kit.py book", make, re.M)
+    assert '".[course,dev,docs]"' in make
+    guide = (ROOT / "docs" / "teaching.md").read_text()
+    for p in kit.lessons():  # an entry per lesson in the instructor guide
+        assert re.search(rf"^### {p.name[:2]} ", guide, re.M), f"docs/teaching.md has no entry for lesson {p.name[:2]}"
