@@ -5,33 +5,16 @@ package; nothing is downloaded. Without a browser the test is skipped locally an
 fails in CI (where .ci/run installs chromium), so a broken CI setup cannot hide it.
 """
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 import torch
 
 from gptlab.attention import AttentionMaps
 from gptlab.viz import save_attention_html
 
-CHROMIUM = os.environ.get("GPTLAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+from _browser import ARGS, CHROMIUM
+from _browser import need_browser as _need_browser
+
 EVIL = ["<script>", "window.__pwned=1", "</script>", "<img src=x onerror=window.__pwned=1>", "&amp;", "\n", "a", "b", "a", "b"]
-
-
-def _need_browser():
-    problem = None
-    try:
-        from playwright.sync_api import sync_playwright  # noqa: F401
-    except ImportError:
-        problem = "the playwright package is not installed"
-    if problem is None and not Path(CHROMIUM).exists():
-        problem = f"no chromium at {CHROMIUM} (apt-get install chromium)"
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser test cannot run in CI: {problem}")
-        pytest.skip(problem)
 
 
 def maps() -> AttentionMaps:
