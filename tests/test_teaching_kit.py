@@ -140,6 +140,17 @@ def test_a_stale_kit_cell_is_replaced_not_duplicated():
     assert len(kits) == 1 and kits[0] is nb.cells[1] and "git+https://github.com/new/place\"" in kits[0].source
 
 
+def test_a_lesson_run_by_tools_nb_stays_up_to_date(tmp_path):
+    """After `tools/nb.py run` (execution counts, renumbered ids) the kit has nothing to change."""
+    nb = kit.kit(_toy_lesson())
+    for i, c in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        c.execution_count = i + 1
+    path = tmp_path / "99_new_lesson.ipynb"
+    nbformat.write(nb, path)
+    subprocess.run([sys.executable, str(ROOT / "tools" / "nb.py"), "clean", str(path)], check=True)
+    assert kit.apply([path], write=False) == []
+
+
 def test_a_bad_slide_tag_is_refused():
     nb = _toy_lesson()
     nb.cells[3].metadata["tags"] = ["slideshow:sideways"]

@@ -199,7 +199,7 @@ def kit(nb, repo: str | None = None):
     old = [c for c in nb.cells if is_kit(c)]
     nb.cells = [c for c in nb.cells if not is_kit(c)]
     cell = old[0] if old else nbformat.v4.new_code_cell(src)
-    cell.source, cell.outputs, cell.execution_count = src, [], None
+    cell.source, cell.outputs = src, []  # it prints nothing where it runs; its execution count may stay
     nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, cell)
     if not old:
         cell.id = "gptlab-kit"  # tools/nb.py renumbers every cell later; any unique id will do
