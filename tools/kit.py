@@ -35,6 +35,7 @@ A tag overrides the rules for one cell: `slideshow:slide`, `slideshow:subslide`,
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -244,16 +245,14 @@ TEMPLATES = ROOT / "tools" / "templates"
 
 def _asset_dirs() -> tuple[Path, Path]:
     """reveal.js and MathJax as shipped by pip packages (the `docs` extra), so nothing comes from a CDN."""
-    try:
-        import sphinx_revealjs
-        import importlib.util
-        mj = importlib.util.find_spec("sphinx-mathjax-offline")
-    except ImportError as e:  # pragma: no cover - message for a missing extra
-        raise SystemExit(f"{e}: install the docs extra: pip install -c constraints.txt -e '.[docs]' (make install does)")
-    if mj is None or not mj.submodule_search_locations:
-        raise SystemExit("sphinx-mathjax-offline is missing: pip install -c constraints.txt -e '.[docs]' (make install does)")
-    reveal = Path(sphinx_revealjs.__file__).parent / "_static" / "revealjs"
-    mathjax = Path(list(mj.submodule_search_locations)[0]) / "static" / "mathjax"
+    missing = "is missing: install the docs extra, pip install -c constraints.txt -e '.[docs]' (make install does)"
+    reveal_pkg = importlib.util.find_spec("sphinx_revealjs")
+    mathjax_pkg = importlib.util.find_spec("sphinx-mathjax-offline")  # sic: the package's name has hyphens
+    for name, spec in (("sphinx-revealjs", reveal_pkg), ("sphinx-mathjax-offline", mathjax_pkg)):
+        if spec is None or not spec.submodule_search_locations:
+            raise SystemExit(f"{name} {missing}")
+    reveal = Path(list(reveal_pkg.submodule_search_locations)[0]) / "_static" / "revealjs"
+    mathjax = Path(list(mathjax_pkg.submodule_search_locations)[0]) / "static" / "mathjax"
     return reveal, mathjax
 
 
@@ -324,7 +323,10 @@ def book_config(repo: str, dest: Path) -> Path:
 def build_book(out: Path) -> Path:
     """Build the site into OUT/_build/html from the committed notebooks (none is executed)."""
     exe = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(ROOT), "--path-output", str(out),
+    exe = str(exe) if exe.exists() else shutil.which("jupyter-book")
+    if exe is None:
+        raise SystemExit("jupyter-book is missing: install the docs extra, pip install -c constraints.txt -e '.[docs]' (make install does)")
+    cmd = [exe, "build", str(ROOT), "--path-output", str(out),
            "--config", str(book_config(repository_url(), out / "_config.yml")), "--toc", str(BOOK / "_toc.yml"), "-W", "--keep-going"]
     subprocess.run(cmd, check=True, cwd=ROOT)
     return out / "_build" / "html"
