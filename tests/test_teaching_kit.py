@@ -237,3 +237,11 @@ def test_readme_points_teachers_to_the_kit():
     guide = (ROOT / "docs" / "teaching.md").read_text()
     for p in kit.lessons():  # an entry per lesson in the instructor guide
         assert re.search(rf"^### {p.name[:2]} ", guide, re.M), f"docs/teaching.md has no entry for lesson {p.name[:2]}"
+
+
+def test_the_command_line_refuses_what_is_not_a_notebook(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("x")
+    for bad in (tmp_path / "notes.txt", tmp_path / "missing.ipynb"):
+        with pytest.raises(SystemExit) as e:
+            kit.main(["check", str(bad)])
+        assert e.value.code == 2 and "not a notebook file" in capsys.readouterr().err

@@ -346,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("links")
     a = ap.parse_args(argv)
     paths = [p.resolve() for p in getattr(a, "notebooks", [])] or lessons()
+    for p in paths:
+        if p.suffix != ".ipynb" or not p.is_file():
+            ap.error(f"{p}: not a notebook file (give paths such as notebooks/03_causal_self_attention.ipynb)")
     t0 = time.perf_counter()
     if a.cmd in ("apply", "check"):
         changed = apply(paths, write=a.cmd == "apply")
