@@ -6,7 +6,7 @@ them; nanoGPT is not installed), at the shakespeare-char shapes.
 --part speed: training tokens/s of one step (forward, backward, clip, optimizer)
   for gptlab's default path (GPTConfig/TrainConfig "shakespeare-char":
   make_optimizer's fused AdamW, bf16 autocast where the hardware has it) and for
-  nanoGPT (fp32, for-each AdamW), plus gptlab's "speedrun" model, in alternating
+  nanoGPT (fp32, for-loop AdamW), plus gptlab's "speedrun" model, in alternating
   rounds in this one process on the same batches; median of --rounds.
   Target: gptlab / nanoGPT >= 1.5x.
 --part race: val loss against seconds for three recipes, each for --seeds:

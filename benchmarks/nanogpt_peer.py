@@ -7,7 +7,7 @@ command for shakespeare-char), because it decides speed and quality:
   optional bias, a tied lm_head, GPT-2 init with the 1/sqrt(2 n_layer) c_proj
   scaling; train.py's default bias=False and the README's dropout=0.0;
 - the optimizer: AdamW with decay 0.1 on >= 2-D tensors only, betas (0.9, 0.99),
-  `fused` only on CUDA (so PyTorch's default for-each implementation on a CPU);
+  `fused` only on CUDA (so PyTorch's default on a CPU: a for-loop over the tensors, not for-each);
 - the loop: fp32 on a CPU (nanoGPT's autocast context is a nullcontext there),
   linear warmup (it + 1) / (warmup + 1) then a cosine to min_lr, grad clip 1.0,
   an estimate of the train and val loss on 20 batches every 250 steps.
