@@ -141,7 +141,7 @@ def race(args, tok, train_data, val_data) -> None:
     results = {}  # recipe -> list of runs, each [(step, cpu_s, wall_s, val)]
     for seed in args.seeds:
         results.setdefault("nanoGPT", []).append(nano_train(train_data, val_data, tok.n_vocab, seed=seed)[0])
-        for name in ("shakespeare-char", "speedrun"):
+        for name in args.recipes:
             results.setdefault(f"gptlab {name}", []).append(_gptlab_timed(name, tok, train_data, val_data, seed))
         for k, runs in results.items():
             s, c, w, v = runs[-1][-1]
@@ -198,6 +198,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--part", choices=["speed", "switches", "race", "all"], default="all")
     p.add_argument("--seeds", type=int, nargs="+", default=[1337, 1, 2])
+    p.add_argument("--recipes", nargs="+", choices=["shakespeare-char", "speedrun"], default=["shakespeare-char", "speedrun"],
+                   help="gptlab recipes to race against nanoGPT (both by default)")
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--speed-steps", type=int, default=30)
     p.add_argument("--warmup-steps", type=int, default=5)

@@ -181,8 +181,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Lesson 14's speedrun: the modern switches (GPTConfig preset "speedrun"), a bigger batch at a higher
     # learning rate, and a warmup-stable-decay schedule; benchmarks/bench_speedrun.py times it against nanoGPT's.
     "speedrun": dict(
-        max_steps=900, batch_size=24, lr=3e-3, min_lr=3e-4, warmup_steps=50, lr_decay_steps=900, schedule="wsd",
-        decay_frac=0.3, weight_decay=0.1, betas=(0.9, 0.99), grad_clip=1.0, eval_interval=450, eval_iters=20, log_interval=10,
+        max_steps=850, batch_size=24, lr=3e-3, min_lr=3e-4, warmup_steps=50, lr_decay_steps=850, schedule="wsd",
+        decay_frac=0.3, weight_decay=0.1, betas=(0.9, 0.99), grad_clip=1.0, eval_interval=425, eval_iters=20, log_interval=10,
     ),
     # A few seconds of training, for tests and smoke runs.
     "tiny": dict(max_steps=50, batch_size=8, lr=1e-3, min_lr=1e-4, warmup_steps=5, eval_interval=25, eval_iters=4, log_interval=5),
