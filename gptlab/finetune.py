@@ -1,4 +1,4 @@
-"""Fine-tune a GPT: a classification head on its body, freezing, and a training loop.
+"""Fine-tune a GPT: a classification head on its body, freezing, and training loops.
 
 Radford et al. (2018) fine-tuned GPT-1 by putting one linear layer on the hidden
 state of a sequence's last token: with causal attention that is the only position
@@ -17,6 +17,9 @@ that resumes exactly. Checkpoint folder:
     classifier.json       configs, step, history, early-stopping state, sha256 of each file
 
 Nothing in it is a pickle: loading runs no code.
+
+`train_translation` is the sequence-to-sequence loop of lesson 12: the same recipe on
+padded sentence pairs, for a decoder-only GPT or an encoder-decoder.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -39,6 +42,7 @@ from gptlab.data import sha256_file
 from gptlab.device import get_device
 from gptlab.lora import apply_lora, count_parameters, lora_config
 from gptlab.model import GPT
+from gptlab.tasks import mean_loss, translation_batches, translation_loss
 from gptlab.training import TrainConfig, autocast, make_optimizer, resolve_bf16, set_lr
 
 Example = tuple[Sequence[int], int]  # (token ids, label)
@@ -548,3 +552,53 @@ def load_classifier(path: str | Path, device: str | torch.device | None = None, 
     _load_weights(clf, weights, path)
     device = device if isinstance(device, torch.device) else get_device(device)
     return clf.to(device).eval(), meta
+
+
+# ---------------------------------------------------------------- sequence-to-sequence fine-tuning (lesson 12)
+
+
+def train_translation(
+    model: nn.Module, examples: list, cfg: TrainConfig, *, dev_examples: list | None = None,
+    eval_every: int | None = None, pad: int = 0, callback: Callable[[int, nn.Module], None] | None = None,
+) -> dict[str, list]:
+    """Train a GPT or an EncoderDecoder on translation examples (gptlab.tasks) for cfg.max_steps updates.
+
+    gptlab.training's recipe (AdamW without decay on 1-D tensors, warmup then cosine,
+    gradient clipping), on padded batches of whole sentence pairs instead of windows of
+    one long text. A step budget, not a time budget: the same run on any machine.
+    Returns {"step", "train_loss"} every 10 steps and {"eval_step", "dev_loss"} every
+    `eval_every` steps and at the end; callback(step, model) runs after each evaluation.
+    """
+    block = model.config.block_size
+    longest = max(len(part) for e in examples for part in e[:-1])
+    if longest > block:  # fail now, not an hour into training when the long pair comes up
+        raise ValueError(
+            f"an example has {longest} tokens but the model's block_size is {block}; "
+            f"build the model with block_size >= {longest} or leave the longest pairs out"
+        )
+    torch.manual_seed(cfg.seed)
+    device = torch.device("cpu")
+    opt = make_optimizer(model, cfg, device)
+    batches = translation_batches(examples, cfg.batch_size, seed=cfg.seed, pad=pad)
+    hist: dict[str, list] = {"step": [], "train_loss": [], "eval_step": [], "dev_loss": []}
+    model.train()
+    for step in range(cfg.max_steps):
+        set_lr(opt, step, cfg)
+        loss = translation_loss(model, next(batches), pad)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        if step % 10 == 0:
+            hist["step"].append(step)
+            hist["train_loss"].append(loss.item())
+        last = step == cfg.max_steps - 1
+        if dev_examples is not None and ((eval_every and (step + 1) % eval_every == 0) or last):
+            hist["eval_step"].append(step + 1)
+            hist["dev_loss"].append(mean_loss(model, dev_examples, pad=pad))
+            if callback is not None:
+                callback(step + 1, model)
+            model.train()
+    model.eval()
+    return hist

@@ -8,17 +8,15 @@ check it once. Datasets come through `gptlab.data.fetch` (cache, mirror, sha256)
 from __future__ import annotations
 
 import functools
-import math
 import random
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Iterable, NamedTuple
 
 import torch
 
 from gptlab.data import read_text
-from gptlab.training import TrainConfig, make_optimizer, set_lr
 
 IGNORE_INDEX = -100  # targets with this value add nothing to GPT's cross-entropy loss
 
@@ -255,8 +253,6 @@ def pad_batch(rows: list[list[int]], pad: int) -> torch.Tensor:
     return out
 
 
-
-
 def translation_batches(examples: list[tuple[list[int], ...]], batch_size: int, *, seed: int = 0, pad: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
     """Endless padded batches of examples (tuples of id lists, all but the last padded with `pad`,
     the last -- the targets -- with -100), in a seeded order.
@@ -314,53 +310,6 @@ def mean_loss(model: torch.nn.Module, examples: list, batch_size: int = 64, pad:
         count += n
     model.train(was)
     return total / count
-
-
-def train_translation(
-    model: torch.nn.Module, examples: list, cfg: TrainConfig, *, dev_examples: list | None = None,
-    eval_every: int | None = None, pad: int = 0, callback: Callable[[int, torch.nn.Module], None] | None = None,
-) -> dict[str, list]:
-    """Train a GPT or an EncoderDecoder on translation examples for cfg.max_steps updates.
-
-    gptlab.training's recipe (AdamW without decay on 1-D tensors, warmup then cosine,
-    gradient clipping), on padded batches of whole sentence pairs instead of windows of
-    one long text. A step budget, not a time budget: the same run on any machine.
-    Returns {"step", "train_loss"} every 10 steps and {"eval_step", "dev_loss"} every
-    `eval_every` steps and at the end; callback(step, model) runs after each evaluation.
-    """
-    block = model.config.block_size
-    longest = max(len(part) for e in examples for part in e[:-1])
-    if longest > block:  # fail now, not an hour into training when the long pair comes up
-        raise ValueError(
-            f"an example has {longest} tokens but the model's block_size is {block}; "
-            f"build the model with block_size >= {longest} or leave the longest pairs out"
-        )
-    torch.manual_seed(cfg.seed)
-    device = torch.device("cpu")
-    opt = make_optimizer(model, cfg, device)
-    batches = translation_batches(examples, cfg.batch_size, seed=cfg.seed, pad=pad)
-    hist: dict[str, list] = {"step": [], "train_loss": [], "eval_step": [], "dev_loss": []}
-    model.train()
-    for step in range(cfg.max_steps):
-        set_lr(opt, step, cfg)
-        loss = translation_loss(model, next(batches), pad)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        if step % 10 == 0:
-            hist["step"].append(step)
-            hist["train_loss"].append(loss.item())
-        last = step == cfg.max_steps - 1
-        if dev_examples is not None and ((eval_every and (step + 1) % eval_every == 0) or last):
-            hist["eval_step"].append(step + 1)
-            hist["dev_loss"].append(mean_loss(model, dev_examples, pad=pad))
-            if callback is not None:
-                callback(step + 1, model)
-            model.train()
-    model.eval()
-    return hist
 
 
 def _strip_translation(tokenizer, ids: list[int]) -> str:
@@ -431,72 +380,6 @@ def translate(
                 out[i] = _strip_translation(tokenizer, seq[0, len(p) :].tolist())
     model.train(was)
     return [o if o is not None else "" for o in out]
-
-
-def corpus_stats(hypotheses: list[str], references: list, metric: str = "bleu") -> tuple[torch.Tensor, Callable[[torch.Tensor], float]]:
-    """Per-sentence sufficient statistics of a corpus metric, and the function that scores their sum.
-
-    Corpus BLEU and chrF are not means of sentence scores: they add up counts
-    (matched n-grams, lengths) over the corpus and score the totals. So
-    `score(stats.sum(0))` is exactly the corpus score (sacreBLEU's own figure, as in
-    gptlab.metrics: BLEU with its "zh" tokenization, chrF), and a resampled test set
-    is scored by summing the rows it drew -- no re-tokenizing, so 1,000 bootstrap
-    samples take a second. references[i] is a str or a list of str. Uses the
-    statistics methods sacreBLEU's own significance tests use.
-    """
-    from sacrebleu.metrics import BLEU, CHRF
-
-    if metric not in ("bleu", "chrf"):
-        raise ValueError(f'metric must be "bleu" (zh tokenization) or "chrf", got {metric!r}')
-    refs = [[r] if isinstance(r, str) else list(r) for r in references]
-    if len(refs) != len(hypotheses) or not hypotheses:
-        raise ValueError(f"need one reference entry per hypothesis, got {len(refs)} for {len(hypotheses)}")
-    m = BLEU(tokenize="zh") if metric == "bleu" else CHRF()
-    k = max(len(r) for r in refs)
-    streams = [[r[j] if j < len(r) else None for r in refs] for j in range(k)]
-    stats = torch.tensor(m._extract_corpus_statistics(list(hypotheses), streams), dtype=torch.float64)
-
-    def score(total: torch.Tensor) -> float:
-        vals = [int(v) if float(v).is_integer() else float(v) for v in total.tolist()]
-        return float(m._compute_score_from_stats(vals).score)
-
-    return stats, score
-
-
-def paired_bootstrap(
-    stats_a: torch.Tensor, stats_b: torch.Tensor, score: Callable[[torch.Tensor], float],
-    *, n_samples: int = 1000, seed: int = 0, alpha: float = 0.05,
-) -> dict[str, float]:
-    """Paired bootstrap resampling (Koehn, 2004) of score(B) - score(A) on one test set.
-
-    stats_a, stats_b: (n, k) per-sentence statistics of the two systems on the same n
-    test sentences (corpus_stats), and `score` turns a summed (k,) row into the metric.
-    Draw n_samples test sets of n sentences with replacement -- the *same* draw for both
-    systems, hence paired -- and score both on each. Returns the two scores, their
-    difference, the (alpha/2, 1 - alpha/2) percentile interval of the resampled
-    differences, and the fraction of samples in which B does not beat A (a one-sided
-    p-value for "B is better").
-    """
-    if stats_a.dim() != 2 or stats_a.shape != stats_b.shape or stats_a.size(0) == 0:
-        raise ValueError(f"stats_a and stats_b must be equally long (n, k) tables with n >= 1, got {tuple(stats_a.shape)} and {tuple(stats_b.shape)}")
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-    n = stats_a.size(0)
-    g = torch.Generator().manual_seed(seed)
-    diffs = []
-    for _ in range(n_samples):
-        counts = torch.bincount(torch.randint(0, n, (n,), generator=g), minlength=n).to(stats_a.dtype)
-        diffs.append(score(counts @ stats_b) - score(counts @ stats_a))
-    diffs.sort()
-    a, b = score(stats_a.sum(0)), score(stats_b.sum(0))
-    return {
-        "a": a,
-        "b": b,
-        "diff": b - a,
-        "low": diffs[int(math.floor(alpha / 2 * n_samples))],
-        "high": diffs[min(n_samples - 1, int(math.ceil((1 - alpha / 2) * n_samples)) - 1)],
-        "p_b_not_better": sum(d <= 0 for d in diffs) / n_samples,
-    }
 
 
 # --- SciTLDR summarization (lesson 13) -------------------------------------------

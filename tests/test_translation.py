@@ -6,7 +6,7 @@ import functools
 import pytest
 import torch
 
-from gptlab import tasks
+from gptlab import finetune, metrics, tasks
 from gptlab.config import GPTConfig
 from gptlab.model import GPT
 from gptlab.tokenizers import train_bpe
@@ -163,20 +163,20 @@ def test_paired_bootstrap():
     refs = [str(i) for i in range(200)]
     a = _exact_stats(refs[:100] + ["x"] * 100, refs)  # 50% exact
     b = _exact_stats(refs[:180] + ["x"] * 20, refs)  # 90% exact
-    r = tasks.paired_bootstrap(a, b, _accuracy, n_samples=300, seed=0)
+    r = metrics.paired_bootstrap(a, b, _accuracy, n_samples=300, seed=0)
     assert r["a"] == 50.0 and r["b"] == 90.0 and r["diff"] == 40.0
     assert 25 < r["low"] < 40.0 < r["high"] < 55
     assert r["p_b_not_better"] == 0.0
-    assert tasks.paired_bootstrap(a, b, _accuracy, n_samples=300, seed=0) == r  # seeded
-    assert tasks.paired_bootstrap(a, b, _accuracy, n_samples=300, seed=1) != r
-    same = tasks.paired_bootstrap(a, a, _accuracy, n_samples=100)
+    assert metrics.paired_bootstrap(a, b, _accuracy, n_samples=300, seed=0) == r  # seeded
+    assert metrics.paired_bootstrap(a, b, _accuracy, n_samples=300, seed=1) != r
+    same = metrics.paired_bootstrap(a, a, _accuracy, n_samples=100)
     assert same["low"] == same["high"] == 0.0 and same["p_b_not_better"] == 1.0
     # a small difference on few sentences: the interval includes 0
     c = _exact_stats(refs[:101] + ["x"] * 99, refs)
-    small = tasks.paired_bootstrap(a, c, _accuracy, n_samples=300)
+    small = metrics.paired_bootstrap(a, c, _accuracy, n_samples=300)
     assert small["low"] <= 0 < small["high"] and 0 < small["p_b_not_better"] < 1
     with pytest.raises(ValueError, match="equally long"):
-        tasks.paired_bootstrap(a, b[:10], _accuracy)
+        metrics.paired_bootstrap(a, b[:10], _accuracy)
 
 
 def test_corpus_stats_sum_to_the_corpus_score():
@@ -185,13 +185,13 @@ def test_corpus_stats_sum_to_the_corpus_score():
     hyps = ["我们在找他。", "他走了", "今天是几号？", "我爱这里的人们"]
     refs = [["我们在找他。"], ["他来了", "他走了。"], "今天几号？", ["我爱这里的人。"]]
     streams = [[r if isinstance(r, str) else r[0] for r in refs], [None, "他走了。", None, None]]
-    stats, score = tasks.corpus_stats(hyps, refs, "bleu")
+    stats, score = metrics.corpus_stats(hyps, refs, "bleu")
     assert stats.shape[0] == 4
     assert score(stats.sum(0)) == pytest.approx(sacrebleu.corpus_bleu(hyps, streams, tokenize="zh").score)
-    stats, score = tasks.corpus_stats(hyps, refs, "chrf")
+    stats, score = metrics.corpus_stats(hyps, refs, "chrf")
     assert score(stats.sum(0)) == pytest.approx(sacrebleu.corpus_chrf(hyps, streams).score)
     with pytest.raises(ValueError, match="metric"):
-        tasks.corpus_stats(hyps, refs, "rouge")
+        metrics.corpus_stats(hyps, refs, "rouge")
 
 
 @pytest.mark.parametrize("kind", ["gpt", "seq2seq"])
@@ -211,11 +211,11 @@ def test_training_lowers_the_loss_for_both_systems(tok, kind):
     before = tasks.mean_loss(model, ex, pad=end)
     seen = []
     cfg = TrainConfig(max_steps=40, batch_size=6, lr=3e-3, warmup_steps=2, progress=False)
-    hist = tasks.train_translation(model, ex, cfg, dev_examples=ex, eval_every=20, pad=end, callback=lambda s, m: seen.append(s))
+    hist = finetune.train_translation(model, ex, cfg, dev_examples=ex, eval_every=20, pad=end, callback=lambda s, m: seen.append(s))
     assert seen == [20, 40] and hist["eval_step"] == [20, 40]
     assert hist["dev_loss"][-1] < 0.7 * before
     assert not model.training
     with pytest.raises(ValueError, match="block_size"):
-        tasks.train_translation(model, [tuple([1] * 60 for _ in ex[0])], cfg)
+        finetune.train_translation(model, [tuple([1] * 60 for _ in ex[0])], cfg)
     out = tasks.translate(model, tok, ["Thanks.", "Who won?"])
     assert len(out) == 2 and all(isinstance(o, str) and "<|end|>" not in o for o in out)
