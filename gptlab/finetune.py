@@ -19,7 +19,8 @@ that resumes exactly. Checkpoint folder:
 Nothing in it is a pickle: loading runs no code.
 
 `train_translation` is the sequence-to-sequence loop of lesson 12: the same recipe on
-padded sentence pairs, for a decoder-only GPT or an encoder-decoder.
+padded sentence pairs (`translation_batches`, `translation_loss`, `mean_loss`), for a
+decoder-only GPT or an encoder-decoder. Every batch is padded by the one `pad_batch`.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import random
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -42,7 +44,7 @@ from gptlab.data import sha256_file
 from gptlab.device import get_device
 from gptlab.lora import apply_lora, count_parameters, lora_config
 from gptlab.model import GPT
-from gptlab.tasks import mean_loss, translation_batches, translation_loss
+from gptlab.tasks import IGNORE_INDEX, source_mask
 from gptlab.training import TrainConfig, autocast, make_optimizer, resolve_bf16, set_lr
 
 Example = tuple[Sequence[int], int]  # (token ids, label)
@@ -61,7 +63,7 @@ def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int = 0, max_len: int | Non
         raise ValueError(f"max_len must be None or >= 1, got {max_len}")
     seqs = [list(s)[:max_len] if max_len is not None else list(s) for s in seqs]
     if any(len(s) == 0 for s in seqs):
-        raise ValueError(f"sequence {next(i for i, s in enumerate(seqs) if not s)} is empty: a classifier needs at least one token per text")
+        raise ValueError(f"sequence {next(i for i, s in enumerate(seqs) if not s)} is empty: every sequence needs at least one token")
     lengths = torch.tensor([len(s) for s in seqs])
     idx = torch.full((len(seqs), int(lengths.max())), pad_id, dtype=torch.long)
     for i, s in enumerate(seqs):
@@ -555,6 +557,62 @@ def load_classifier(path: str | Path, device: str | torch.device | None = None, 
 
 
 # ---------------------------------------------------------------- sequence-to-sequence fine-tuning (lesson 12)
+
+
+def _pad_columns(rows: list, pad: int) -> tuple[torch.Tensor, ...]:
+    """Rows of (inputs..., targets) id lists -> one padded tensor per column: inputs padded with
+    `pad`, targets with IGNORE_INDEX so padding adds nothing to the loss."""
+    cols = list(zip(*rows))
+    return tuple(pad_batch(c, pad if j < len(cols) - 1 else IGNORE_INDEX)[0] for j, c in enumerate(cols))
+
+
+def translation_batches(examples: list[tuple[list[int], ...]], batch_size: int, *, seed: int = 0, pad: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Endless padded batches of examples (tuples of id lists, all but the last padded with `pad`,
+    the last -- the targets -- with -100), in a seeded order.
+
+    Each pass shuffles, then sorts within chunks of 50 batches by length, so a batch holds
+    sentences of similar length and little compute goes on padding.
+    """
+    if not examples:
+        raise ValueError("translation_batches needs at least one example")
+    rng = random.Random(seed)
+    while True:
+        order = list(range(len(examples)))
+        rng.shuffle(order)
+        chunk = 50 * batch_size
+        batches = []
+        for c in range(0, len(order), chunk):
+            part = sorted(order[c : c + chunk], key=lambda i: len(examples[i][-1]))
+            batches += [part[b : b + batch_size] for b in range(0, len(part), batch_size)]
+        rng.shuffle(batches)
+        for b in batches:
+            rows = [examples[i] for i in b]
+            yield _pad_columns(rows, pad)
+
+
+def translation_loss(model: torch.nn.Module, batch: tuple[torch.Tensor, ...], pad: int = 0) -> torch.Tensor:
+    """Mean cross-entropy of one batch: (x, y) for a GPT, (src, x, y) for an EncoderDecoder
+    (source padding, equal to `pad` after the real tokens, is masked from the encoder)."""
+    if len(batch) == 2:
+        return model(batch[0], batch[1])[1]
+    src, x, y = batch
+    return model(src, x, y, src_mask=source_mask(src, pad))[1]
+
+
+@torch.no_grad()
+def mean_loss(model: torch.nn.Module, examples: list, batch_size: int = 64, pad: int = 0) -> float:
+    """Loss over all of `examples`, weighted by counted target tokens (the dev loss)."""
+    was = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(examples), batch_size):
+        rows = examples[i : i + batch_size]
+        batch = _pad_columns(rows, pad)
+        n = int((batch[-1] != IGNORE_INDEX).sum())
+        total += float(translation_loss(model, batch, pad)) * n
+        count += n
+    model.train(was)
+    return total / count
 
 
 def train_translation(

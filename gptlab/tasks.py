@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import random
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Iterable, NamedTuple
 
@@ -242,74 +241,12 @@ def encoder_decoder_example(tokenizer, pair: TranslationPair) -> tuple[list[int]
     return src, tgt[:-1], tgt[1:]
 
 
-def pad_batch(rows: list[list[int]], pad: int) -> torch.Tensor:
-    """Right-pad lists of ids to one (B, T) long tensor with `pad` (-100 for targets)."""
-    if not rows:
-        raise ValueError("pad_batch needs at least one row")
-    T = max(len(r) for r in rows)
-    out = torch.full((len(rows), T), pad, dtype=torch.long)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-    return out
-
-
-def translation_batches(examples: list[tuple[list[int], ...]], batch_size: int, *, seed: int = 0, pad: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
-    """Endless padded batches of examples (tuples of id lists, all but the last padded with `pad`,
-    the last -- the targets -- with -100), in a seeded order.
-
-    Each pass shuffles, then sorts within chunks of 50 batches by length, so a batch holds
-    sentences of similar length and little compute goes on padding.
-    """
-    if not examples:
-        raise ValueError("translation_batches needs at least one example")
-    rng = random.Random(seed)
-    while True:
-        order = list(range(len(examples)))
-        rng.shuffle(order)
-        chunk = 50 * batch_size
-        batches = []
-        for c in range(0, len(order), chunk):
-            part = sorted(order[c : c + chunk], key=lambda i: len(examples[i][-1]))
-            batches += [part[b : b + batch_size] for b in range(0, len(part), batch_size)]
-        rng.shuffle(batches)
-        for b in batches:
-            rows = [examples[i] for i in b]
-            cols = list(zip(*rows))
-            yield tuple(pad_batch(list(c), pad if j < len(cols) - 1 else IGNORE_INDEX) for j, c in enumerate(cols))
-
-
-def translation_loss(model: torch.nn.Module, batch: tuple[torch.Tensor, ...], pad: int = 0) -> torch.Tensor:
-    """Mean cross-entropy of one batch: (x, y) for a GPT, (src, x, y) for an EncoderDecoder
-    (source padding, equal to `pad` after the real tokens, is masked from the encoder)."""
-    if len(batch) == 2:
-        return model(batch[0], batch[1])[1]
-    src, x, y = batch
-    return model(src, x, y, src_mask=source_mask(src, pad))[1]
-
-
 def source_mask(src: torch.Tensor, pad: int) -> torch.Tensor:
     """(B, S) True for real source tokens: each row's real tokens, then `pad` to the right.
     Position 0 is always real (every source starts with <|en|>)."""
     real = src != pad
     real[:, 0] = True
     return real.cummin(dim=1).values  # padding only at the end: once False, False
-
-
-@torch.no_grad()
-def mean_loss(model: torch.nn.Module, examples: list, batch_size: int = 64, pad: int = 0) -> float:
-    """Loss over all of `examples`, weighted by counted target tokens (the dev loss)."""
-    was = model.training
-    model.eval()
-    total, count = 0.0, 0
-    for i in range(0, len(examples), batch_size):
-        rows = examples[i : i + batch_size]
-        cols = list(zip(*rows))
-        batch = tuple(pad_batch(list(c), pad if j < len(cols) - 1 else IGNORE_INDEX) for j, c in enumerate(cols))
-        n = int((batch[-1] != IGNORE_INDEX).sum())
-        total += float(translation_loss(model, batch, pad)) * n
-        count += n
-    model.train(was)
-    return total / count
 
 
 def _strip_translation(tokenizer, ids: list[int]) -> str:
@@ -332,6 +269,7 @@ def translate(
     `length_penalty`) one sentence at a time. Both systems decode through gptlab.generation;
     the EncoderDecoder via its ConditionedDecoder.
     """
+    from gptlab.finetune import pad_batch
     from gptlab.generation import beam_search, generate
     from gptlab.seq2seq import EncoderDecoder
 
@@ -360,7 +298,7 @@ def translate(
                 groups.append([i])
         for g in groups:
             if seq2seq:
-                src = pad_batch([prompts[i] for i in g], end)
+                src = pad_batch([prompts[i] for i in g], end)[0]
                 dec = model.condition(src, source_mask(src, end))
                 idx = torch.tensor([start] * len(g))
                 new = generate(dec, idx, n_new, do_sample=False, stop_tokens=end)[:, 1:]

@@ -103,14 +103,14 @@ def test_encoder_decoder_example_uses_the_same_tokens(tok):
 
 def test_batches_pad_inputs_and_ignore_padded_targets(tok):
     ex = [tasks.decoder_only_example(tok, p) for p in _pairs()]
-    gen = tasks.translation_batches(ex, 4, seed=0, pad=7)
+    gen = finetune.translation_batches(ex, 4, seed=0, pad=7)
     x, y = next(gen)
     assert x.shape == y.shape and x.shape[0] == 4
     for row_x, row_y in zip(x.tolist(), y.tolist()):
         orig = next(e for e in ex if e[0] == row_x[: len(e[0])] and all(v == 7 for v in row_x[len(e[0]) :]))
         assert row_y[: len(orig[1])] == orig[1] and all(v == -100 for v in row_y[len(orig[1]) :])
-    a = [t.tolist() for t in next(tasks.translation_batches(ex, 4, seed=3))]
-    b = [t.tolist() for t in next(tasks.translation_batches(ex, 4, seed=3))]
+    a = [t.tolist() for t in next(finetune.translation_batches(ex, 4, seed=3))]
+    b = [t.tolist() for t in next(finetune.translation_batches(ex, 4, seed=3))]
     assert a == b
 
 
@@ -208,7 +208,7 @@ def test_training_lowers_the_loss_for_both_systems(tok, kind):
     else:
         model = EncoderDecoder(Seq2SeqConfig(vocab_size=tok.n_vocab, block_size=24, n_encoder_layer=1, n_decoder_layer=1, n_head=2, n_embd=32))
         ex = [tasks.encoder_decoder_example(tok, p) for p in pairs]
-    before = tasks.mean_loss(model, ex, pad=end)
+    before = finetune.mean_loss(model, ex, pad=end)
     seen = []
     cfg = TrainConfig(max_steps=40, batch_size=6, lr=3e-3, warmup_steps=2, progress=False)
     hist = finetune.train_translation(model, ex, cfg, dev_examples=ex, eval_every=20, pad=end, callback=lambda s, m: seen.append(s))
