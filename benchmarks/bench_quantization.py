@@ -82,7 +82,8 @@ def main() -> None:
           f"({q / f:.2f}x); first 16 greedy ids identical: {same}")
 
     from gptlab.course import shakespeare_char_model
-    from gptlab.data import read_text, split_tokens
+    from gptlab.data import split_tokens
+    from gptlab.datasets import read_text
 
     model, tok, _ = shakespeare_char_model()
     model.eval()

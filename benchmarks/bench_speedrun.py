@@ -37,13 +37,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nanogpt_peer import NanoConfig, NanoGPT, nano_train  # noqa: E402
 
 from gptlab import GPT, GPTConfig  # noqa: E402
-from gptlab.training import TrainConfig, autocast, get_batch, make_optimizer, resolve_bf16, train  # noqa: E402
+from gptlab.training import TrainConfig, make_optimizer, train  # noqa: E402
+from gptlab.device import autocast, resolve_bf16
+from gptlab.data import get_batch
 
 TARGET_SPEED, TARGET_LOSS = 1.5, 1.75
 
 
 def load_data():
-    from gptlab.data import read_text, split_tokens
+    from gptlab.data import split_tokens
+    from gptlab.datasets import read_text
     from gptlab.tokenizers import CharTokenizer
 
     text = read_text("tinyshakespeare")

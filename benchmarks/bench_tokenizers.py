@@ -27,7 +27,7 @@ from typing import Callable
 import tiktoken
 from tiktoken._educational import bpe_train as tiktoken_educational_bpe_train
 
-from gptlab.data import read_text
+from gptlab.datasets import read_text
 from gptlab.tokenizers import GPT2_SPLIT_PATTERN, gpt2, tiktoken_offline_cache, train_bpe
 
 

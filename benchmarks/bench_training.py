@@ -30,22 +30,16 @@ import torch
 import torch.nn.functional as F
 
 from gptlab import GPT, GPTConfig
-from gptlab.training import (
-    TrainConfig,
-    autocast,
-    bf16_supported,
-    estimate_loss,
-    get_batch,
-    make_optimizer,
-    resolve_bf16,
-    train,
-)
+from gptlab.data import get_batch
+from gptlab.device import autocast, bf16_supported, resolve_bf16
+from gptlab.training import TrainConfig, estimate_loss, make_optimizer, train
 
 NANOGPT_VAL_LOSS = 1.88  # nanoGPT README, shakespeare-char on CPU
 
 
 def load_data():
-    from gptlab.data import read_text, split_tokens
+    from gptlab.data import split_tokens
+    from gptlab.datasets import read_text
     from gptlab.tokenizers import CharTokenizer
 
     text = read_text("tinyshakespeare")

@@ -34,7 +34,6 @@ import pickle
 import re
 import shutil
 import stat
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,9 +42,10 @@ from typing import Any, Iterator
 import torch
 
 from gptlab.config import GPTConfig
-from gptlab.data import sha256_file
+from gptlab.datasets import sha256_file
 from gptlab.device import get_device
 from gptlab.model import GPT
+from gptlab.tokenizers import tokenizer_to_dict
 
 FORMAT = "gptlab-checkpoint"
 FORMAT_VERSION = 1
@@ -336,25 +336,6 @@ def _untie(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dic
             seen[key] = name
             kept[name] = t.detach().to("cpu").contiguous()
     return kept, tied
-
-
-def tokenizer_to_dict(tok: Any) -> dict:
-    """The tokenizer as its tokenizer.json holds it: two tokenizers are the same when these are equal.
-
-    Also the check that `tok` can be saved at all, e.g. before training starts.
-    """
-    from gptlab.tokenizers import save_tokenizer
-
-    with tempfile.TemporaryDirectory() as d:
-        try:
-            save_tokenizer(tok, Path(d) / "tok.json")
-        except UnicodeEncodeError as e:
-            bad = e.object[e.start : e.end]
-            raise ValueError(
-                f"the tokenizer cannot be saved: its vocabulary holds {bad!r}, a lone surrogate that is not text; "
-                "build it from properly decoded text (read files with encoding='utf-8', errors='strict')"
-            ) from None
-        return json.loads((Path(d) / "tok.json").read_text(encoding="utf-8"))
 
 
 def save_checkpoint(

@@ -882,8 +882,8 @@ def lora_forward(fn: Callable[..., torch.Tensor]) -> Result:
 
 def target_only_targets(fn: Callable[[list[int], list[int]], tuple[list[int], list[int]]]) -> Result:
     """fn(prompt_ids, answer_ids) -> (inputs, targets): inputs = (prompt + answer)[:-1], targets = the next tokens
-    with -100 wherever the next token is still part of the prompt (gptlab.finetune.target_only_batch, one row)."""
-    from gptlab.finetune import target_only_batch
+    with -100 wherever the next token is still part of the prompt (gptlab.data.target_only_batch, one row)."""
+    from gptlab.data import target_only_batch
 
     def run() -> int:
         cases = [([1, 2, 3], [4, 5]), ([7], [8]), ([1, 1, 1, 1], [2, 3, 4]), ([9, 8], [7])]

@@ -56,7 +56,7 @@ def _flagify(msg: str) -> str:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from gptlab.data import DATASETS, fetch
+    from gptlab.datasets import DATASETS, fetch
 
     if args.action == "prepare":
         return _prepare(args)
@@ -75,7 +75,8 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def _prepare(args: argparse.Namespace) -> int:
     """`gptlab data prepare SRC OUT`: tokenize a text file or a folder of them into shards for `gptlab train --shards`."""
-    from gptlab.data import DATASETS, TokenShards, fetch, prepare_shards
+    from gptlab.data import TokenShards, prepare_shards
+    from gptlab.datasets import DATASETS, fetch
 
     if len(args.names) != 2:
         raise ValueError("usage: gptlab data prepare SRC OUT, with SRC a text file, a folder of .txt files or a dataset "
@@ -98,7 +99,7 @@ def _prepare(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from gptlab.checkpoint import check_save_target, writer_lock
     from gptlab.course import checkpoint_dir
-    from gptlab.data import read_text
+    from gptlab.datasets import read_text
     from gptlab.distributed import is_main
     from gptlab.training import PRESETS
 

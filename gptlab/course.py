@@ -73,7 +73,8 @@ def _char_model(name: str, model_overrides: dict, train_overrides: dict):
     import torch
 
     from gptlab.config import GPTConfig
-    from gptlab.data import read_text, split_tokens
+    from gptlab.data import split_tokens
+    from gptlab.datasets import read_text
     from gptlab.model import GPT
     from gptlab.tokenizers import CharTokenizer
     from gptlab.training import CheckpointError, History, TrainConfig, load_checkpoint, train

@@ -23,6 +23,8 @@ from typing import Any, Callable, TypeVar
 import torch
 import torch.distributed as dist
 
+from gptlab.data import get_batch
+
 T = TypeVar("T")
 
 
@@ -179,8 +181,6 @@ class RanksInOne:
 
     def get_batch(self, block_size: int, batch_size: int, generator: torch.Generator,
                   device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        from gptlab.training import get_batch
-
         if batch_size % self.world_size:
             raise ValueError(f"batch_size {batch_size} must be a multiple of world_size {self.world_size}: b windows per rank")
         if id(generator) not in self._partners:  # first use: rank r's generator is seeded seed + r

@@ -40,65 +40,17 @@ from torch import nn
 from torch.nn import functional as F
 
 from gptlab.config import GPTConfig
-from gptlab.data import sha256_file
-from gptlab.device import get_device
+from gptlab.data import pad_batch, target_only_batch
+from gptlab.datasets import sha256_file
+from gptlab.device import autocast, get_device, resolve_bf16
 from gptlab.lora import apply_lora, count_parameters, lora_config
-from gptlab.model import GPT
-from gptlab.tasks import IGNORE_INDEX, source_mask
-from gptlab.training import TrainConfig, autocast, make_optimizer, resolve_bf16, set_lr
+from gptlab.model import GPT, IGNORE_INDEX
+from gptlab.seq2seq import source_mask
+from gptlab.training import TrainConfig, make_optimizer, set_lr
 
 Example = tuple[Sequence[int], int]  # (token ids, label)
 
 # ---------------------------------------------------------------- batches
-
-
-def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int = 0, max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad token sequences into idx (B, T) and lengths (B,); T is the longest (after cropping).
-
-    A sequence longer than max_len keeps its first max_len tokens.
-    """
-    if len(seqs) == 0:
-        raise ValueError("pad_batch needs at least one sequence")
-    if max_len is not None and max_len < 1:
-        raise ValueError(f"max_len must be None or >= 1, got {max_len}")
-    seqs = [list(s)[:max_len] if max_len is not None else list(s) for s in seqs]
-    if any(len(s) == 0 for s in seqs):
-        raise ValueError(f"sequence {next(i for i, s in enumerate(seqs) if not s)} is empty: every sequence needs at least one token")
-    lengths = torch.tensor([len(s) for s in seqs])
-    idx = torch.full((len(seqs), int(lengths.max())), pad_id, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        idx[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
-    return idx, lengths
-
-
-def target_only_batch(
-    pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int = 0, max_len: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Language-model batch (idx, targets) that scores only the answer tokens of (prompt, answer) pairs.
-
-    Each row reads prompt + answer; targets is that shifted by one, with -100 (which
-    GPT's loss ignores) wherever the next token is still part of the prompt, and on
-    padding. The model learns to write answers, not to predict the prompts it is
-    given (the translation and summarization lessons fine-tune this way). A row
-    longer than max_len + 1 tokens loses the start of its prompt.
-    """
-    rows = []
-    for i, (prompt, answer) in enumerate(pairs):
-        prompt, answer = list(prompt), list(answer)
-        if not prompt or not answer:
-            raise ValueError(f"pair {i}: prompt and answer must each hold at least one token")
-        seq = prompt + answer
-        tgt = [-100] * (len(prompt) - 1) + answer
-        if max_len is not None and len(seq) - 1 > max_len:
-            if len(answer) > max_len:
-                raise ValueError(f"pair {i}: the answer has {len(answer)} tokens, more than max_len={max_len}")
-            seq, tgt = seq[-(max_len + 1):], tgt[-max_len:]
-        rows.append((seq[:-1], tgt))
-    idx, lengths = pad_batch([r[0] for r in rows], pad_id)
-    targets = torch.full_like(idx, -100)
-    for i, (_, tgt) in enumerate(rows):
-        targets[i, : len(tgt)] = torch.as_tensor(tgt, dtype=torch.long)
-    return idx, targets
 
 
 # ---------------------------------------------------------------- the classifier

@@ -22,6 +22,8 @@ from torch.nn import functional as F
 
 from gptlab.config import GPTConfig
 
+IGNORE_INDEX = -100  # a target with this value adds nothing to the loss (PyTorch's cross_entropy default)
+
 
 def causal_mask(T: int, L: int, device: torch.device | None = None) -> torch.Tensor:
     """(T, L) booleans: query i (the last T of L positions) may see key j iff j <= L - T + i."""
@@ -273,7 +275,7 @@ class GPT(nn.Module):
         self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None, last_only: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """idx: (B, T) token ids -> logits (B, T, vocab_size), and the mean
-        cross-entropy against `targets` (B, T) if given (-100 marks positions to ignore).
+        cross-entropy against `targets` (B, T) if given (IGNORE_INDEX = -100 marks positions to ignore).
 
         last_only=True returns logits (B, 1, vocab_size) for the last position only: all that
         generation needs, and it skips the biggest matmul (n_embd x vocab_size) for the rest."""
@@ -311,7 +313,7 @@ class GPT(nn.Module):
         logits = self.lm_head(x)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-100)
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=IGNORE_INDEX)
         return logits, loss
 
     def crop_block_size(self, block_size: int) -> None:

@@ -329,9 +329,9 @@ def export_hf_gpt2(model: GPT, path: str | os.PathLike) -> Path:
 
 
 def gpt2_cache_dir(name: str = "gpt2", cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where download_gpt2 keeps `name`: <cache>/hf/<org>--<model> (cache: gptlab.data.data_dir())."""
+    """Where download_gpt2 keeps `name`: <cache>/hf/<org>--<model> (cache: gptlab.datasets.data_dir())."""
     if cache_dir is None:
-        from gptlab.data import data_dir
+        from gptlab.datasets import data_dir
 
         cache_dir = data_dir()
     return Path(cache_dir) / "hf" / GPT2_REPOS.get(name, name).replace("/", "--")

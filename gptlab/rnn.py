@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gptlab.model import IGNORE_INDEX
+
 
 def _positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -78,7 +80,7 @@ class CharLSTM(nn.Module):
         return_state: bool = False,
     ):
         """idx: (B, T) token ids -> logits (B, T, vocab_size) and the mean cross-entropy
-        against `targets` (B, T) if given (-100 marks positions to ignore).
+        against `targets` (B, T) if given (IGNORE_INDEX = -100 marks positions to ignore).
 
         Unlike GPT there is no block_size: the state (h, c) summarises any prefix, so
         T may be anything. Pass `state` (and return_state=True) to continue a sequence
@@ -92,7 +94,7 @@ class CharLSTM(nn.Module):
         logits = self.lm_head(out)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100)
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX)
         return (logits, loss, new_state) if return_state else (logits, loss)
 
     @torch.no_grad()

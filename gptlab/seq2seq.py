@@ -29,7 +29,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from gptlab.config import GPTConfig
-from gptlab.model import GPT, MLP, Block, KVCache
+from gptlab.model import GPT, IGNORE_INDEX, MLP, Block, KVCache
 
 
 @dataclass
@@ -222,7 +222,7 @@ class EncoderDecoder(nn.Module):
         self, idx: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None = None,
         targets: torch.Tensor | None = None, cache: KVCache | None = None, last_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Target ids (B, T) and the encoder's memory -> logits (B, T, V) and the loss (-100 ignored), like GPT.forward."""
+        """Target ids (B, T) and the encoder's memory -> logits (B, T, V) and the loss (IGNORE_INDEX targets skipped), like GPT.forward."""
         start = cache.pos if cache is not None else 0
         self._check_ids(idx, "idx (the target ids)", start)
         T = idx.size(1)
@@ -237,7 +237,7 @@ class EncoderDecoder(nn.Module):
         logits = self.lm_head(self.decoder.ln_f(x))
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-100)
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=IGNORE_INDEX)
         return logits, loss
 
     def forward(
@@ -269,3 +269,11 @@ class ConditionedDecoder(nn.Module):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None, last_only: bool = False):
         return self.model.decode(idx, self.memory, self.memory_mask, targets, cache, last_only)
+
+
+def source_mask(src: torch.Tensor, pad: int) -> torch.Tensor:
+    """(B, S) True for real source tokens: each row's real tokens, then `pad` to the right.
+    Position 0 is always real (every source starts with <|en|>)."""
+    real = src != pad
+    real[:, 0] = True
+    return real.cummin(dim=1).values  # padding only at the end: once False, False

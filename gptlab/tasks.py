@@ -2,7 +2,7 @@
 
 Each application lesson (11 sentiment, 12 translation, 13 summarization) reads its
 examples from here, so a split or a prompt format is defined once and the tests
-check it once. Datasets come through `gptlab.data.fetch` (cache, mirror, sha256).
+check it once. Datasets come through `gptlab.datasets.fetch` (cache, mirror, sha256).
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ from typing import Iterable, NamedTuple
 
 import torch
 
-from gptlab.data import read_text
+from gptlab import data
+from gptlab.datasets import read_text
+from gptlab.generation import beam_search, generate
+from gptlab.metrics import rouge
+from gptlab.seq2seq import EncoderDecoder, source_mask
 
-IGNORE_INDEX = -100  # targets with this value add nothing to GPT's cross-entropy loss
 
 
 # --- SST-2 sentiment (lesson 11) -------------------------------------------------
@@ -220,16 +223,16 @@ def translation_text(pair: TranslationPair) -> str:
 def decoder_only_example(tokenizer, pair: TranslationPair, *, target_only: bool = True) -> tuple[list[int], list[int]]:
     """(x, y) ids for next-token training on one pair: y is x shifted left by one.
 
-    target_only=True sets y to -100 (the ignore index of GPT's loss) wherever the
+    target_only=True sets y to IGNORE_INDEX (-100, skipped by GPT's loss) wherever the
     next token is still part of the prompt, so the loss counts only the Chinese tokens
     and <|end|>: the model is trained to translate, not to model English.
     """
     prompt = tokenizer.encode(translation_prompt(pair.en))
-    ids = prompt + tokenizer.encode(pair.zh) + [tokenizer.special_tokens[END]]
-    x, y = ids[:-1], ids[1:]
+    answer = tokenizer.encode(pair.zh) + [tokenizer.special_tokens[END]]
     if target_only:
-        y = [IGNORE_INDEX] * (len(prompt) - 1) + y[len(prompt) - 1 :]
-    return x, y
+        return data.target_only(prompt, answer)
+    ids = prompt + answer
+    return ids[:-1], ids[1:]
 
 
 def encoder_decoder_example(tokenizer, pair: TranslationPair) -> tuple[list[int], list[int], list[int]]:
@@ -239,14 +242,6 @@ def encoder_decoder_example(tokenizer, pair: TranslationPair) -> tuple[list[int]
     src = tokenizer.encode(f"{EN}{pair.en}")
     tgt = [tokenizer.special_tokens[ZH]] + tokenizer.encode(pair.zh) + [tokenizer.special_tokens[END]]
     return src, tgt[:-1], tgt[1:]
-
-
-def source_mask(src: torch.Tensor, pad: int) -> torch.Tensor:
-    """(B, S) True for real source tokens: each row's real tokens, then `pad` to the right.
-    Position 0 is always real (every source starts with <|en|>)."""
-    real = src != pad
-    real[:, 0] = True
-    return real.cummin(dim=1).values  # padding only at the end: once False, False
 
 
 def _strip_translation(tokenizer, ids: list[int]) -> str:
@@ -269,10 +264,6 @@ def translate(
     `length_penalty`) one sentence at a time. Both systems decode through gptlab.generation;
     the EncoderDecoder via its ConditionedDecoder.
     """
-    from gptlab.finetune import pad_batch
-    from gptlab.generation import beam_search, generate
-    from gptlab.seq2seq import EncoderDecoder
-
     if isinstance(sources, str):
         raise TypeError("sources must be a list of English sentences, got one str; wrap it: [sentence]")
     if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
@@ -298,7 +289,7 @@ def translate(
                 groups.append([i])
         for g in groups:
             if seq2seq:
-                src = pad_batch([prompts[i] for i in g], end)[0]
+                src = data.pad_batch([prompts[i] for i in g], end)[0]
                 dec = model.condition(src, source_mask(src, end))
                 idx = torch.tensor([start] * len(g))
                 new = generate(dec, idx, n_new, do_sample=False, stop_tokens=end)[:, 1:]
@@ -416,7 +407,7 @@ def tldr_example(abstract: str, summary: str) -> tuple[str, str]:
 
     The answer starts with the space, so a byte-level BPE sees ' We' exactly as it
     does inside running text; the loss is taken on the answer only
-    (gptlab.finetune.target_only_batch).
+    (gptlab.data.target_only_batch).
     """
     if not isinstance(summary, str) or not summary.strip():
         raise ValueError("summary must be a non-empty str")
@@ -439,8 +430,6 @@ def oracle_sentence(paper: Paper) -> str:
     Each ROUGE is the maximum over the references (gptlab.metrics.rouge). It is
     the ceiling for any summarizer that copies one sentence; ties go to the earlier one.
     """
-    from gptlab.metrics import rouge
-
     def score(s: str) -> float:
         return sum(rouge([s], [list(paper.tldrs)]).values())
 

@@ -11,7 +11,7 @@ Three kinds, one interface (`encode(str) -> list[int]`, `decode(list[int]) -> st
   pair into a new token. Training is ours, in pure Python; encoding runs in
   tiktoken's Rust core, fed with our merges as its ranks.
 - `gpt2()`: the real GPT-2 vocabulary (50,257 tokens) as a `tiktoken.Encoding`,
-  read from the pinned ranks file that `gptlab.data.fetch` provides, so it works
+  read from the pinned ranks file that `gptlab.datasets.fetch` provides, so it works
   offline from a mirror.
 
 `get_pair_counts` and `merge` are the two small functions the BPE lesson calls
@@ -35,6 +35,8 @@ from typing import Iterable, Sequence, Union
 import regex
 import tiktoken
 
+from gptlab.datasets import DATASETS, fetch
+
 # GPT-2's pre-tokenizer: split text into words, numbers, punctuation runs and
 # whitespace *before* BPE, so merges never cross those boundaries (no token for
 # "dog." and "dog!" and "dog?"). This is tiktoken's form of the pattern in the
@@ -42,7 +44,7 @@ import tiktoken
 # equivalent and faster thanks to possessive quantifiers.
 GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
 ENDOFTEXT = "<|endoftext|>"
-GPT2_TIKTOKEN_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
+GPT2_TIKTOKEN_SHA256 = DATASETS["gpt2_tiktoken"].sha256  # one pin, in the registry
 
 Pair = tuple[int, int]
 # Limits a tokenizer file must respect (a tampered one could otherwise exhaust memory):
@@ -482,7 +484,7 @@ def train_bpe(
 def gpt2() -> tiktoken.Encoding:
     """GPT-2's tokenizer (50,257 tokens) as a tiktoken.Encoding, built from the pinned ranks file.
 
-    The ranks come from `gptlab.data.fetch("gpt2_tiktoken")` (sha256-checked; set
+    The ranks come from `gptlab.datasets.fetch("gpt2_tiktoken")` (sha256-checked; set
     GPTLAB_DATA_MIRROR to work offline) instead of tiktoken's own download, so
     lessons run without the network. Identical to tiktoken.get_encoding("gpt2").
     """
@@ -502,12 +504,10 @@ def _gpt2_ranks() -> tuple[bytes, dict[bytes, int]]:
     tiktoken.load.load_tiktoken_bpe, which would also copy the file into a
     cache folder under the system temp dir.
     """
-    from gptlab.data import fetch  # imported here: gptlab.data is the heavier module (torch)
-
     path = fetch("gpt2_tiktoken")
     raw = path.read_bytes()
     if hashlib.sha256(raw).hexdigest() != GPT2_TIKTOKEN_SHA256:
-        raise ValueError(f"{path} is not the GPT-2 ranks file (sha256 mismatch); delete it and run gptlab.data.fetch('gpt2_tiktoken') again")
+        raise ValueError(f"{path} is not the GPT-2 ranks file (sha256 mismatch); delete it and run gptlab.datasets.fetch('gpt2_tiktoken') again")
     ranks = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in raw.splitlines() if line)}
     return raw, ranks
 
@@ -624,6 +624,31 @@ def save_tokenizer(tok: Tokenizer, path: str | Path) -> None:
         _write_json(path, {"type": "gpt2"})
     else:
         raise ValueError(f"cannot save {tok!r}: save_tokenizer knows CharTokenizer, BPETokenizer and gpt2()")
+
+
+def tokenizer_to_dict(tok: Tokenizer) -> dict:
+    """The tokenizer as its tokenizer.json holds it: two tokenizers are the same when these are equal.
+
+    Also the check that `tok` can be saved at all, e.g. before training starts:
+    a vocabulary holding a lone surrogate (text decoded with errors="surrogateescape")
+    cannot be written as UTF-8.
+    """
+    if isinstance(tok, (CharTokenizer, BPETokenizer)):
+        obj = tok.to_dict()
+    elif _is_gpt2(tok):
+        obj = {"type": "gpt2"}
+    else:
+        raise ValueError(f"cannot save {tok!r}: save_tokenizer knows CharTokenizer, BPETokenizer and gpt2()")
+    text = json.dumps(obj, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        bad = e.object[e.start : e.end]
+        raise ValueError(
+            f"the tokenizer cannot be saved: its vocabulary holds {bad!r}, a lone surrogate that is not text; "
+            "build it from properly decoded text (read files with encoding='utf-8', errors='strict')"
+        ) from None
+    return json.loads(text)
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:

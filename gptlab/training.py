@@ -46,15 +46,15 @@ from gptlab.checkpoint import (  # re-exported: lessons and gptlab.course import
     load_weights,
     read_checkpoint_meta,
     save_checkpoint,
-    tokenizer_to_dict,
     writer_lock,
 )
 from gptlab import distributed
 from gptlab.config import GPTConfig, from_known_fields
-from gptlab.data import to_device
-from gptlab.device import get_device
+from gptlab.data import draw_batch, get_batch
+from gptlab.device import autocast, get_device, resolve_bf16
 from gptlab.distributed import World
 from gptlab.model import GPT
+from gptlab.tokenizers import tokenizer_to_dict
 
 # ---------------------------------------------------------------- configuration
 
@@ -222,67 +222,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 # ---------------------------------------------------------------- batches, precision, evaluation
-
-
-def get_batch(
-    data: torch.Tensor,
-    block_size: int,
-    batch_size: int,
-    generator: torch.Generator | None = None,
-    device: torch.device | str | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`batch_size` random windows of `data` (a 1-D LongTensor): x = data[i:i+T], y = data[i+1:i+T+1].
-
-    Random offsets (nanoGPT's get_batch) rather than an epoch over fixed windows:
-    every offset is a training example. The offsets come from `generator`, whose
-    state the checkpoint keeps, so a resumed run draws the same batches.
-    """
-    ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
-    chunk = data[ix[:, None] + torch.arange(block_size + 1)]  # (B, T + 1)
-    return to_device(chunk[:, :-1].contiguous(), chunk[:, 1:].contiguous(), device)
-
-
-def draw_batch(data: Any, block_size: int, batch_size: int, generator: torch.Generator | None = None,
-               device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """get_batch for a token tensor, or data.get_batch(...) for a batch source such as gptlab.data.TokenShards.
-
-    Shards on disk draw their offsets from the generator exactly as get_batch does,
-    so a run on shards and a run on the same tokens in memory see the same batches.
-    """
-    if isinstance(data, torch.Tensor):
-        return get_batch(data, block_size, batch_size, generator, device)
-    return data.get_batch(block_size, batch_size, generator, device)
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """Whether `device` computes bfloat16 natively (CUDA Ampere+, CPUs with AVX-512 BF16 or AMX)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-        return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
-    return False
-
-
-def resolve_bf16(setting: bool | str, device: torch.device) -> bool:
-    return bf16_supported(device) if setting == "auto" else bool(setting)
-
-
-@contextmanager
-def autocast(device: torch.device, enabled: bool):
-    """bfloat16 autocast: matmuls run in bf16, weights and AdamW's state stay fp32.
-
-    On the CPU, PyTorch's fused (flash) attention kernel is slower in bf16 than
-    its plain math composition, which keeps the softmax in fp32 (measured on an
-    AVX-512 BF16 CPU, block 64: a training step 1.2x faster), so there we ask
-    scaled_dot_product_attention for the math kernel.
-    """
-    if not enabled:
-        yield
-        return
-    with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
-        with sdpa_kernel([SDPBackend.MATH]) if device.type == "cpu" else nullcontext():
-            yield
 
 
 @torch.no_grad()
@@ -712,8 +651,6 @@ def _restore(cfg: TrainConfig, model: GPT, optimizer, batch_gen, tokenizer, devi
 
 
 __all__ = [
-    "CheckpointError", "History", "PRESETS", "TrainConfig", "TrainingDiverged", "autocast", "bf16_supported", "draw_batch",
-    "estimate_loss",
-    "get_batch", "load_checkpoint", "lr_at", "make_optimizer", "read_checkpoint_meta", "resolve_bf16",
-    "save_checkpoint", "train",
+    "CheckpointError", "History", "PRESETS", "TrainConfig", "TrainingDiverged", "estimate_loss",
+    "load_checkpoint", "lr_at", "make_optimizer", "read_checkpoint_meta", "save_checkpoint", "train",
 ]

@@ -21,7 +21,8 @@ import torch
 import torch.multiprocessing as mp
 
 from gptlab.distributed import RanksInOne
-from gptlab.training import get_batch, train
+from gptlab.training import train
+from gptlab.data import get_batch
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "_ddp_worker.py"
@@ -137,7 +138,7 @@ def test_torchrun_runs_the_gptlab_train_command(tmp_path):
 
 def test_a_damaged_per_rank_random_state_is_refused(two_procs, tmp_path):
     from gptlab.checkpoint import CheckpointError
-    from gptlab.data import sha256_file
+    from gptlab.datasets import sha256_file
 
     root, _ = two_procs
     ckpt = tmp_path / "ckpt"

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from gptlab import GPT, GPTConfig
+from gptlab import data
 from gptlab import finetune as FT
 from gptlab.lora import apply_lora, count_parameters
 from gptlab.training import TrainConfig
@@ -40,7 +41,7 @@ def test_padding_never_changes_a_prediction(pool):
     seqs = [[5, 6, 7], [8, 9, 10, 11, 12, 13, 14], [4]]
     alone = torch.cat([clf(torch.tensor([s])) for s in seqs])
     for pad_id in (0, 19):  # whatever the padding token is
-        idx, lengths = FT.pad_batch(seqs, pad_id=pad_id)
+        idx, lengths = data.pad_batch(seqs, pad_id=pad_id)
         assert idx.shape == (3, 7) and lengths.tolist() == [3, 7, 1]
         batched = clf(idx, lengths)
         torch.testing.assert_close(batched, alone, rtol=1e-5, atol=1e-6)
@@ -73,7 +74,7 @@ def test_bad_arguments_fail_clearly():
     with pytest.raises(ValueError, match="lengths must lie"):
         clf(torch.tensor([[1, 2]]), torch.tensor([3]))
     with pytest.raises(ValueError, match="empty"):
-        FT.pad_batch([[1], []])
+        data.pad_batch([[1], []])
     with pytest.raises(TypeError, match="encode the text"):
         FT.evaluate(clf, [("a text", 1)])
     with pytest.raises(ValueError, match="label"):
@@ -195,10 +196,10 @@ def test_resume_refuses_a_differently_frozen_model_and_a_damaged_file(tmp_path):
 
 
 def test_target_only_batch_scores_only_the_answer():
-    idx, targets = FT.target_only_batch([([1, 2, 3], [4, 5]), ([6], [7, 8, 9])], pad_id=0)
+    idx, targets = data.target_only_batch([([1, 2, 3], [4, 5]), ([6], [7, 8, 9])], pad_id=0)
     assert idx.tolist() == [[1, 2, 3, 4], [6, 7, 8, 0]]
     assert targets.tolist() == [[-100, -100, 4, 5], [7, 8, 9, -100]]
-    idx, targets = FT.target_only_batch([([1, 2, 3, 4], [5, 6])], max_len=3)  # the prompt's start is dropped
+    idx, targets = data.target_only_batch([([1, 2, 3, 4], [5, 6])], max_len=3)  # the prompt's start is dropped
     assert idx.tolist() == [[3, 4, 5]] and targets.tolist() == [[-100, 5, 6]]
     gpt = model()
     _, loss = gpt(idx, targets)

@@ -25,7 +25,7 @@ import torch
 
 from gptlab import GPT, GPTConfig
 from gptlab import training as T
-from gptlab.data import sha256_file
+from gptlab.datasets import sha256_file
 from gptlab.tokenizers import CharTokenizer, train_bpe
 
 ROOT = Path(__file__).resolve().parents[1]

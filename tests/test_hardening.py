@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from gptlab import GPT, GPTConfig, cli
 from gptlab import checkpoint as C
 from gptlab import training as T
-from gptlab.data import sha256_file
+from gptlab.datasets import sha256_file
 from gptlab.tokenizers import BPETokenizer, CharTokenizer, load_tokenizer, train_bpe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -656,7 +656,7 @@ def test_10_non_utf8_text_names_the_file(tmp_path, capsys):
 
 
 def test_10_data_folder_and_mirror_errors(tmp_path, monkeypatch):
-    from gptlab.data import ChecksumError, DataUnavailableError, fetch
+    from gptlab.datasets import ChecksumError, DataUnavailableError, fetch
 
     (tmp_path / "afile").write_text("x")
     monkeypatch.setenv("GPTLAB_DATA_DIR", str(tmp_path / "afile"))

@@ -384,7 +384,7 @@ def test_judge_model_is_deeper_saved_under_its_own_name_and_loaded_not_retrained
 
     monkeypatch.setenv("GPTLAB_CHECKPOINT_DIR", str(tmp_path))
     chars = "".join(chr(c) for c in range(40, 105))  # 65 characters, as Tiny Shakespeare
-    monkeypatch.setattr("gptlab.data.read_text", lambda name: chars * 20)
+    monkeypatch.setattr("gptlab.datasets.read_text", lambda name: chars * 20)
     calls = []
 
     def fake_train(model, tr, va, cfg, **kw):

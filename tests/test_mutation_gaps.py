@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from gptlab import GPT, GPTConfig, cli, data
+from gptlab import GPT, GPTConfig, cli, data, datasets
 from gptlab import tokenizers as toks
 from gptlab import training as T
 from gptlab.generation import beam_search, generate
@@ -217,14 +217,14 @@ def test_gpt2_ranks_file_is_checked_whoever_provides_it(tmp_path, monkeypatch, f
 def small_dataset(tmp_path, monkeypatch):
     """A registered dataset of a few bytes, with a good mirror copy and no network."""
     good = b"the right bytes\n" * 8
-    info = data.DatasetInfo("tiny_test", "tiny_test.txt", "https://example.invalid/tiny_test.txt",
+    info = datasets.DatasetInfo("tiny_test", "tiny_test.txt", "https://example.invalid/tiny_test.txt",
                             hashlib.sha256(good).hexdigest(), len(good), "test", "test", "test")
-    monkeypatch.setitem(data.DATASETS, info.name, info)
+    monkeypatch.setitem(datasets.DATASETS, info.name, info)
 
     def refuse(*a, **k):
         raise OSError("network is unreachable (test)")
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", refuse)
     monkeypatch.delenv("GPTLAB_DATA_MIRROR", raising=False)
     mirror = tmp_path / "mirror"
     mirror.mkdir()
@@ -239,10 +239,10 @@ def test_cached_file_with_the_right_size_but_wrong_bytes_is_fetched_again(tmp_pa
     cache.mkdir()
     bad = bytes([good[0] ^ 1]) + good[1:]  # one bit flipped: same size
     (cache / info.filename).write_bytes(bad)
-    with pytest.raises(data.DataUnavailableError):  # offline, no mirror: refused, not served
-        data.fetch(info.name, cache_dir=cache)
-    assert data.fetch(info.name, cache_dir=cache, mirror=mirror).read_bytes() == good  # replaced by a checked copy
-    assert data.fetch(info.name, cache_dir=cache) == cache / info.filename  # and now served from the cache
+    with pytest.raises(datasets.DataUnavailableError):  # offline, no mirror: refused, not served
+        datasets.fetch(info.name, cache_dir=cache)
+    assert datasets.fetch(info.name, cache_dir=cache, mirror=mirror).read_bytes() == good  # replaced by a checked copy
+    assert datasets.fetch(info.name, cache_dir=cache) == cache / info.filename  # and now served from the cache
 
 
 # ----------------------------------------------------------------------------- the explorer's status line

@@ -14,7 +14,8 @@ from gptlab.config import GPTConfig
 from gptlab.data import ShardError, TokenShards, TokenWindows, prepare_shards, split_tokens
 from gptlab.model import GPT
 from gptlab.tokenizers import CharTokenizer
-from gptlab.training import TrainConfig, get_batch, train
+from gptlab.training import TrainConfig, train
+from gptlab.data import get_batch
 
 TEXTS = {  # read in sorted path order: a.txt, b.txt, sub/c.txt
     "b.txt": "Second file: the quick brown fox jumps over the lazy dog.\n" * 3,

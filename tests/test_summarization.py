@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from gptlab.data import DataUnavailableError
+from gptlab.datasets import DataUnavailableError
 from gptlab.metrics import compression_ratio, novel_ngrams, rouge, unsupported_ngrams, words
 from gptlab.tasks import (
     Paper,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from gptlab.data import DataUnavailableError
+from gptlab.datasets import DataUnavailableError
 from gptlab.tasks import maximal_phrases, normalize_text, sst2
 
 

@@ -44,7 +44,7 @@ def data_mirror():
 
 @pytest.fixture(scope="module")
 def shakespeare() -> str:
-    from gptlab.data import read_text
+    from gptlab.datasets import read_text
 
     return read_text("tinyshakespeare")
 

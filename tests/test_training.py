@@ -15,9 +15,10 @@ import pytest
 import torch
 
 from gptlab import GPT, GPTConfig
+from gptlab import data
 from gptlab import checkpoint as C
 from gptlab import training as T
-from gptlab.data import sha256_file
+from gptlab.datasets import sha256_file
 from gptlab.tokenizers import CharTokenizer
 from gptlab.training import CheckpointError, History, TrainConfig
 
@@ -101,11 +102,11 @@ def test_lr_schedule_warmup_then_cosine():
 def test_get_batch_windows_and_generator():
     data = torch.arange(1000)
     g = torch.Generator().manual_seed(0)
-    x, y = T.get_batch(data, 16, 5, g)
+    x, y = data.get_batch(data, 16, 5, g)
     assert x.shape == y.shape == (5, 16)
     assert torch.equal(y, x + 1)  # next-token targets
     assert torch.equal(x[:, 1:], x[:, :-1] + 1)  # contiguous windows
-    x2, _ = T.get_batch(data, 16, 5, torch.Generator().manual_seed(0))
+    x2, _ = data.get_batch(data, 16, 5, torch.Generator().manual_seed(0))
     assert torch.equal(x, x2)
 
 
@@ -163,7 +164,7 @@ def test_callback_cannot_change_the_run():
 ])
 def test_bf16_flag_switches_autocast_on(bf16, hardware_has_bf16, expect, monkeypatch):
     """The matmuls of training steps and evaluations really run in bf16 (seen by a hook), and only when asked."""
-    monkeypatch.setattr(T, "bf16_supported", lambda device: hardware_has_bf16)
+    monkeypatch.setattr("gptlab.device.bf16_supported", lambda device: hardware_has_bf16)
     model = fresh_model()
     seen = set()
     model.lm_head.register_forward_hook(lambda m, args, out: seen.add(("train" if m.training else "eval", out.dtype)))
@@ -397,7 +398,7 @@ def test_course_model_is_loaded_not_retrained(tmp_path, monkeypatch):
     T.save_checkpoint(tmp_path / "shakespeare-char-fast", model, tokenizer=tok, step=100, history=hist)
     calls = []
     monkeypatch.setattr(course, "checkpoint_dir", lambda: tmp_path)
-    monkeypatch.setattr("gptlab.data.read_text", lambda name: "".join(chr(c) for c in range(40, 105)) * 20)
+    monkeypatch.setattr("gptlab.datasets.read_text", lambda name: "".join(chr(c) for c in range(40, 105)) * 20)
     monkeypatch.setattr(T, "train", lambda model, tr, va, cfg, **kw: calls.append(cfg) or History())
     with pytest.warns(UserWarning, match="not the shakespeare-char-fast recipe"):
         course.shakespeare_char_model(fast=True)

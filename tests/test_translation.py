@@ -6,7 +6,7 @@ import functools
 import pytest
 import torch
 
-from gptlab import finetune, metrics, tasks
+from gptlab import finetune, metrics, seq2seq, tasks
 from gptlab.config import GPTConfig
 from gptlab.model import GPT
 from gptlab.tokenizers import train_bpe
@@ -116,7 +116,7 @@ def test_batches_pad_inputs_and_ignore_padded_targets(tok):
 
 def test_source_mask():
     src = torch.tensor([[5, 6, 9, 9], [5, 9, 9, 9], [5, 6, 7, 8]])
-    assert tasks.source_mask(src, 9).tolist() == [[True, True, False, False], [True, False, False, False], [True] * 4]
+    assert seq2seq.source_mask(src, 9).tolist() == [[True, True, False, False], [True, False, False, False], [True] * 4]
 
 
 class _Chain(GPT):
