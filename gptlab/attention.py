@@ -26,7 +26,8 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from gptlab.model import GPT, CausalSelfAttention
+from gptlab.model import GPT, CausalSelfAttention, eval_mode
+from gptlab.tokenizers import token_strings
 
 
 @dataclass
@@ -59,14 +60,14 @@ class AttentionMaps:
 
     def head(self, layer: int, head: int) -> torch.Tensor:
         """The (T, T) weights of one head."""
-        _check_index("layer", layer, self.n_layer)
-        _check_index("head", head, self.n_head)
+        check_index("layer", layer, self.n_layer)
+        check_index("head", head, self.n_head)
         return self.weights[layer, head]
 
     def window(self, start: int = 0, end: int | None = None) -> "AttentionMaps":
         """Tokens start..end-1 only (for long inputs). Rows then sum to <= 1: the
         weight on tokens before `start` is cut away, not renormalised."""
-        start, end = _window_bounds(start, end, self.T)
+        start, end = window_bounds(start, end, self.T)
         return AttentionMaps(
             self.weights[..., start:end, start:end],
             self.tokens[start:end],
@@ -75,12 +76,14 @@ class AttentionMaps:
         )
 
 
-def _check_index(name: str, value: int, n: int) -> None:
+def check_index(name: str, value: int, n: int) -> None:
+    """Refuse a layer/head index outside [0, n) with a message naming it (shared with gptlab.viz)."""
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < n:
         raise ValueError(f"{name} must be an integer in [0, {n}), got {value!r}")
 
 
-def _window_bounds(start: int | None, end: int | None, T: int) -> tuple[int, int]:
+def window_bounds(start: int | None, end: int | None, T: int) -> tuple[int, int]:
+    """[start, end) of a token window, Python-style negatives allowed, checked to lie inside [0, T]."""
     start = 0 if start is None else start
     end = T if end is None else end
     if start < 0:
@@ -125,22 +128,13 @@ def capture_weights(model: GPT, idx: torch.Tensor) -> tuple[torch.Tensor, torch.
     Eval mode because dropout would make the outputs (and the weights) random;
     the model's train/eval mode is restored afterwards.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        with capture_attention(model) as layers:
-            logits, _ = model(idx)
-            weights = torch.stack([m.att for m in layers], dim=1)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), capture_attention(model) as layers:
+        logits, _ = model(idx)
+        weights = torch.stack([m.att for m in layers], dim=1)
     return logits, weights.float()
 
 
 def _token_strings(tokenizer: Any, ids: list[int]) -> list[str]:
-    try:
-        from gptlab.tokenizers import token_strings
-    except ImportError:  # fall back to decoding one id at a time
-        return [tokenizer.decode([i]) for i in ids]
     return list(token_strings(tokenizer, ids))
 
 

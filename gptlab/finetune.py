@@ -40,7 +40,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from gptlab.config import GPTConfig
-from gptlab.data import pad_batch, target_only_batch
+from gptlab.data import pad_batch
 from gptlab.datasets import sha256_file
 from gptlab.device import autocast, get_device, resolve_bf16
 from gptlab.lora import apply_lora, count_parameters, lora_config

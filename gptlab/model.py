@@ -1,4 +1,4 @@
-"""A GPT-2 style decoder-only Transformer, small enough to read in one sitting.
+"""A GPT-2 style decoder-only Transformer, small enough to read in one sitting (lessons 03, 04, 05; 14's switches).
 
 GPT is *decoder-only*: every position attends only to itself and earlier
 positions (causal attention). That is what lets one forward pass train on every
@@ -15,6 +15,8 @@ changes later small-GPT recipes make, for lesson 14 to measure; each is a short
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 import torch.nn as nn
@@ -28,6 +30,69 @@ IGNORE_INDEX = -100  # a target with this value adds nothing to the loss (PyTorc
 def causal_mask(T: int, L: int, device: torch.device | None = None) -> torch.Tensor:
     """(T, L) booleans: query i (the last T of L positions) may see key j iff j <= L - T + i."""
     return torch.ones(T, L, dtype=torch.bool, device=device).tril(diagonal=L - T)
+
+
+def attention_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """softmax(q k^T / sqrt(head_size)), with keys where `mask` is False hidden (weight exactly 0)."""
+    att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+    if mask is not None:
+        att = att.masked_fill(~mask, float("-inf"))
+    return F.softmax(att, dim=-1)
+
+
+def attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, dropout: nn.Dropout,
+    *, is_causal: bool = False, flash: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Attention's output (B, nh, T, hs), and its weights when written out (flash=False), else None.
+
+    The one attention kernel of the package: GPT's causal self-attention and the
+    encoder-decoder's attentions (gptlab.seq2seq) both call it. flash=True uses the
+    fused F.scaled_dot_product_attention; flash=False computes the same softmax
+    explicitly (they agree to float rounding, ~1e-6 in fp32). `mask` (broadcast to
+    (B, nh, T, L)): True where a query may see a key; is_causal=True is the square
+    causal mask without building it.
+    """
+    if flash:
+        p = dropout.p if dropout.training else 0.0
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal), None
+    if is_causal:
+        mask = causal_mask(q.size(-2), k.size(-2), q.device)
+    att = attention_weights(q, k, mask)
+    return dropout(att) @ v, att
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Evaluate without dropout, then put the model back in the mode it was in, even after an error."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def init_gpt2_weights(model: nn.Module, n_layer: int) -> None:
+    """GPT-2's initialisation, for GPT and the encoder-decoder alike.
+
+    N(0, 0.02) for every Linear and Embedding weight, zero biases; then the
+    projections that write into the residual stream (c_proj) get std
+    0.02 / sqrt(2 * n_layer), so the stream's variance does not grow with depth.
+    """
+
+    def init(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    model.apply(init)  # children before parents, as nn.Module.apply always goes: the RNG order is GPT-2's
+    for name, p in model.named_parameters():
+        if name.endswith("c_proj.weight"):
+            nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
 
 
 def make_norm(config: GPTConfig, dim: int | None = None) -> nn.Module:
@@ -117,10 +182,7 @@ class CausalSelfAttention(nn.Module):
 
     def attention_weights(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """softmax(q k^T / sqrt(head_size)) with future positions masked out."""
-        T, L = q.size(-2), k.size(-2)
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
-        att = att.masked_fill(~causal_mask(T, L, q.device), float("-inf"))
-        return F.softmax(att, dim=-1)
+        return attention_weights(q, k, causal_mask(q.size(-2), k.size(-2), q.device))
 
     def forward(
         self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0, rope: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -138,18 +200,13 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             k, v = cache.update(layer, k, v)  # (B, nh, L, hs): every position so far
         L = k.size(2)
-        att = None
-        if self.flash:
-            dropout_p = self.dropout if self.training else 0.0
-            if T == L:  # plain causal attention (training, or a cache's first chunk)
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
-            elif T == 1:  # one new token may see every cached position: no mask needed
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-            else:  # a chunk of new tokens after a cached prefix
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(T, L, x.device), dropout_p=dropout_p)
-        else:
-            att = self.attention_weights(q, k)
-            y = self.attn_dropout(att) @ v  # (B, nh, T, L) x (B, nh, L, hs) -> (B, nh, T, hs)
+        if T == L:  # plain causal attention (training, or a cache's first chunk)
+            y, att = attend(q, k, v, None, self.attn_dropout, is_causal=True, flash=self.flash)
+        elif T == 1:  # one new token may see every cached position: no mask needed
+            y, att = attend(q, k, v, None, self.attn_dropout, flash=self.flash)
+        else:  # a chunk of new tokens after a cached prefix
+            y, att = attend(q, k, v, causal_mask(T, L, x.device), self.attn_dropout, flash=self.flash)
+        # y: (B, nh, T, L) x (B, nh, L, hs) -> (B, nh, T, hs)
         if self.capture:
             self.att = (att if att is not None else self.attention_weights(q, k)).detach()
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
@@ -230,20 +287,7 @@ class GPT(nn.Module):
         # (38.6M for GPT-2 small) and tends to help (Press & Wolf, 2017).
         if config.tie_weights:
             self.transformer.wte.weight = self.lm_head.weight
-        self.apply(self._init_weights)
-        # GPT-2 init: scale the projections that write into the residual stream by
-        # 1/sqrt(2 * n_layer), so its variance does not grow with depth.
-        for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
-
-    def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        init_gpt2_weights(self, config.n_layer)
 
     def get_num_params(self, non_embedding: bool = False) -> int:
         """Parameters, each counted once (the tied embedding/head matrix once).

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gptlab.model import IGNORE_INDEX
+from gptlab.model import IGNORE_INDEX, eval_mode
 
 
 def _positive_int(value: object, name: str) -> int:
@@ -102,14 +102,12 @@ class CharLSTM(nn.Module):
         """Sample `max_new_tokens` tokens after each row of idx (B, T): one step per token, carrying the state."""
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        was_training = self.training
-        self.eval()
-        logits, _, state = self(idx, state=None, return_state=True)
-        out = [idx]
-        for _ in range(max_new_tokens):
-            probs = F.softmax(logits[:, -1] / temperature, dim=-1)
-            nxt = torch.multinomial(probs, 1, generator=generator)
-            out.append(nxt)
-            logits, _, state = self(nxt, state=state, return_state=True)
-        self.train(was_training)
+        with eval_mode(self):
+            logits, _, state = self(idx, state=None, return_state=True)
+            out = [idx]
+            for _ in range(max_new_tokens):
+                probs = F.softmax(logits[:, -1] / temperature, dim=-1)
+                nxt = torch.multinomial(probs, 1, generator=generator)
+                out.append(nxt)
+                logits, _, state = self(nxt, state=state, return_state=True)
         return torch.cat(out, dim=1)

@@ -20,7 +20,6 @@ gptlab.generation, so greedy decoding and beam search are the course's own.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +28,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from gptlab.config import GPTConfig
-from gptlab.model import GPT, IGNORE_INDEX, MLP, Block, KVCache
+from gptlab.model import IGNORE_INDEX, MLP, Block, KVCache, attend, attention_weights, init_gpt2_weights
 
 
 @dataclass
@@ -95,10 +94,7 @@ class Attention(nn.Module):
 
     def attention_weights(self, q: torch.Tensor, k: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
         """softmax(q k^T / sqrt(head_size)) over the keys, padded keys masked out."""
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
-        if key_mask is not None:
-            att = att.masked_fill(~key_mask[:, None, None, :], float("-inf"))
-        return F.softmax(att, dim=-1)
+        return attention_weights(q, k, None if key_mask is None else key_mask[:, None, None, :])
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor | None = None, memory_mask: torch.Tensor | None = None) -> torch.Tensor:
         B, T, C = x.size()
@@ -113,13 +109,8 @@ class Attention(nn.Module):
         k, v = self.c_kv(memory).split(self.n_embd, dim=2)
         k = k.view(B, S, self.n_head, hs).transpose(1, 2)  # (B, nh, S, hs)
         v = v.view(B, S, self.n_head, hs).transpose(1, 2)
-        att = None
-        if self.flash:
-            mask = None if key_mask is None else key_mask[:, None, None, :]
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
-        else:
-            att = self.attention_weights(q, k, key_mask)
-            y = self.attn_dropout(att) @ v
+        mask = None if key_mask is None else key_mask[:, None, None, :]
+        y, att = attend(q, k, v, mask, self.attn_dropout, flash=self.flash)
         if self.capture:
             self.att = (att if att is not None else self.attention_weights(q, k, key_mask)).detach()
         y = y.transpose(1, 2).contiguous().view(B, T, C)
@@ -188,11 +179,7 @@ class EncoderDecoder(nn.Module):
         self.decoder = _stack(dec, DecoderBlock, config.n_decoder_layer)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.wte.weight = self.lm_head.weight
-        self.apply(lambda m: GPT._init_weights(self, m))  # GPT-2's init, as in gptlab.model.GPT
-        depth = config.n_encoder_layer + config.n_decoder_layer
-        for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * depth))
+        init_gpt2_weights(self, config.n_encoder_layer + config.n_decoder_layer)  # GPT-2's init, as GPT's
 
     def get_num_params(self) -> int:
         """Parameters, each counted once (the tied embedding/head matrix once)."""

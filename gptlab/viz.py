@@ -38,8 +38,8 @@ import torch
 
 from gptlab.attention import (
     AttentionMaps,
-    _check_index,
-    _window_bounds,
+    check_index,
+    window_bounds,
     get_attention,
     mean_attention_distance,
 )
@@ -132,7 +132,7 @@ def _select(n: int, chosen: Sequence[int] | None, name: str) -> list[int]:
     if not chosen:
         raise ValueError(f"choose at least one {name}")
     for c in chosen:
-        _check_index(name, c, n)
+        check_index(name, c, n)
     return chosen
 
 
@@ -174,7 +174,7 @@ def plot_head(
     window=(start, end) shows tokens start..end-1 only (for long inputs); highlight=i (absolute
     position) outlines token i's row and column. Returns the Figure.
     """
-    start, end = _window_bounds(*(window or (0, None)), maps.T)
+    start, end = window_bounds(*(window or (0, None)), maps.T)
     w = maps.head(layer, head)[start:end, start:end].numpy()
     n = end - start
     if ax is None:
@@ -211,9 +211,9 @@ def plot_layer(
     cmap: str = "viridis",
 ):
     """All (or the chosen) heads of one layer side by side, token labels on the outer axes."""
-    _check_index("layer", layer, maps.n_layer)
+    check_index("layer", layer, maps.n_layer)
     heads = _select(maps.n_head, heads, "head")
-    start, end = _window_bounds(*(window or (0, None)), maps.T)
+    start, end = window_bounds(*(window or (0, None)), maps.T)
     w = maps.weights[layer][heads][:, start:end, start:end].numpy()
     ncols = ncols or min(len(heads), 4)
     nrows = math.ceil(len(heads) / ncols)
@@ -294,7 +294,7 @@ def plot_overview(
 
     layers = _select(maps.n_layer, layers, "layer")
     heads = _select(maps.n_head, heads, "head")
-    start, end = _window_bounds(*(window or (0, None)), maps.T)
+    start, end = window_bounds(*(window or (0, None)), maps.T)
     w = maps.weights[layers][:, heads][..., start:end, start:end]
     img, s = _mosaic(w, thumb)
     cell = float(np.clip(9.0 / max(len(heads), len(layers)), 0.5, 1.6))
@@ -390,7 +390,7 @@ def plot_attention_distance(maps: AttentionMaps | torch.Tensor, *, title: str | 
 
 def plot_token_attention(maps: AttentionMaps, layer: int, head: int, index: int, *, top: int = 15):
     """For one token: bars of where it attends (its row) and of who attends to it (its column)."""
-    _check_index("index", index, maps.T)
+    check_index("index", index, maps.T)
     w = maps.head(layer, head)
     fig, axes = _new_axes((10.0, 3.6), 1, 2, layout="constrained")
     labels = _labels(maps.tokens)
@@ -510,8 +510,8 @@ class AttentionExplorer:
         self.max_tokens = max_tokens  # heatmap window around the selected token: labels stay readable
         self.render = render  # False skips the matplotlib heatmap (faster tests / scripting)
         cfg = model.config
-        _check_index("layer", layer, cfg.n_layer)
-        _check_index("head", head, cfg.n_head)
+        check_index("layer", layer, cfg.n_layer)
+        check_index("head", head, cfg.n_head)
         _check_scale(scale)
         self.layer, self.head, self.direction, self.scale = layer, head, "to", scale
         self.maps: AttentionMaps | None = None
@@ -585,7 +585,7 @@ class AttentionExplorer:
         self.update()
 
     def set_layer(self, layer: int) -> None:
-        _check_index("layer", layer, self.model.config.n_layer)
+        check_index("layer", layer, self.model.config.n_layer)
         self.layer = layer
         if self.layer_w.value != layer:
             self.layer_w.value = layer
@@ -593,7 +593,7 @@ class AttentionExplorer:
             self.update()
 
     def set_head(self, head: int) -> None:
-        _check_index("head", head, self.model.config.n_head)
+        check_index("head", head, self.model.config.n_head)
         self.head = head
         if self.head_w.value != head:
             self.head_w.value = head
@@ -623,7 +623,7 @@ class AttentionExplorer:
         """Select token `index` (what a click on its button does)."""
         if self.maps is None:
             raise ValueError("no prompt yet: call set_text first")
-        _check_index("token index", index, self.maps.T)
+        check_index("token index", index, self.maps.T)
         self.selected = index
         self.update()
 
