@@ -382,20 +382,9 @@ def generate(
     (use_cache=True, the default) and uncached decoding give the same tokens.
     Runs in eval mode without gradients and restores the model's training mode.
     """
-    steps = _decode_steps(
-        model,
-        idx,
-        max_new_tokens,
-        do_sample=do_sample,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        repetition_penalty=repetition_penalty,
-        stop_tokens=stop_tokens,
-        use_cache=use_cache,
-        generator=generator,
-        no_repeat_ngram_size=no_repeat_ngram_size,
-    )
+    steps = _decode_steps(model, idx, max_new_tokens, do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p,
+                          repetition_penalty=repetition_penalty, stop_tokens=stop_tokens, use_cache=use_cache,
+                          generator=generator, no_repeat_ngram_size=no_repeat_ngram_size)
     new: list[torch.Tensor] = []
     while True:
         try:
