@@ -15,6 +15,8 @@ fast (well under 2 s on a CPU).
 from __future__ import annotations
 
 import math
+import operator
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -73,19 +75,74 @@ class Result:
         pass
 
 
+def _text(e: BaseException) -> str:
+    """str(e) on one line, at most 200 characters, even when the learner's exception cannot be printed."""
+    try:
+        return " ".join(str(e).split())[:200]
+    except BaseException:  # a __str__ that raises (or exits) is itself the learner's bug
+        return "(its message cannot be printed: its __str__ raised too)"
+
+
 def _report(name: str, run: Callable[[], int]) -> Result:
-    """Run a check body; print exactly one line; the Result is truthy when every case passed."""
+    """Run a check body; print exactly one line; the Result is truthy when every case passed.
+
+    Whatever the learner's code does -- raise any exception (one whose message
+    cannot be printed included), call sys.exit(), raise a bare BaseException --
+    ends in that one line. Only KeyboardInterrupt goes through: the learner stopping a run.
+    """
     try:
         line = f"✓ {name}: all {run()} cases pass"
+    except KeyboardInterrupt:
+        raise
     except NotImplementedError:
         line = f"✗ {name}: not implemented yet — replace `raise NotImplementedError` in the exercise with your code"
     except Wrong as e:
-        line = f"✗ {name}: {e}"
-    except Exception as e:  # the learner's code crashed: say where, in one line
-        msg = " ".join(str(e).split())[:200]
-        line = f"✗ {name}: your function raised {type(e).__name__}: {msg}"
+        line = f"✗ {name}: {str(e)[:500]}"
+    except BaseException as e:  # the learner's code crashed (or exited): say where, in one line
+        line = f"✗ {name}: your function raised {type(e).__name__}: {_text(e)}"
     print(line)
     return Result(line.startswith("✓"), line)
+
+
+def _as_int(x: Any, what: str) -> int:
+    """The learner's answer as a plain int (a one-element integer tensor or numpy int too).
+
+    Comparing the learner's object itself would run *its* __eq__/__ne__: an int
+    subclass, or any object, whose __eq__ always says True would pass every case.
+    int.__index__ reads the real value of an int subclass, whatever it overrides.
+    """
+    if isinstance(x, torch.Tensor) and x.numel() == 1 and not x.is_floating_point() and x.dtype != torch.bool:
+        x = x.item()
+    if isinstance(x, bool) or not isinstance(x, int):
+        if isinstance(x, bool) or not hasattr(type(x), "__index__") or isinstance(x, torch.Tensor):
+            raise Wrong(f"{what}: expected an int, got {type(x).__name__}")
+        x = operator.index(x)  # numpy integers and other int-like objects
+    return int.__index__(x)
+
+
+MAX_ITEMS = 10_000  # what a check reads from a learner's iterator at most (the cases need far fewer)
+MAX_SECONDS = 10.0
+
+
+def _take(items: Any, what: str, limit: int = MAX_ITEMS) -> list:
+    """Materialise what the learner returned, at most `limit` items and `seconds` long.
+
+    An endless generator would otherwise grow memory until the kernel is killed.
+    """
+    try:
+        it = iter(items)
+    except TypeError:
+        raise Wrong(f"{what}: expected a list, got {type(items).__name__}") from None
+    out: list = []
+    seconds = MAX_SECONDS
+    deadline = time.monotonic() + seconds
+    for item in it:
+        if len(out) == limit:
+            raise Wrong(f"{what}: your function returned more than {limit:,} items (an endless generator?); return a list")
+        if time.monotonic() > deadline:
+            raise Wrong(f"{what}: reading what your function returned took over {seconds:g} s; return a list")
+        out.append(item)
+    return out
 
 
 def _tensor(x: Any, what: str) -> torch.Tensor:
@@ -292,8 +349,17 @@ def windows(fn: Callable[[list[int], int, int], list]) -> Result:
         for tokens, bs, stride in cases:
             ref = TokenWindows(tokens, bs, stride)
             want = [(ref[i][0].tolist(), ref[i][1].tolist()) for i in range(len(ref))]
-            got = [(_tensor(x, "x").tolist(), _tensor(y, "y").tolist()) for x, y in fn(list(tokens), bs, stride)]
             case = f"{len(tokens)} tokens, block_size={bs}, stride={stride}"
+            got = []
+            for i, pair in enumerate(_take(fn(list(tokens), bs, stride), case, limit=10 * len(want) + 10)):
+                pair = _take(pair, f"{case}: window {i}", limit=2)
+                if len(pair) != 2:
+                    raise Wrong(f"{case}: window {i} is not an (x, y) pair")
+                x, y = pair
+                x, y = _tensor(x, f"{case}: window {i} x"), _tensor(y, f"{case}: window {i} y")
+                if x.numel() > 10 * bs or y.numel() > 10 * bs:
+                    raise Wrong(f"{case}: window {i} holds {max(x.numel(), y.numel()):,} tokens; a window holds block_size={bs}")
+                got.append((x.tolist(), y.tolist()))
             if len(got) != len(want):
                 hint = " — the last window needs block_size + 1 tokens (x and its shifted y)" if abs(len(got) - len(want)) == 1 else ""
                 raise Wrong(f"{case}: {len(got)} windows, expected {len(want)}{hint}")
@@ -450,11 +516,7 @@ def gpt_param_count(fn: Callable[[Any], int]) -> Result:
         for cfg in cfgs:
             with torch.device("meta"):
                 want = GPT(cfg).get_num_params()
-            got = fn(cfg)
-            if isinstance(got, torch.Tensor):
-                got = int(got.item())
-            if not isinstance(got, int):
-                raise Wrong(f"{_cfg_str(cfg)}: expected an int, got {type(got).__name__}")
+            got = _as_int(fn(cfg), _cfg_str(cfg))
             if got != want:
                 diff = got - want
                 V, C, L = cfg.vocab_size, cfg.n_embd, cfg.n_layer
@@ -817,7 +879,8 @@ def lcs_length(fn: Callable[[list, list], int]) -> Result:
                  ("a b c d e", "a x c y e"), ("", "a b"), ("a a a", "a"), ("a b a b", "b a b a")]
         for a, b in cases:
             a, b = a.split(), b.split()
-            got, want = fn(list(a), list(b)), _lcs(a, b)
+            want = _lcs(a, b)
+            got = _as_int(fn(list(a), list(b)), f"a={' '.join(a)!r}, b={' '.join(b)!r}")
             if got != want:
                 substring = max((k for k in range(len(a) + 1) for i in range(len(a) - k + 1)
                                  if any(a[i : i + k] == b[j : j + k] for j in range(len(b) - k + 1))), default=0)

@@ -84,8 +84,6 @@ def _prepare(args: argparse.Namespace) -> int:
     src, out = args.names
     if not Path(src).exists() and src in DATASETS:
         src = fetch(src)
-    if args.shard_tokens < 1:
-        raise ValueError(f"--shard-tokens must be a positive integer, got {args.shard_tokens}")
     prepare_shards(src, out, args.tokenizer, shard_tokens=args.shard_tokens, pattern=args.pattern, progress=True)
     s = TokenShards(out)  # read back exactly as training will, hashes and all
     print(f"{len(s):,} tokens ({s.index['tokenizer']['type']}, {s.n_vocab:,} ids, {s.dtype.name}) in "

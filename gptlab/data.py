@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import stat
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -162,6 +164,13 @@ SHARDS_VERSION = 1
 SHARDS_INDEX = "index.json"
 _SHARD_NAME = re.compile(r"^shard_\d{6}\.bin$")
 _MAX_INDEX_BYTES = 16 << 20
+MAX_SHARD_TOKENS = 1 << 31  # 4-8 GB per file: more only makes shards harder to copy, hash and resume
+_READ_CHARS = 1 << 20  # a .txt file is read and tokenized this many characters at a time
+# Where a text may be cut without changing its tokenization: after a line break
+# or before a space, with no whitespace on either side. No piece of GPT-2's (or
+# GPT-4's) split pattern spans such a point, so the pieces encode to exactly the
+# tokens of the whole text.
+_SAFE_CUT = re.compile(r"(?<=\S\n)(?=\S)|(?<=\S)(?= \S)")
 
 
 class ShardError(ValueError):
@@ -184,25 +193,73 @@ def _text_files(src: Path, pattern: str) -> list[Path]:
     return files
 
 
-def _documents(path: Path) -> Iterator[str]:
-    """The documents of one file: the whole file, or for .jsonl one document per line ({"text": ...}), streamed."""
+def _pieces(f: Any, path: Path) -> Iterator[str]:
+    """The text of an open file in pieces of about _READ_CHARS characters, cut only at a _SAFE_CUT.
+
+    Memory stays bounded by the piece size, however large the file. A stretch of
+    8 pieces with no safe cut (no space, no line break) is cut where it ends: the
+    one token that may straddle that cut is the only difference from encoding the whole text.
+    """
+    rest = ""
+    while True:
+        try:
+            more = f.read(_READ_CHARS)
+        except UnicodeDecodeError:
+            raise _bad_utf8(path) from None
+        if not more:
+            break
+        rest += more
+        cut = None
+        for m in _SAFE_CUT.finditer(rest, max(len(rest) - len(more) - 2, 0)):
+            cut = m.start()
+        if cut is None and len(rest) >= 8 * _READ_CHARS:
+            cut = len(rest)
+        if cut:
+            yield rest[:cut]
+            rest = rest[cut:]
+    if rest:
+        yield rest
+
+
+def _bad_utf8(path: Path) -> ValueError:
+    """The error for a file that is not UTF-8, naming the first bad byte's offset (found again, in bounded memory)."""
+    import codecs
+
+    dec, done = codecs.getincrementaldecoder("utf-8")(), 0
+    with open(path, "rb") as f:
+        while True:
+            raw = f.read(1 << 20)
+            pending = len(dec.getstate()[0])
+            try:
+                dec.decode(raw, final=not raw)
+            except UnicodeDecodeError as e:
+                byte, at = e.object[e.start], done - pending + e.start
+                return ValueError(f"{path} is not UTF-8 text (byte 0x{byte:02x} at offset {at}); convert it first")
+            if not raw:
+                return ValueError(f"{path} is not UTF-8 text; convert it first")
+            done += len(raw)
+
+
+def _documents(path: Path) -> Iterator[Iterator[str]]:
+    """The documents of one file, each as pieces of text: a .txt file is one document read
+    in bounded pieces (_pieces); a .jsonl file holds one document per line ({"text": ...}), streamed."""
     try:
-        if path.suffix != ".jsonl":
-            yield path.read_text(encoding="utf-8")
-            return
         with open(path, encoding="utf-8") as f:
+            if path.suffix != ".jsonl":
+                yield _pieces(f, path)
+                return
             for n, line in enumerate(f, 1):
                 if not line.strip():
                     continue
                 try:
                     text = json.loads(line).get("text")
-                except (json.JSONDecodeError, AttributeError):
+                except (json.JSONDecodeError, AttributeError, RecursionError):
                     text = None
                 if not isinstance(text, str):
                     raise ValueError(f"{path} line {n} is not a JSON object with a \"text\" string")
-                yield text
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); convert it first") from None
+                yield iter((text,))
+    except UnicodeDecodeError:
+        raise _bad_utf8(path) from None
 
 
 def prepare_shards(
@@ -212,22 +269,50 @@ def prepare_shards(
     """Tokenize a text file, or every file matching `pattern` under a folder (sorted by path), into shards in `out`.
 
     A .txt file is one document; a .jsonl file holds one document per line,
-    {"text": ...} (how web corpora such as FineWeb-Edu are dumped). Files are
-    read one document at a time, so the corpus need not fit in memory.
+    {"text": ...} (how web corpora such as FineWeb-Edu are dumped). Text is read
+    and tokenized a piece at a time (a megabyte of a .txt, a line of a .jsonl) and
+    shards are written as they fill, so neither the corpus nor one file need fit in memory.
     pattern: comma-separated globs. tokenizer: "gpt2" (GPT-2's BPE; every
     document is preceded by <|endoftext|>, as in nanoGPT's FineWeb script), "char" (a character
     vocabulary read from the files first; documents are simply concatenated), or a
     tokenizer object gptlab can save. The result: shard_000000.bin, ... of
     `shard_tokens` ids each (the last one shorter) and index.json. Returns `out`.
-    """
-    from gptlab.tokenizers import ENDOFTEXT, CharTokenizer, gpt2, tokenizer_to_dict
 
-    if isinstance(shard_tokens, bool) or not isinstance(shard_tokens, int) or shard_tokens < 1:
-        raise ValueError(f"shard_tokens must be a positive integer, got {shard_tokens!r}")
+    All or nothing: the shards are written to a hidden folder beside `out`
+    (.OUT.prepare) that is renamed to `out` only once index.json is in it, so a
+    failed or killed prepare leaves no half-written `out`, and a rerun starts
+    clean. A writer lock (the checkpoints' one) stops two prepares into one folder.
+    """
+    from gptlab.checkpoint import CheckpointBusyError, writer_lock
+
+    if isinstance(shard_tokens, bool) or not isinstance(shard_tokens, int) or not 1 <= shard_tokens <= MAX_SHARD_TOKENS:
+        raise ValueError(f"shard_tokens (--shard-tokens) must be an integer from 1 to {MAX_SHARD_TOKENS:,} (the default 100,000,000 makes "
+                         f"200 MB files), got {shard_tokens!r}")
+    if isinstance(tokenizer, str) and tokenizer not in ("gpt2", "char"):
+        raise ValueError(f"tokenizer must be 'gpt2', 'char' or a tokenizer object, got {tokenizer!r}")
     src, out = Path(src), Path(out)
     files = _text_files(src, pattern)
+    try:
+        with writer_lock(out):
+            return _prepare_locked(files, src, out, tokenizer, shard_tokens, progress)
+    except CheckpointBusyError:
+        raise FileExistsError(f"another gptlab process is writing {out} (it holds .{out.name}.lock); wait for it to "
+                              "finish, or name another folder for the shards") from None
+
+
+def _prepare_locked(files: list[Path], src: Path, out: Path, tokenizer: Any, shard_tokens: int, progress: bool) -> Path:
+    """prepare_shards, once it holds the writer lock of `out`: write into .OUT.prepare, then rename it to `out`."""
+    from gptlab.tokenizers import ENDOFTEXT, CharTokenizer, gpt2, tokenizer_to_dict
+
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} exists and is not an empty folder; name a new folder for the shards")
+    stage = out.parent / f".{out.name}.prepare"
+    if stage.is_symlink() or stage.exists() and not stage.is_dir():
+        raise FileExistsError(f"{stage} is in the way (prepare writes its shards there first); move it away")
+    if stage.exists():  # left by a prepare that was killed: we hold the lock, so nobody is writing it
+        if any(not (_SHARD_NAME.match(p.name) or p.name == SHARDS_INDEX) for p in stage.iterdir()):
+            raise FileExistsError(f"{stage} holds files prepare did not write; move it away")
+        shutil.rmtree(stage)
     eot: list[int] = []
     if tokenizer == "gpt2":
         tok = gpt2()
@@ -236,59 +321,75 @@ def prepare_shards(
         chars: set[str] = set()
         for f in files:
             for doc in _documents(f):
-                chars.update(doc)
+                for piece in doc:
+                    chars.update(piece)
         if not chars:
-            raise ValueError(f"the files under {src} hold no text")
+            raise ValueError(f"the files under {src} hold no text; there is nothing to tokenize")
         tok = CharTokenizer(sorted(chars))
-    elif isinstance(tokenizer, str):
-        raise ValueError(f"tokenizer must be 'gpt2', 'char' or a tokenizer object, got {tokenizer!r}")
     else:
         tok = tokenizer
     tok_dict = tokenizer_to_dict(tok)  # also checks it can be recorded
     encode = tok.encode_ordinary if hasattr(tok, "encode_ordinary") else tok.encode  # GPT-2: text is text, never a special token
     dtype = _shard_dtype(tok.n_vocab)
-    out.mkdir(parents=True, exist_ok=True)
+    stage.mkdir()
     shards: list[dict[str, Any]] = []
-    buf = np.empty(shard_tokens, dtype=dtype)
-    fill = 0
+    part: Any = None
+    digest = hashlib.sha256()
+    fill = text_tokens = 0
 
-    def flush() -> None:
-        nonlocal fill
-        name = f"shard_{len(shards):06d}.bin"
-        tmp = out / f".{name}.part"
-        buf[:fill].tofile(tmp)
-        os.replace(tmp, out / name)
-        shards.append({"name": name, "tokens": int(fill), "sha256": sha256_file(out / name)})
-        fill = 0
+    def close() -> None:
+        nonlocal part, fill, digest
+        part.close()
+        shards.append({"name": Path(part.name).name, "tokens": fill, "sha256": digest.hexdigest()})
+        part, fill, digest = None, 0, hashlib.sha256()
 
-    for i, f in enumerate(files):
-        for doc in _documents(f):
-            ids = np.asarray(eot + list(encode(doc)), dtype=np.int64)
-            if len(ids) and (ids.min() < 0 or ids.max() >= tok.n_vocab):
-                raise ValueError(f"the tokenizer produced ids outside [0, {tok.n_vocab}) for {f}")
-            ids = ids.astype(dtype)
-            while len(ids):
-                take = min(shard_tokens - fill, len(ids))
-                buf[fill : fill + take] = ids[:take]
-                fill, ids = fill + take, ids[take:]
-                if fill == shard_tokens:
-                    flush()
+    def write(ids: np.ndarray) -> None:
+        nonlocal part, fill
+        while len(ids):
+            if part is None:
+                part = open(stage / f"shard_{len(shards):06d}.bin", "wb")
+            take = min(shard_tokens - fill, len(ids))
+            chunk = ids[:take].tobytes()
+            part.write(chunk)
+            digest.update(chunk)
+            fill, ids = fill + take, ids[take:]
+            if fill == shard_tokens:
+                close()
+
+    try:
+        for i, f in enumerate(files):
+            for doc in _documents(f):
+                write(np.asarray(eot, dtype=dtype))
+                for piece in doc:
+                    ids = np.asarray(encode(piece), dtype=np.int64)
+                    if len(ids) and (ids.min() < 0 or ids.max() >= tok.n_vocab):
+                        raise ValueError(f"the tokenizer produced ids outside [0, {tok.n_vocab}) for {f}")
+                    text_tokens += len(ids)
+                    write(ids.astype(dtype))
+            if progress:
+                print(f"\r{i + 1}/{len(files)} files tokenized", end="", flush=True)
         if progress:
-            print(f"\r{i + 1}/{len(files)} files tokenized", end="", flush=True)
-    if fill:
-        flush()
-    if progress:
-        print()
-    if not shards:
-        raise ValueError(f"the files under {src} gave no tokens")
-    index = {
-        "format": SHARDS_FORMAT, "version": SHARDS_VERSION, "dtype": dtype.name, "n_vocab": tok.n_vocab,
-        "tokenizer": tok_dict, "tokens": sum(s["tokens"] for s in shards), "shard_tokens": shard_tokens,
-        "sources": len(files), "shards": shards,
-    }
-    tmp = out / f".{SHARDS_INDEX}.part"
-    tmp.write_text(json.dumps(index, indent=1), encoding="utf-8")
-    os.replace(tmp, out / SHARDS_INDEX)
+            print()
+        if text_tokens == 0:
+            raise ValueError(f"the files under {src} hold no text; there is nothing to tokenize")
+        if part is not None:
+            close()
+        index = {
+            "format": SHARDS_FORMAT, "version": SHARDS_VERSION, "dtype": dtype.name, "n_vocab": tok.n_vocab,
+            "tokenizer": tok_dict, "tokens": sum(s["tokens"] for s in shards), "shard_tokens": shard_tokens,
+            "sources": len(files), "shards": shards,
+        }
+        (stage / SHARDS_INDEX).write_text(json.dumps(index, indent=1), encoding="utf-8")
+        if out.is_dir():
+            out.rmdir()  # checked empty above, and nobody else writes it while we hold the lock
+        os.rename(stage, out)
+    except BaseException:
+        if progress:
+            print()
+        if part is not None:
+            part.close()
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
     return out
 
 
@@ -327,6 +428,31 @@ def _validate_index(index: Any, where: Path) -> dict[str, Any]:
     return index
 
 
+def _read_index(where: Path) -> Any:
+    """index.json parsed, after checking it is a regular file of sane size (a FIFO or a device would block or never end)
+    and with nesting too deep for the parser refused as damage, not a RecursionError."""
+    try:
+        fd = os.open(where, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO opens at once, to be refused below
+    except OSError as e:
+        raise ShardError(f"{where} cannot be read ({e.strerror or e}); prepare shards with `gptlab data prepare SRC OUT`") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ShardError(f"{where} is not a regular file (a pipe, device or folder); a shard index is a plain JSON file")
+        if st.st_size > _MAX_INDEX_BYTES:
+            raise ShardError(f"{where} is {st.st_size:,} bytes, far more than any shard index; it is not one gptlab wrote")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            raw = f.read(_MAX_INDEX_BYTES + 1)
+    finally:
+        os.close(fd)
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ShardError(f"{where} is not valid JSON ({e}); prepare the shards again with `gptlab data prepare`") from None
+    except RecursionError:
+        raise ShardError(f"{where} is nested too deeply to be a shard index; prepare the shards again with `gptlab data prepare`") from None
+
+
 class TokenShards:
     """A token stream stored as shards on disk, read through memory maps; the same interface as a token tensor.
 
@@ -343,17 +469,7 @@ class TokenShards:
     def __init__(self, folder: str | Path, *, verify: bool = True, _view: tuple[int, int] | None = None) -> None:
         self.folder = Path(folder)
         where = self.folder / SHARDS_INDEX
-        try:
-            size = where.stat().st_size
-        except OSError as e:
-            raise ShardError(f"{where} cannot be read ({e.strerror or e}); prepare shards with `gptlab data prepare SRC OUT`") from None
-        if size > _MAX_INDEX_BYTES:
-            raise ShardError(f"{where} is {size:,} bytes, far more than any shard index; it is not one gptlab wrote")
-        try:
-            index = json.loads(where.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ShardError(f"{where} is not valid JSON ({e}); prepare the shards again with `gptlab data prepare`") from None
-        self.index = _validate_index(index, where)
+        self.index = _validate_index(_read_index(where), where)
         self.dtype = np.dtype(self.index["dtype"])
         self.n_vocab: int = self.index["n_vocab"]
         self._maps = []

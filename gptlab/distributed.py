@@ -16,6 +16,7 @@ rank 0, and every helper below is a no-op.
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
@@ -56,12 +57,33 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name}={raw!r} must be an integer (torchrun sets it)") from None
 
 
-def setup(device: torch.device) -> World:
+DEFAULT_TIMEOUT_S = 600.0
+
+
+def _timeout(seconds: float | None) -> datetime.timedelta:
+    """The process group's timeout: `seconds`, else $GPTLAB_DDP_TIMEOUT, else 10 minutes."""
+    raw: Any = seconds
+    if raw is None:
+        raw = os.environ.get("GPTLAB_DDP_TIMEOUT", DEFAULT_TIMEOUT_S)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(raw, bool) or not 0 < value < float("inf"):
+        raise ValueError(f"the process-group timeout (GPTLAB_DDP_TIMEOUT) must be a positive number of seconds, got {raw!r}")
+    return datetime.timedelta(seconds=value)
+
+
+def setup(device: torch.device, timeout: float | None = None) -> World:
     """Join the process group if there is one to join, and return this process's World.
 
     Uses an already initialised group (a user who called init_process_group
     himself), else the torchrun environment variables, else a world of one.
     The backend follows the device: NCCL for CUDA, gloo for the CPU.
+    timeout (seconds; default $GPTLAB_DDP_TIMEOUT, else 600): how long a collective
+    waits for a rank. A rank that freezes (rather than dies, which torchrun notices)
+    then ends the job in minutes, not after PyTorch's default 30. A step that is
+    slower than this on one rank (a long save on rank 0) needs a larger value.
     """
     if dist.is_available() and dist.is_initialized():
         return World(dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_RANK", 0))
@@ -70,11 +92,12 @@ def setup(device: torch.device) -> World:
     if not dist.is_available():
         raise RuntimeError("WORLD_SIZE is set but this PyTorch build has no torch.distributed; run with plain python instead")
     rank, size, local = _env_int("RANK", 0), _env_int("WORLD_SIZE", 1), _env_int("LOCAL_RANK", 0)
+    wait = _timeout(timeout)
     if device.type == "cuda":
         torch.cuda.set_device(local)
-        dist.init_process_group("nccl", device_id=torch.device("cuda", local))
+        dist.init_process_group("nccl", device_id=torch.device("cuda", local), timeout=wait)
     elif device.type == "cpu":
-        dist.init_process_group("gloo")
+        dist.init_process_group("gloo", timeout=wait)
     else:
         raise ValueError(f"distributed training runs on CUDA (NCCL) or the CPU (gloo), not on {device.type}; pass --device cpu or cuda")
     return World(rank, size, local, owns_group=True)

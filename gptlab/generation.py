@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -286,6 +286,10 @@ def _decode_steps(
 
     The model is put in eval mode while the iterator runs and restored when it is
     exhausted or closed. Gradients are off only inside each step, never between yields.
+    The iterator's return value (StopIteration.value) says why it ended: "max_new_tokens",
+    "stop_tokens" (every row stopped) or "no_repeat_ngram_size" (the ban left some
+    row no token at all: rather than emit a banned token, or crash drawing from
+    all-zero probabilities, decoding ends there for every row).
     """
     _check_idx(idx)
     _check_max_new_tokens(max_new_tokens)
@@ -303,7 +307,7 @@ def _decode_steps(
             f"make it there: torch.Generator(device={str(idx.device)!r}).manual_seed(seed)"
         )
 
-    def steps() -> Iterator[torch.Tensor]:
+    def steps() -> Generator[torch.Tensor, None, str]:
         B, T = idx.shape
         # Grown as needed (doubling), not allocated for max_new_tokens up front: a huge max_new_tokens must not fail here.
         seq = torch.empty(B, T + min(max_new_tokens, 4096), dtype=torch.long, device=idx.device)
@@ -322,6 +326,8 @@ def _decode_steps(
                     logits = apply_repetition_penalty(logits, seq[:, :n], repetition_penalty)
                 if no_repeat_ngram_size is not None:
                     logits = ban_repeated_ngrams(logits, seq[:, T:n], no_repeat_ngram_size)
+                    if bool(((logits == float("-inf")).all(dim=-1, keepdim=True) & ~finished).any()):
+                        return "no_repeat_ngram_size"  # (never with stop tokens: an unfinished row has not used them)
                 nxt = sample_next(
                     logits, do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
                 )
@@ -336,7 +342,8 @@ def _decode_steps(
                 n += 1
                 yield nxt
                 if stops and bool(finished.all()):
-                    return
+                    return "stop_tokens"
+            return "max_new_tokens"
         finally:
             model.train(was_training)
 
@@ -367,28 +374,25 @@ def generate(
     included. stop_tokens: a row stops after emitting one of them; later positions
     of a finished row repeat that stop token, and generation ends (n < max_new_tokens)
     once every row has stopped. no_repeat_ngram_size=n: no n-gram of the new
-    tokens occurs twice (see ban_repeated_ngrams). Prompts longer than block_size, and sequences that
+    tokens occurs twice (see ban_repeated_ngrams); once the ban leaves a row no
+    token at all (n = 1 and the whole vocabulary used), generation ends there, for
+    every row. The result's `stopped_because` attribute says why it ended:
+    "max_new_tokens", "stop_tokens" or "no_repeat_ngram_size". Prompts longer than block_size, and sequences that
     grow past it, follow the sliding-window rule in the module docstring; cached
     (use_cache=True, the default) and uncached decoding give the same tokens.
     Runs in eval mode without gradients and restores the model's training mode.
     """
-    new = list(
-        _decode_steps(
-            model,
-            idx,
-            max_new_tokens,
-            do_sample=do_sample,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            repetition_penalty=repetition_penalty,
-            stop_tokens=stop_tokens,
-            use_cache=use_cache,
-            generator=generator,
-            no_repeat_ngram_size=no_repeat_ngram_size,
-        )
-    )
-    return torch.cat([idx, *new], dim=1)
+    steps = _decode_steps(model, idx, max_new_tokens, do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p,
+                          repetition_penalty=repetition_penalty, stop_tokens=stop_tokens, use_cache=use_cache,
+                          generator=generator, no_repeat_ngram_size=no_repeat_ngram_size)
+    new: list[torch.Tensor] = []
+    while True:
+        try:
+            new.append(next(steps))
+        except StopIteration as end:
+            out = torch.cat([idx, *new], dim=1)
+            out.stopped_because = end.value  # a plain tensor with one attribute more: every use of the result still works
+            return out
 
 
 # ----------------------------------------------------------------------------- beam search
@@ -418,7 +422,11 @@ def beam_search(
     Like Hugging Face's default, the search ends early once num_beams beams have
     finished and no running beam currently scores better than the worst of them.
     no_repeat_ngram_size=n bans, in every beam, the tokens that would repeat
-    one of its n-grams (see ban_repeated_ngrams). Batch 1 only. use_cache=False
+    one of its n-grams (see ban_repeated_ngrams); when the ban leaves no beam a
+    token, the running beams compete as they are, so the best of them is returned
+    (shorter than max_new_tokens) rather than nothing. As with generate, the
+    result's `stopped_because` says why the best beam ended: "max_new_tokens",
+    "stop_tokens" or "no_repeat_ngram_size". Batch 1 only. use_cache=False
     recomputes every beam's prefix each step (same result; there to check the
     cache's reordering against).
     """
@@ -441,8 +449,8 @@ def beam_search(
         cache = model.new_cache(_cache_len(model, idx.size(1), max_new_tokens)) if use_cache else None
         seqs = idx  # (beams, n): one row per running beam
         scores = torch.zeros(1, device=idx.device)  # total log-prob of each beam's new tokens
-        done: list[tuple[float, torch.Tensor]] = []  # (normalised score, (1, n) sequence)
-        running = max_new_tokens > 0
+        done: list[tuple[float, torch.Tensor, str]] = []  # (normalised score, (1, n) sequence, why it ended)
+        running, why = max_new_tokens > 0, "max_new_tokens"
         for step in range(1, max_new_tokens + 1):
             logp = F.log_softmax(_next_logits(model, seqs, cache), dim=-1)  # (beams, V)
             if no_repeat_ngram_size is not None:
@@ -453,22 +461,24 @@ def beam_search(
             keep_beam: list[int] = []
             keep_tok: list[int] = []
             keep_score: list[float] = []
+            banned_out = False
             for rank, (s, i) in enumerate(zip(top_scores.tolist(), top_idx.tolist())):
                 if s == float("-inf"):  # only banned continuations are left
+                    banned_out = True
                     break
                 b, t = divmod(i, V)
                 if t in stops:
                     if rank < num_beams:  # a finished beam must be among the num_beams best to count
                         tok = torch.tensor([[t]], device=idx.device)
-                        done.append((s / step**length_penalty, torch.cat([seqs[b : b + 1], tok], dim=1)))
+                        done.append((s / step**length_penalty, torch.cat([seqs[b : b + 1], tok], dim=1), "stop_tokens"))
                     continue
                 keep_beam.append(b)
                 keep_tok.append(t)
                 keep_score.append(s)
                 if len(keep_beam) == num_beams:
                     break
-            if not keep_beam:  # every candidate stopped
-                running = False
+            if not keep_beam:  # every candidate stopped, or the ban left none: the running beams compete as they are
+                running, why = banned_out, "no_repeat_ngram_size"
                 break
             order = torch.tensor(keep_beam, device=idx.device)
             if cache is not None:
@@ -480,14 +490,18 @@ def beam_search(
                 if max(keep_score) / step**length_penalty <= worst_kept:
                     running = False  # no running beam can beat the finished ones (heuristic)
                     break
-        if running:  # beams still running at max_new_tokens compete too
-            n_new = seqs.size(1) - idx.size(1)
+        n_new = seqs.size(1) - idx.size(1)
+        if running and n_new:  # beams still running at max_new_tokens (or stuck under the ban) compete too
             for b in range(seqs.size(0)):
-                done.append((scores[b].item() / n_new**length_penalty, seqs[b : b + 1]))
+                done.append((scores[b].item() / n_new**length_penalty, seqs[b : b + 1], why))
         if not done:
-            return idx.clone()
+            out = idx.clone()
+            out.stopped_because = "max_new_tokens"  # max_new_tokens=0
+            return out
         best = max(range(len(done)), key=lambda j: done[j][0])  # first of equals
-        return done[best][1].clone()
+        out = done[best][1].clone()
+        out.stopped_because = done[best][2]
+        return out
     finally:
         model.train(was_training)
 
@@ -535,6 +549,7 @@ def stream(
     joined equal tokenizer.decode(all new ids), stop token included. Works with
     anything that has encode/decode (CharTokenizer, BPETokenizer, tiktoken.Encoding).
     Sampling options are generate()'s; they are checked when stream() is called.
+    Like generate, it ends early when every row stopped or the no-repeat ban leaves no token.
     """
     if not isinstance(prompt, str):
         raise ValueError(f"prompt must be a str, got {type(prompt).__name__}")

@@ -423,6 +423,8 @@ def paired_bootstrap(
         raise ValueError(f"stats_a and stats_b must be equally long (n, k) tables with n >= 1, got {tuple(stats_a.shape)} and {tuple(stats_b.shape)}")
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+        raise ValueError(f"alpha must be a number in (0, 1), e.g. 0.05 for a 95% interval, got {alpha!r}")
     n = stats_a.size(0)
     g = torch.Generator().manual_seed(seed)
     diffs = []
@@ -453,6 +455,30 @@ def _drops_chars(text: str) -> bool:
     return any(ord(c) > 127 and unicodedata.category(c)[0] in "LN" for c in text)
 
 
+ROUGE_MAX_CELLS = 4_000_000  # ROUGE-L's table of hypothesis x reference tokens: ~150 MB of Python ints at most
+
+
+def _check_rouge_sizes(hyps: list[str], refs: list[list[str]], tokenizer: Any) -> None:
+    """Refuse a pair whose ROUGE-L table would be too large, before rouge-score builds it.
+
+    rouge-score computes the longest common subsequence with a full table of
+    Python ints, len(hypothesis) x len(reference) tokens: two 20,000-word texts
+    need over 5 GB. ROUGE is a summary metric; texts that long are refused by name.
+    """
+    if tokenizer is None:
+        from rouge_score.tokenizers import DefaultTokenizer
+
+        tokenizer = DefaultTokenizer(use_stemmer=False)  # stemming changes words, not their number
+    for i, (h, rs) in enumerate(zip(hyps, refs)):
+        n_h = len(tokenizer.tokenize(h))
+        for r in rs:
+            n_r = len(tokenizer.tokenize(r))
+            if n_h * n_r > ROUGE_MAX_CELLS:
+                raise ValueError(f"rouge: hypothesis {i} has {n_h:,} tokens and its reference {n_r:,}; ROUGE-L's table would "
+                                 f"need {n_h * n_r:,} cells, more than the {ROUGE_MAX_CELLS:,} (~150 MB) allowed. ROUGE scores "
+                                 "summaries: score shorter texts, or split long ones into parts")
+
+
 def rouge(hypotheses: Sequence[str], references: Sequence[Union[str, Sequence[str]]], *, tokenizer: Any = None) -> dict[str, float]:
     """Mean ROUGE-1, ROUGE-2 and ROUGE-L F-measures (Lin, 2004) on 0-100, by Google's rouge-score.
 
@@ -465,7 +491,7 @@ def rouge(hypotheses: Sequence[str], references: Sequence[Union[str, Sequence[st
     letters a-z and digits; **every other character is dropped** (Chinese scores 0,
     "café" becomes "caf"). A warning says so when that happens. Pass `tokenizer`
     (an object with a tokenize(text) -> list[str] method, as rouge-score accepts)
-    for other languages.
+    for other languages. A pair too long for ROUGE-L's table (ROUGE_MAX_CELLS tokens x tokens) is refused.
     """
     hyps = _check_texts(hypotheses, "hypotheses")
     refs = _check_references(references, len(hyps))
@@ -477,6 +503,7 @@ def rouge(hypotheses: Sequence[str], references: Sequence[Union[str, Sequence[st
             "(pass tokenizer= for other languages)",
             stacklevel=2,
         )
+    _check_rouge_sizes(hyps, refs, tokenizer)
     scorer = _rouge_scorer(tokenizer)
     totals = {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
     for h, r in zip(hyps, refs):

@@ -212,6 +212,10 @@ class EncoderDecoder(nn.Module):
         """Target ids (B, T) and the encoder's memory -> logits (B, T, V) and the loss (IGNORE_INDEX targets skipped), like GPT.forward."""
         start = cache.pos if cache is not None else 0
         self._check_ids(idx, "idx (the target ids)", start)
+        if memory.size(0) not in (1, idx.size(0)):  # one memory row may serve every row: the beams of beam_search
+            raise ValueError(f"idx (the target ids) has {idx.size(0)} rows but the memory holds {memory.size(0)} source "
+                             "sentences: they must match, or be one sentence shared by every row (beam search conditions "
+                             "on one source at a time: model.condition(src[i : i + 1]))")
         T = idx.size(1)
         pos = torch.arange(start, start + T, device=idx.device)
         x = self.decoder.drop(self.wte(idx) + self.decoder.wpe(pos))
@@ -230,6 +234,9 @@ class EncoderDecoder(nn.Module):
     def forward(
         self, src: torch.Tensor, idx: torch.Tensor, targets: torch.Tensor | None = None, src_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if isinstance(src, torch.Tensor) and isinstance(idx, torch.Tensor) and src.dim() == idx.dim() == 2 and len(src) != len(idx):
+            raise ValueError(f"src has {len(src)} rows but idx (the target ids) has {len(idx)}: each source sentence needs "
+                             "its own target row; pass batches of equal size")
         return self.decode(idx, self.encode(src, src_mask), src_mask, targets)
 
     def condition(self, src: torch.Tensor, src_mask: torch.Tensor | None = None) -> "ConditionedDecoder":

@@ -19,8 +19,8 @@ from gptlab import data
 from gptlab.datasets import read_text
 from gptlab.generation import beam_search, generate
 from gptlab.metrics import rouge
+from gptlab.model import eval_mode
 from gptlab.seq2seq import EncoderDecoder, source_mask
-
 
 
 # --- SST-2 sentiment (lesson 11) -------------------------------------------------
@@ -268,46 +268,56 @@ def translate(
         raise TypeError("sources must be a list of English sentences, got one str; wrap it: [sentence]")
     if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
         raise ValueError(f"num_beams must be a positive integer (1 = greedy), got {num_beams!r}")
-    was = model.training
-    model.eval()
+    if not sources:
+        return []
     end = tokenizer.special_tokens[END]
     seq2seq = isinstance(model, EncoderDecoder)
+    block = model.config.block_size
     if seq2seq:
         prompts = [tokenizer.encode(f"{EN}{s}") for s in sources]
         start = [tokenizer.special_tokens[ZH]]
     else:
         prompts = [tokenizer.encode(translation_prompt(s)) for s in sources]
-    n_new = min(max_new_tokens, model.config.block_size - (1 if seq2seq else max(len(p) for p in prompts)))
+    limit = block if seq2seq else block - 1  # the encoder reads block_size tokens; a GPT's prompt must leave room for one
+    for i, p in enumerate(prompts):
+        if len(p) > limit:
+            raise ValueError(f"sentence {i} ({sources[i][:40]!r}{'...' if len(sources[i]) > 40 else ''}) is {len(p)} tokens "
+                             f"as a {'source' if seq2seq else 'prompt'}, more than the {limit} the model's block_size of "
+                             f"{block} allows; shorten or split it")
+    # each sentence's budget from its own length: a long neighbour must not cut the others' translations short
+    budget = [min(max_new_tokens, block - 1 if seq2seq else block - len(p)) for p in prompts]
     out: list[str | None] = [None] * len(sources)
-    if num_beams == 1:
-        order = sorted(range(len(sources)), key=lambda i: len(prompts[i]))
-        groups: list[list[int]] = []
-        for i in order:  # GPT: equal prompt lengths per batch; EncoderDecoder: similar lengths
-            if groups and len(groups[-1]) < batch_size and (seq2seq or len(prompts[groups[-1][0]]) == len(prompts[i])):
-                groups[-1].append(i)
-            else:
-                groups.append([i])
-        for g in groups:
-            if seq2seq:
-                src = data.pad_batch([prompts[i] for i in g], end)[0]
-                dec = model.condition(src, source_mask(src, end))
-                idx = torch.tensor([start] * len(g))
-                new = generate(dec, idx, n_new, do_sample=False, stop_tokens=end)[:, 1:]
-            else:
-                idx = torch.tensor([prompts[i] for i in g])
-                new = generate(model, idx, n_new, do_sample=False, stop_tokens=end)[:, idx.size(1) :]
-            for row, i in zip(new.tolist(), g):
-                out[i] = _strip_translation(tokenizer, row)
-    else:
-        for i, p in enumerate(prompts):
-            if seq2seq:
-                dec = model.condition(torch.tensor([p]))
-                seq = beam_search(dec, torch.tensor([start]), n_new, num_beams=num_beams, length_penalty=length_penalty, stop_tokens=end)
-                out[i] = _strip_translation(tokenizer, seq[0, 1:].tolist())
-            else:
-                seq = beam_search(model, torch.tensor([p]), n_new, num_beams=num_beams, length_penalty=length_penalty, stop_tokens=end)
-                out[i] = _strip_translation(tokenizer, seq[0, len(p) :].tolist())
-    model.train(was)
+    with eval_mode(model):  # restored even when a sentence fails
+        if num_beams == 1:
+            order = sorted(range(len(sources)), key=lambda i: len(prompts[i]))
+            groups: list[list[int]] = []
+            for i in order:  # GPT: equal prompt lengths (so equal budgets) per batch; EncoderDecoder: similar lengths
+                if groups and len(groups[-1]) < batch_size and (seq2seq or len(prompts[groups[-1][0]]) == len(prompts[i])):
+                    groups[-1].append(i)
+                else:
+                    groups.append([i])
+            for g in groups:
+                if seq2seq:
+                    src = data.pad_batch([prompts[i] for i in g], end)[0]
+                    dec = model.condition(src, source_mask(src, end))
+                    idx = torch.tensor([start] * len(g))
+                    new = generate(dec, idx, budget[g[0]], do_sample=False, stop_tokens=end)[:, 1:]
+                else:
+                    idx = torch.tensor([prompts[i] for i in g])
+                    new = generate(model, idx, budget[g[0]], do_sample=False, stop_tokens=end)[:, idx.size(1) :]
+                for row, i in zip(new.tolist(), g):
+                    out[i] = _strip_translation(tokenizer, row)
+        else:
+            for i, p in enumerate(prompts):
+                if seq2seq:
+                    dec = model.condition(torch.tensor([p]))
+                    seq = beam_search(dec, torch.tensor([start]), budget[i], num_beams=num_beams, length_penalty=length_penalty,
+                                      stop_tokens=end)
+                    out[i] = _strip_translation(tokenizer, seq[0, 1:].tolist())
+                else:
+                    seq = beam_search(model, torch.tensor([p]), budget[i], num_beams=num_beams, length_penalty=length_penalty,
+                                      stop_tokens=end)
+                    out[i] = _strip_translation(tokenizer, seq[0, len(p) :].tolist())
     return [o if o is not None else "" for o in out]
 
 
@@ -430,6 +440,7 @@ def oracle_sentence(paper: Paper) -> str:
     Each ROUGE is the maximum over the references (gptlab.metrics.rouge). It is
     the ceiling for any summarizer that copies one sentence; ties go to the earlier one.
     """
+
     def score(s: str) -> float:
         return sum(rouge([s], [list(paper.tldrs)]).values())
 

@@ -249,3 +249,101 @@ def test_a_crash_in_the_learners_code_is_one_line(capsys):
     assert bool(checks.attention_head(crashes)) is False
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "your function raised RuntimeError" in out
+
+
+# ---------------------------------------------------------------- hostile answers (issue 26: D36-D38)
+
+
+class _Liar(int):
+    """An int whose comparisons always say "equal"."""
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+
+    __hash__ = int.__hash__
+
+
+class _Agrees:
+    """Any object that claims to equal everything."""
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+
+
+def test_a_rigged_eq_does_not_pass(capsys):
+    import numpy as np
+
+    assert not checks.gpt_param_count(lambda cfg: _Liar(0))
+    assert "got 0, expected 124,439,808" in capsys.readouterr().out  # its real value, compared by us
+    assert not checks.lcs_length(lambda a, b: _Liar(0))
+    assert "got 0, expected 3" in capsys.readouterr().out
+    assert not checks.lcs_length(lambda a, b: _Agrees())
+    assert "expected an int, got _Agrees" in capsys.readouterr().out
+    assert not checks.gpt_param_count(lambda cfg: True)
+    assert "expected an int, got bool" in capsys.readouterr().out
+    right = {"lcs_length": checks._lcs, "gpt_param_count": CASES["gpt_param_count"][0]}
+    assert checks.lcs_length(lambda a, b: _Liar(right["lcs_length"](a, b)))  # an honest int subclass still passes
+    assert checks.lcs_length(lambda a, b: np.int64(right["lcs_length"](a, b)))
+    assert checks.gpt_param_count(lambda cfg: torch.tensor(right["gpt_param_count"](cfg)))
+    capsys.readouterr()
+
+
+class _Unprintable(Exception):
+    def __str__(self):
+        raise RuntimeError("str exploded")
+
+
+def _raises(exc):
+    def fn(*args):
+        raise exc
+    return fn
+
+
+@pytest.mark.parametrize("exc, words", [
+    (_Unprintable(), "your function raised _Unprintable: (its message cannot be printed: its __str__ raised too)"),
+    (SystemExit(3), "your function raised SystemExit: 3"),
+    (BaseException("odd"), "your function raised BaseException: odd"),
+    (GeneratorExit(), "your function raised GeneratorExit"),
+])
+def test_any_exception_from_the_learner_ends_in_the_one_line(exc, words, capsys):
+    assert bool(checks.lcs_length(_raises(exc))) is False
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("✗ lcs_length: ") and words in out, out
+
+
+def test_keyboard_interrupt_goes_through():
+    with pytest.raises(KeyboardInterrupt):
+        checks.lcs_length(_raises(KeyboardInterrupt()))
+
+
+def test_an_endless_generator_is_read_only_so_far(capsys):
+    import itertools
+
+    res = checks.windows(lambda t, bs, s: itertools.repeat((torch.zeros(bs), torch.zeros(bs))))
+    assert not res and res.line == ("✗ windows: 10 tokens, block_size=4, stride=4: your function returned more than 30 items "
+                                    "(an endless generator?); return a list")
+    assert capsys.readouterr().out.count("\n") == 1
+    assert not checks.windows(lambda t, bs, s: [(torch.zeros(10**6), torch.zeros(10**6))])  # one huge window
+    assert "window 0 holds 1,000,000 tokens; a window holds block_size=4" in capsys.readouterr().out
+    assert not checks.windows(lambda t, bs, s: [itertools.count()])  # a "pair" that never ends
+    assert "window 0: your function returned more than 2 items" in capsys.readouterr().out
+    assert not checks.windows(lambda t, bs, s: 5)
+    assert "expected a list, got int" in capsys.readouterr().out
+
+
+def test_reading_a_slow_generator_is_bounded_in_time(capsys, monkeypatch):
+    import time
+
+    monkeypatch.setattr(checks, "MAX_SECONDS", 0.05)
+
+    def slow(t, bs, s):
+        for w in _windows(t, bs, s):
+            time.sleep(0.03)
+            yield w
+
+    assert not checks.windows(slow)
+    assert "reading what your function returned took over 0.05 s; return a list" in capsys.readouterr().out

@@ -152,3 +152,64 @@ def test_a_damaged_per_rank_random_state_is_refused(two_procs, tmp_path):
     train_data, val_data = W.tokens()
     with pytest.raises(CheckpointError, match="random states of 2 processes"):
         train(W.model(), train_data, val_data, W.train_config(ckpt_dir=str(ckpt), max_steps=9), resume=True)
+
+
+# ---------------------------------------------------------------- a frozen rank (issue 26)
+
+
+def test_the_process_group_timeout_reaches_init_process_group(monkeypatch):
+    import datetime
+
+    import gptlab.distributed as D
+
+    calls = []
+    monkeypatch.setattr(D.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(D.dist, "init_process_group", lambda backend, **kw: calls.append((backend, kw)))
+    for k, v in dict(RANK="0", LOCAL_RANK="0", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT="29500").items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("GPTLAB_DDP_TIMEOUT", raising=False)
+    cpu = torch.device("cpu")
+    assert D.setup(cpu).owns_group
+    assert calls[-1] == ("gloo", {"timeout": datetime.timedelta(minutes=10)})  # not PyTorch's 30
+    monkeypatch.setenv("GPTLAB_DDP_TIMEOUT", "90")
+    D.setup(cpu)
+    assert calls[-1][1]["timeout"] == datetime.timedelta(seconds=90)
+    D.setup(cpu, timeout=2.5)  # the argument wins over the variable
+    assert calls[-1][1]["timeout"] == datetime.timedelta(seconds=2.5)
+    for bad in ("soon", "0", "-5", "inf", "nan"):
+        monkeypatch.setenv("GPTLAB_DDP_TIMEOUT", bad)
+        with pytest.raises(ValueError, match=r"the process-group timeout \(GPTLAB_DDP_TIMEOUT\) must be a positive number of "
+                                             f"seconds, got '{bad}'"):
+            D.setup(cpu)
+    assert len(calls) == 3
+
+
+def _frozen(rank: int, port: int, out: str) -> None:
+    import time
+
+    from gptlab.distributed import setup
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                      GPTLAB_DDP_TIMEOUT="3")
+    setup(torch.device("cpu"))
+    if rank == 1:
+        time.sleep(300)  # frozen, not dead: torchrun would not notice
+    try:
+        torch.distributed.all_reduce(torch.ones(1))
+        Path(out).write_text("all_reduce returned")
+    except Exception as e:
+        Path(out).write_text(f"{type(e).__name__}: {e}")
+
+
+def test_a_frozen_rank_ends_the_job_at_the_timeout(tmp_path):
+    ctx = mp.start_processes(_frozen, args=(_free_port(), str(tmp_path / "rank0.txt")), nprocs=2, start_method="fork", join=False)
+    try:
+        ctx.processes[0].join(120)  # with PyTorch's default it would wait 30 minutes
+        assert not ctx.processes[0].is_alive()
+        assert ctx.processes[1].is_alive()  # the other rank is still frozen: the timeout, not its exit, ended rank 0
+    finally:
+        for p in ctx.processes:
+            if p.is_alive():
+                p.kill()
+                p.join()
+    assert "timed out" in (tmp_path / "rank0.txt").read_text().lower()

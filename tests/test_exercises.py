@@ -51,6 +51,24 @@ def test_strip_solutions_keeps_the_indentation_and_the_rest():
         student.strip_solutions("### BEGIN SOLUTION\nx = 1\n")
 
 
+def test_student_edition_strips_solutions_in_markdown_and_raw_cells_too():
+    import nbformat
+
+    md = "## Exercises\nExplain why.\n### BEGIN SOLUTION\nThe answer is 42.\n### END SOLUTION\nThen move on."
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(md),
+                                         nbformat.v4.new_raw_cell("### BEGIN SOLUTION\nraw answer 43\n### END SOLUTION"),
+                                         nbformat.v4.new_code_cell("x = 1  # no exercise here")])
+    out = student.student_edition(nb)
+    text = nbformat.writes(out)
+    assert "42" not in text and "43" not in text and "SOLUTION" not in text
+    assert out.cells[0].source == "## Exercises\nExplain why.\n" + student.ANSWER_STUB + "\nThen move on."
+    assert out.cells[1].source == student.ANSWER_STUB and out.cells[2].source == "x = 1  # no exercise here"
+    assert "42" in nb.cells[0].source  # the lesson itself is untouched
+    bad = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("Answer: ### BEGIN SOLUTION 42 ### END SOLUTION")])
+    with pytest.raises(ValueError, match="does not stand on its own line"):  # never published by accident
+        student.student_edition(bad)
+
+
 def test_student_edition_has_stubs_that_fail_in_one_line_and_solutions_that_pass(tmp_path):
     written = student.build(LESSONS, tmp_path)
     assert len(written) == 2 * len(LESSONS)

@@ -179,11 +179,15 @@ def _make_cases(base: tuple[Path, Path, dict], out: Path) -> list[dict]:
 
 
 def test_damaged_files_give_clean_errors_within_bounds(base, tmp_path):
-    cases = _make_cases(base, tmp_path)
+    run_cases(RUNNER, _make_cases(base, tmp_path), tmp_path, "the loader run")
+
+
+def run_cases(runner: str, cases: list[dict], tmp_path: Path, what: str) -> None:
+    """Run `runner` on `cases` in one subprocess under the time and memory limits; every case must end cleanly."""
     (tmp_path / "cases.json").write_text(json.dumps(cases))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     try:
-        proc = subprocess.run([sys.executable, "-c", RUNNER, str(tmp_path / "cases.json"), str(MEMORY_LIMIT)],
+        proc = subprocess.run([sys.executable, "-c", runner, str(tmp_path / "cases.json"), str(MEMORY_LIMIT)],
                               capture_output=True, text=True, env=env, timeout=TIME_LIMIT_S)
         stdout, stderr, code = proc.stdout, proc.stderr, proc.returncode
     except subprocess.TimeoutExpired as e:
@@ -195,9 +199,106 @@ def test_damaged_files_give_clean_errors_within_bounds(base, tmp_path):
     if code == "timeout" or code != 0:
         running = started[-1] if started else None
         case = cases[running] if running is not None and running not in ends else None
-        pytest.fail(f"the loader run ended with {code} during case {running}: {case}\n{stderr[-2000:]}")
+        pytest.fail(f"{what} ended with {code} during case {running}: {case}\n{stderr[-2000:]}")
     bad = [(cases[i]["what"], r) for i, r in ends.items() if not r["ok"]]
     assert not bad, "\n".join(f"{what}: {r.get('error')}\n{r.get('tb', '')}" for what, r in bad)
-    assert len(ends) == N_CASES
+    assert len(ends) == len(cases)
     errors = [r for r in ends.values() if "error" in r]
-    assert len(errors) > N_CASES // 2  # the damage is real: most cases must be refused
+    assert len(errors) > len(cases) // 2  # the damage is real: most cases must be refused
+
+
+# ---------------------------------------------------------------- token shard folders
+
+SHARD_RUNNER = r"""
+import json, resource, sys, traceback
+resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[2]), int(sys.argv[2])))
+from gptlab.data import ShardError, TokenShards
+
+CLEAN = (ShardError, ValueError, FileNotFoundError)
+cases = json.loads(open(sys.argv[1]).read())
+for i, case in enumerate(cases):
+    print(json.dumps({"start": i}), flush=True)
+    try:
+        s = TokenShards(case["path"], verify=case["verify"])
+        s[0:len(s)]
+        train, val = s.split(0.2)
+        train.get_batch(8, 4)
+        tok = s.tokenizer()
+        tok.decode(s[0:20].tolist())
+        out = {"end": i, "ok": True}
+    except CLEAN as e:
+        msg = str(e)
+        out = {"end": i, "ok": bool(msg.strip()) and "Traceback" not in msg, "error": f"{type(e).__name__}: {msg[:300]}"}
+    except BaseException as e:
+        out = {"end": i, "ok": False, "error": f"{type(e).__name__}: {e}"[:300], "tb": traceback.format_exc()[-1500:]}
+    print(json.dumps(out), flush=True)
+"""
+N_SHARD_CASES = 48
+SPECIALS = ["fifo", "deep", "dev", "dir", "missing shard", "shard symlink"]  # index.json or a shard is not what it claims
+
+
+def _rehash_shards(folder: Path) -> None:
+    """Make index.json's sha256s (and counts, for whole-token sizes) agree with the damaged shards, where it still parses."""
+    j = folder / "index.json"
+    try:
+        index = json.loads(j.read_text(encoding="utf-8"))
+        for s in index["shards"]:
+            p = folder / s["name"]
+            s["sha256"] = sha256_file(p)
+            if p.stat().st_size % 2 == 0:
+                s["tokens"] = p.stat().st_size // 2
+        index["tokens"] = sum(s["tokens"] for s in index["shards"])
+    except Exception:  # the index itself is the damaged file: leave it so
+        return
+    j.write_text(json.dumps(index), encoding="utf-8")
+
+
+def _make_shard_cases(out: Path) -> list[dict]:
+    from gptlab.data import prepare_shards
+
+    (out / "src").mkdir()
+    (out / "src" / "a.txt").write_text(TEXT, encoding="utf-8")
+    (out / "src" / "b.jsonl").write_text(json.dumps({"text": TEXT[:500]}) + "\n", encoding="utf-8")
+    base = {t: prepare_shards(out / "src", out / f"base_{t}", t, shard_tokens=700) for t in ("char", "gpt2")}
+    rng = random.Random(26)
+    cases = []
+    for i in range(N_SHARD_CASES):
+        d = Path(shutil.copytree(base["char" if i % 2 else "gpt2"], out / f"sh{i}"))
+        shards = sorted(p.name for p in d.glob("shard_*.bin"))
+        kind = "special" if i < len(SPECIALS) else rng.choice(["json", "json", "json", "index_bytes", "shard_bytes", "shard_bytes"])
+        if kind == "json":
+            what = _rewrite_json(d / "index.json", rng)
+        elif kind == "index_bytes":
+            what = _damage_bytes(d / "index.json", rng)
+        elif kind == "shard_bytes":
+            what = _damage_bytes(d / rng.choice(shards), rng)
+        else:
+            special = SPECIALS[i]  # each once
+            what, ix = special, d / "index.json"
+            if special == "fifo":
+                ix.unlink()
+                os.mkfifo(ix)
+            elif special == "deep":
+                ix.write_text("[" * 100_000 + "]" * 100_000)
+            elif special == "dev":
+                ix.unlink()
+                ix.symlink_to("/dev/zero")
+            elif special == "dir":
+                ix.unlink()
+                ix.mkdir()
+            elif special == "missing shard":
+                (d / shards[-1]).unlink()
+            else:
+                (d / shards[0]).unlink()
+                (d / shards[0]).symlink_to(out / "src" / "a.txt")
+        if rng.random() < 0.5 and kind != "special":
+            _rehash_shards(d)
+            what += " (rehashed)"
+        cases.append({"path": str(d), "what": what, "verify": rng.random() < 0.5})
+    return cases
+
+
+def test_damaged_shard_folders_give_clean_errors_within_bounds(tmp_path):
+    cases = _make_shard_cases(tmp_path)
+    assert len(cases) == N_SHARD_CASES
+    run_cases(SHARD_RUNNER, cases, tmp_path, "the shard reader run")

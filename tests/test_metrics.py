@@ -402,3 +402,21 @@ def test_judge_model_is_deeper_saved_under_its_own_name_and_loaded_not_retrained
     again, _, _ = course.judge_model(fast=True)
     torch.testing.assert_close(again.lm_head.weight, judge.lm_head.weight)
     assert not (tmp_path / "shakespeare-char-judge").exists() and not (tmp_path / "shakespeare-char-fast").exists()
+
+
+def test_rouge_refuses_texts_too_long_for_its_lcs_table_by_name():
+    long = "w " * 20_000
+    with pytest.raises(ValueError, match=r"rouge: hypothesis 1 has 20,000 tokens and its reference 20,000; ROUGE-L's table "
+                                         r"would need 400,000,000 cells, more than the 4,000,000"):
+        M.rouge(["a summary", long], ["a summary", long])
+    with pytest.raises(ValueError, match="hypothesis 0 has 3,000 tokens and its reference 2,000"):
+        M.rouge(["w " * 3000], [["short", "w " * 2000]])  # any reference counts
+    ok = "w " * 1500  # 2,250,000 cells: scored
+    assert M.rouge([ok], [ok]) == {"rouge1": 100.0, "rouge2": 100.0, "rougeL": 100.0}
+
+
+@pytest.mark.parametrize("alpha", [-0.5, 0, 1, 2, float("nan"), float("inf"), "0.05", True, None])
+def test_paired_bootstrap_refuses_an_alpha_outside_0_1(alpha):
+    a = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
+    with pytest.raises(ValueError, match=r"alpha must be a number in \(0, 1\), e\.g\. 0\.05 for a 95% interval, got"):
+        M.paired_bootstrap(a, a, lambda t: float(t[0] / t[1]), n_samples=10, alpha=alpha)

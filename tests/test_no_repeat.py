@@ -104,3 +104,52 @@ def test_stop_token_and_stream_pass_the_option_through():
     text = "".join(stream(model, Ids(), "1 2 3 1 2 3 4", 20, do_sample=False, no_repeat_ngram_size=2))
     ids = generate(model, PROMPT, 20, do_sample=False, no_repeat_ngram_size=2)[0, PROMPT.size(1) :].tolist()
     assert text == Ids().decode(ids)
+
+
+# ---------------------------------------------------------------- the ban that leaves no token (issue 26: D29, D30)
+
+
+@pytest.mark.parametrize("opts", [dict(do_sample=False), dict(), dict(top_k=1), dict(top_p=0.5, temperature=0.7)],
+                         ids=["greedy", "sampling", "top_k=1", "top_p"])
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_once_the_ban_leaves_no_token_decoding_stops_and_says_so(opts, use_cache):
+    model = looping_gpt()  # 12 tokens: n=1 bans each one once used, so at most 12 new tokens can exist
+    g = torch.Generator().manual_seed(0)
+    out = generate(model.train(), PROMPT.repeat(2, 1), 30, no_repeat_ngram_size=1, use_cache=use_cache, generator=g, **opts)
+    assert out.stopped_because == "no_repeat_ngram_size" and model.training  # mode restored
+    assert out.shape == (2, PROMPT.size(1) + 12)  # ended where the first row ran out, for both rows
+    for row in out[:, PROMPT.size(1):].tolist():
+        assert sorted(row) == list(range(12))  # every token once: none banned was emitted
+    pieces = "".join(stream(model, _Ids(), "1 2 3", 30, no_repeat_ngram_size=1, do_sample=False, use_cache=use_cache))
+    assert sorted(int(t) for t in pieces.split()) == list(range(12))  # the stream ends there too
+
+
+class _Ids:
+    """A tokenizer whose text is space-separated ids (the 12-token model has no real one)."""
+    def encode(self, s: str) -> list[int]:
+        return [int(t) for t in s.split()]
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(f" {i}" for i in ids)
+
+
+def test_the_result_says_why_decoding_ended_otherwise():
+    model = looping_gpt()
+    out = generate(model, PROMPT, 5, do_sample=False)
+    assert out.shape == (1, PROMPT.size(1) + 5) and out.stopped_because == "max_new_tokens"
+    first = int(out[0, PROMPT.size(1)])
+    out = generate(model, PROMPT, 5, do_sample=False, stop_tokens=first, no_repeat_ngram_size=1)
+    assert out.shape == (1, PROMPT.size(1) + 1) and out.stopped_because == "stop_tokens"
+    assert generate(model, PROMPT, 0).stopped_because == "max_new_tokens"
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_beam_search_returns_the_best_unfinished_beam_when_the_ban_leaves_none(use_cache):
+    model = looping_gpt()
+    ok = beam_search(model, PROMPT, 12, num_beams=3, no_repeat_ngram_size=1, use_cache=use_cache)
+    assert ok.stopped_because == "max_new_tokens" and ok.size(1) == PROMPT.size(1) + 12
+    out = beam_search(model, PROMPT, 13, num_beams=3, no_repeat_ngram_size=1, use_cache=use_cache)  # 13 cannot be reached
+    assert out.stopped_because == "no_repeat_ngram_size"
+    assert torch.equal(out, ok)  # the best beam of 12 tokens, not the prompt alone
+    assert sorted(out[0, PROMPT.size(1):].tolist()) == list(range(12))
+    assert beam_search(model, PROMPT, 0).stopped_because == "max_new_tokens"

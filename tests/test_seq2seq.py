@@ -167,3 +167,18 @@ def test_bad_inputs_fail_clearly():
     with pytest.raises(TypeError, match="Seq2SeqConfig"):
         EncoderDecoder(GPTConfig())
     assert isinstance(m.decoder.h[0].cross, Attention)
+
+
+def test_source_and_target_batches_must_agree():
+    m = _model()
+    src, tgt = torch.randint(0, 50, (2, 4)), torch.randint(0, 50, (3, 2))
+    with pytest.raises(ValueError, match=r"src has 2 rows but idx \(the target ids\) has 3: each source sentence needs its own"):
+        m(src, tgt)
+    with pytest.raises(ValueError, match=r"has 3 rows but the memory holds 2 source sentences"):
+        m.decode(tgt, m.encode(src))
+    two = m.condition(src)  # beam search shares one memory row among its beams: two rows cannot be shared
+    with pytest.raises(ValueError, match=r"has 1 rows but the memory holds 2 source sentences: .*model.condition\(src\[i : i \+ 1\]\)"):
+        beam_search(two, torch.tensor([[1]]), 3, num_beams=2)
+    one = beam_search(m.condition(src[:1]), torch.tensor([[1]]), 3, num_beams=2)  # the fix the message names works
+    assert one.shape == (1, 4)
+    assert m(src, tgt[:2])[0].shape == (2, 2, 50)

@@ -194,3 +194,123 @@ def test_cli_data_prepare_then_train_on_shards(corpus, tmp_path, monkeypatch, ca
     assert "char tokenizer" in capsys.readouterr().out
     assert main([*args, "--tokenizer", "char"]) == 1
     assert "drop --text-file and --tokenizer" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- hostile input (issue 26: D22-D28)
+
+
+def _leftovers(tmp_path: Path) -> list[str]:
+    """What a prepare left beside its output folder (hidden staging folders, lock files)."""
+    return sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+
+
+@pytest.mark.parametrize("tokenizer", ["gpt2", "char"])
+def test_an_empty_corpus_is_an_error_and_writes_nothing(tmp_path, tokenizer):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "docs.jsonl").write_text(json.dumps({"text": ""}) + "\n")
+    for src in ("empty.txt", "docs.jsonl"):
+        with pytest.raises(ValueError, match=f"the files under .*{src} hold no text; there is nothing to tokenize"):
+            prepare_shards(tmp_path / src, tmp_path / "out", tokenizer)
+    assert not (tmp_path / "out").exists() and _leftovers(tmp_path) == []
+
+
+def test_shard_tokens_is_bounded_before_anything_is_allocated(corpus, tmp_path, capsys):
+    from gptlab.cli import main
+
+    src, _ = corpus
+    for bad in (10**13, 0, True, 1.5):
+        with pytest.raises(ValueError, match=r"shard_tokens \(--shard-tokens\) must be an integer from 1 to 2,147,483,648"):
+            prepare_shards(src, tmp_path / "o", "char", shard_tokens=bad)
+    assert main(["data", "prepare", str(src), str(tmp_path / "o"), "--shard-tokens", "10000000000000"]) == 1
+    assert "must be an integer from 1 to 2,147,483,648" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_failed_prepare_leaves_nothing_and_a_rerun_finishes(corpus, tmp_path):
+    src, stream = corpus
+    (src / "z_bad.txt").write_bytes(b"fine so far\n\xff not utf-8")  # read last, after shards were written
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"z_bad.txt is not UTF-8 text \(byte 0xff at offset 12\)"):
+        prepare_shards(src, out, "char", shard_tokens=50)
+    assert not out.exists() and _leftovers(tmp_path) == []
+    (src / "z_bad.txt").unlink()
+    s = TokenShards(prepare_shards(src, out, "char", shard_tokens=50))
+    assert CharTokenizer.from_text(stream).decode(s[0:len(s)].tolist()) == stream
+    # a prepare killed mid-way leaves its hidden staging folder: the next one clears it and finishes
+    stage = tmp_path / ".again.prepare"
+    stage.mkdir()
+    (stage / "shard_000000.bin").write_bytes(b"\x00" * 10)
+    assert len(TokenShards(prepare_shards(src, tmp_path / "again", "char"))) == len(stream)
+    assert not stage.exists()
+    stage = tmp_path / ".third.prepare"  # ... but never deletes what it did not write
+    stage.mkdir()
+    (stage / "thesis.tex").write_text("precious")
+    with pytest.raises(FileExistsError, match=r"\.third\.prepare holds files prepare did not write; move it away"):
+        prepare_shards(src, tmp_path / "third", "char")
+    assert (stage / "thesis.tex").read_text() == "precious" and not (tmp_path / "third").exists()
+
+
+def test_one_large_text_file_is_tokenized_in_bounded_pieces_to_the_same_tokens(tmp_path, monkeypatch):
+    import gptlab.data as data
+    from gptlab.tokenizers import gpt2, train_bpe
+
+    monkeypatch.setattr(data, "_READ_CHARS", 64)
+    pieces: list[int] = []
+    real = data._pieces
+
+    def spy(f, path):
+        for p in real(f, path):
+            pieces.append(len(p))
+            yield p
+
+    monkeypatch.setattr(data, "_pieces", spy)
+    text = ("To be, or not to be:  that is\tthe question.\n\n  Whether 'tis nobler 1234 in the mind\r\n"
+            "to suffer\u00a0the slings \u4e2d\u6587\u2014and arrows!?\n   \n") * 40
+    (tmp_path / "big.txt").write_bytes(text.encode())
+    text = text.replace("\r\n", "\n")  # read as Path.read_text reads it: universal newlines
+    s = TokenShards(prepare_shards(tmp_path / "big.txt", tmp_path / "g", "gpt2", shard_tokens=100))
+    assert len(pieces) > 40 and max(pieces) <= 9 * 64  # streamed: never the whole file at once
+    assert s[0:len(s)].tolist() == [50256] + gpt2().encode_ordinary(text)  # cut only where the tokens cannot change
+    bpe = train_bpe(text, 300)
+    s = TokenShards(prepare_shards(tmp_path / "big.txt", tmp_path / "b", bpe, shard_tokens=100))
+    assert s[0:len(s)].tolist() == bpe.encode(text)
+    pieces.clear()  # a stretch with no space or line break is cut anyway once it fills 8 pieces
+    (tmp_path / "run.txt").write_text(text + "x" * 1000 + " end\n")
+    s = TokenShards(prepare_shards(tmp_path / "run.txt", tmp_path / "c", "char", shard_tokens=100))
+    assert s.tokenizer().decode(s[0:len(s)].tolist()) == text + "x" * 1000 + " end\n"
+    assert max(pieces) <= 9 * 64
+
+
+def test_two_prepares_into_one_folder_cannot_both_succeed(corpus, tmp_path):
+    import subprocess
+    import sys
+
+    src, stream = corpus
+    out = tmp_path / "out"
+    hold = ("import sys; from gptlab.checkpoint import writer_lock\n"
+            "with writer_lock(sys.argv[1]):\n    print('held', flush=True); sys.stdin.read()")
+    other = subprocess.Popen([sys.executable, "-c", hold, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "held"  # another process is preparing into out
+        with pytest.raises(FileExistsError, match=r"another gptlab process is writing .*out \(it holds \.out\.lock\); wait"):
+            prepare_shards(src, out, "char")
+        assert not out.exists()
+    finally:
+        other.communicate("")
+    assert len(TokenShards(prepare_shards(src, out, "char"))) == len(stream)  # free again once it is done
+
+
+def test_an_index_that_is_not_a_plain_small_json_file_is_refused_before_reading(shards):
+    s, _ = shards
+    ix = s.folder / "index.json"
+    ix.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ShardError, match="index.json is nested too deeply to be a shard index"):
+        TokenShards(s.folder)
+    ix.unlink()
+    os.mkfifo(ix)  # reading it would block forever: refused on sight
+    with pytest.raises(ShardError, match="index.json is not a regular file"):
+        TokenShards(s.folder)
+    ix.unlink()
+    ix.symlink_to("/dev/zero")  # endless
+    with pytest.raises(ShardError, match="index.json is not a regular file"):
+        TokenShards(s.folder)

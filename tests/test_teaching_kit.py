@@ -245,3 +245,41 @@ def test_the_command_line_refuses_what_is_not_a_notebook(tmp_path, capsys):
         with pytest.raises(SystemExit) as e:
             kit.main(["check", str(bad)])
         assert e.value.code == 2 and "not a notebook file" in capsys.readouterr().err
+
+
+def _hostile_notebook(path: Path) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Plain title\n\nSome *text*, <b>bold</b>, $x^2$ and a [link](https://example.org).\n\n"
+                                      "| a | b |\n|---|---|\n| 1 | 2 |\n\n<script>alert(1)</script> <img src=x onerror=alert(2)> "
+                                      "[click](javascript:alert(5))"),
+        nbformat.v4.new_code_cell("1", outputs=[
+            nbformat.v4.new_output("display_data", data={"text/html": "<script>alert(3)</script><i>kept</i>"}),
+            nbformat.v4.new_output("display_data", data={"application/javascript": "alert(4)", "text/plain": "js"})]),
+        nbformat.v4.new_raw_cell("<script>alert(6)</script>", metadata={"raw_mimetype": "text/html"}),
+    ]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_foreign_notebook_s_html_and_javascript_do_not_run_in_its_deck(tmp_path):
+    """Issue 26, D39: a deck of a notebook that is not a course lesson runs none of its scripts."""
+    src = _hostile_notebook(tmp_path / "evil.ipynb")
+    assert not kit.is_course_lesson(src) and all(kit.is_course_lesson(p) for p in kit.lessons())
+    deck = kit.build_slides([src], tmp_path / "out")[0].read_text(encoding="utf-8")
+    for n in range(1, 7):
+        assert not re.search(rf"<script[^>]*>[^<]*alert\({n}\)", deck), n  # no script of the notebook's is live
+    assert "onerror" not in deck and not re.search(r"(href|src)=\S*javascript:", deck, re.I) and "alert(4)" not in deck
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in deck  # shown as text, so nothing is hidden from the reader
+    for kept in ('<a href="https://example.org">link</a>', "<b>bold</b>", "$x^2$", "<table>", "<td>2</td>", "<i>kept</i>"):
+        assert kept in deck, kept  # an ordinary document still looks like one
+    assert re.search(r"<h1[^>]*>Plain title", deck)
+
+
+def test_a_course_lesson_s_html_passes_through(tmp_path, monkeypatch):
+    monkeypatch.setattr(kit, "NOTEBOOKS", tmp_path)  # a lesson of the course (reviewed in git) is trusted
+    src = _hostile_notebook(tmp_path / "99_trusted_lesson.ipynb")
+    assert kit.is_course_lesson(src)
+    deck = kit.build_slides([src], tmp_path / "out")[0].read_text(encoding="utf-8")
+    assert "<script>alert(3)</script>" in deck and "alert(4)" in deck

@@ -219,3 +219,44 @@ def test_training_lowers_the_loss_for_both_systems(tok, kind):
         finetune.train_translation(model, [tuple([1] * 60 for _ in ex[0])], cfg)
     out = tasks.translate(model, tok, ["Thanks.", "Who won?"])
     assert len(out) == 2 and all(isinstance(o, str) and "<|end|>" not in o for o in out)
+
+
+def test_translate_budgets_each_sentence_by_its_own_length_and_refuses_one_too_long(tok, monkeypatch):
+    import re
+
+    import gptlab.generation as generation
+    from gptlab.seq2seq import EncoderDecoder, Seq2SeqConfig
+
+    garbage = tok.encode("x")[0]
+    model = _Chain({}, garbage, tok.n_vocab).train()  # never emits <|end|>: every translation runs to its budget
+    n_prompt = lambda s: len(tok.encode(tasks.translation_prompt(s)))  # noqa: E731
+    longer = "Help!"
+    while n_prompt(longer) < 24:
+        longer += " Help!"
+    short = ["Hi.", "Run."]
+    alone = tasks.translate(model, tok, short, max_new_tokens=30)
+    assert [len(tok.encode(t)) for t in alone] == [min(30, 32 - n_prompt(s)) for s in short]  # block_size 32
+    assert tasks.translate(model, tok, short + [longer], max_new_tokens=30)[:2] == alone  # not cut by the long one
+    assert model.training
+    too_long = longer
+    while n_prompt(too_long) < 32:
+        too_long += " Help!"
+    msg = f"sentence 2 ('Help! Help! Help! Help! Help! Help! Help'...) is {n_prompt(too_long)} tokens as a prompt, " \
+          "more than the 31 the model's block_size of 32 allows; shorten or split it"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        tasks.translate(model, tok, short + [too_long])
+    assert model.training
+    assert tasks.translate(model, tok, []) == []
+
+    def broken(*a, **k):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(generation, "generate", broken)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        tasks.translate(model, tok, short)
+    assert model.training  # restored on error too
+    ed = EncoderDecoder(Seq2SeqConfig(vocab_size=tok.n_vocab, block_size=8, n_encoder_layer=1, n_decoder_layer=1, n_head=2,
+                                      n_embd=16))
+    with pytest.raises(ValueError, match=r"sentence 0 \('Help! .*tokens as a source, more than the 8 the model's block_size"):
+        tasks.translate(ed, tok, [too_long])
+    assert ed.training

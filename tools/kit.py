@@ -30,6 +30,15 @@ fetches the datasets; anywhere else (a checkout, Binder, CI) it does nothing and
 A tag overrides the rules for one cell: `slideshow:slide`, `slideshow:subslide`,
 `slideshow:fragment`, `slideshow:skip`, `slideshow:notes` or `slideshow:-`
 (tags survive `tools/nb.py`'s cleaning, so do the slideshow fields).
+
+**Whose HTML runs.** A deck or a page shows the notebook's raw HTML and JavaScript as the
+notebook does (the lessons' interactive attention views are HTML and scripts). The course's own
+lessons (`notebooks/NN_*.ipynb`, reviewed in git) are trusted; they are all the book ever builds
+(book/_toc.yml globs them, and Jupyter Book passes raw HTML through by design). Any other
+notebook given to `slides` is not: its markdown and text/html outputs are sanitized (script,
+event handlers, javascript: links and every tag outside a plain-document allowlist are shown as
+text) and its application/javascript outputs are dropped, so a deck made from a notebook from
+untrusted hands runs none of its code when opened.
 """
 
 from __future__ import annotations
@@ -275,8 +284,33 @@ def slide_count(nb) -> int:
     return n + 1  # the first visible cell always starts a slide
 
 
+# What a foreign notebook's HTML may keep: the tags and attributes a plain document (rendered markdown) needs.
+SAFE_TAGS = frozenset("a abbr b blockquote br caption code dd del details div dl dt em h1 h2 h3 h4 h5 h6 hr i img ins "
+                      "kbd li ol p pre q s samp small span strong sub summary sup table tbody td tfoot th thead tr u ul".split())
+SAFE_ATTRIBUTES = {"*": ["id", "class", "title", "align"], "a": ["href", "title"], "img": ["src", "alt", "width", "height"],
+                   "td": ["colspan", "rowspan"], "th": ["colspan", "rowspan"], "ol": ["start"]}
+SAFE_PROTOCOLS = ("http", "https", "mailto")
+
+
+def is_course_lesson(path: Path) -> bool:
+    """Whether `path` is one of the course's own lessons (trusted: its HTML and scripts run in decks and the book)."""
+    return path.resolve().parent == NOTEBOOKS.resolve() and bool(LESSON.match(path.name))
+
+
+def sanitize_html(html: str) -> str:
+    """`html` with everything outside SAFE_TAGS / SAFE_ATTRIBUTES / SAFE_PROTOCOLS escaped (shown as text, never run)."""
+    import bleach
+
+    return bleach.clean(html, tags=SAFE_TAGS, attributes=SAFE_ATTRIBUTES, protocols=SAFE_PROTOCOLS, strip=False,
+                        strip_comments=True)
+
+
 def build_slides(paths: list[Path], out: Path) -> list[Path]:
-    """One self-contained-with-its-folder reveal.js deck per notebook; no cell is executed."""
+    """One self-contained-with-its-folder reveal.js deck per notebook; no cell is executed.
+
+    A notebook that is not a course lesson gets nbconvert's sanitizing mode with sanitize_html
+    as its filter (see "Whose HTML runs" above).
+    """
     from nbconvert import SlidesExporter
     from traitlets.config import Config
 
@@ -290,10 +324,14 @@ def build_slides(paths: list[Path], out: Path) -> list[Path]:
     c.SlidesExporter.reveal_number = "c/t"
     c.SlidesExporter.exclude_input_prompt = True
     c.SlidesExporter.exclude_output_prompt = True
-    exporter = SlidesExporter(config=c)
+    trusted = SlidesExporter(config=c)
+    c.SlidesExporter.sanitize_html = True
+    c.SlidesExporter.filters = {"clean_html": sanitize_html}
+    foreign = SlidesExporter(config=c)
     written = []
     for p in paths:
         nb = nbformat.read(p, as_version=4)
+        exporter = trusted if is_course_lesson(p) else foreign
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": p.stem}})
         dest = out / f"{p.stem}.slides.html"
         dest.write_text(body, encoding="utf-8")
@@ -359,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     elif a.cmd == "slides":
         for src, deck in zip(paths, build_slides(paths, a.out)):
-            print(f"{deck.name}: {slide_count(nbformat.read(src, as_version=4))} slides")
+            note = "" if is_course_lesson(src) else " (not a course lesson: its HTML sanitized, its JavaScript dropped)"
+            print(f"{deck.name}: {slide_count(nbformat.read(src, as_version=4))} slides{note}")
         print(f"{len(paths)} decks in {time.perf_counter() - t0:.1f}s, in {a.out}: open any *.slides.html in a browser (works offline)")
     elif a.cmd == "book":
         html = build_book(a.out)

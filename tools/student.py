@@ -30,14 +30,22 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = 'raise NotImplementedError("exercise: write your code here, then run this cell; the check prints one line")'
+ANSWER_STUB = "*Your answer here.*"  # what a marked block in a markdown or raw cell (a written answer) becomes
 _BLOCK = re.compile(rf"^([ \t]*){re.escape(BEGIN)}[ \t]*\n.*?^[ \t]*{re.escape(END)}[ \t]*$", re.M | re.S)
 
 
-def strip_solutions(source: str) -> str:
-    """Replace every marked solution block by an indented NotImplementedError stub."""
+def strip_solutions(source: str, stub: str = STUB) -> str:
+    """Replace every marked solution block by `stub` (indented like the block): NotImplementedError for code.
+
+    A marker left over (one that does not stand on its own line) is an error, not a published solution.
+    """
     if source.count(BEGIN) != source.count(END):
         raise ValueError(f"unbalanced solution markers in a cell starting {source[:60]!r}")
-    return _BLOCK.sub(lambda m: m.group(1) + STUB, source)
+    out = _BLOCK.sub(lambda m: m.group(1) + stub, source)
+    if BEGIN in out or END in out:
+        raise ValueError(f"a solution marker in a cell starting {source[:60]!r} does not stand on its own line; "
+                         f"put {BEGIN!r} and {END!r} on lines of their own")
+    return out
 
 
 def is_exercise_cell(cell) -> bool:
@@ -55,11 +63,15 @@ def exercise_section(nb) -> list:
 
 
 def student_edition(nb):
+    """The lesson with every marked solution removed: code cells get a stub (and lose their outputs);
+    markdown and raw cells (a written answer) get ANSWER_STUB."""
     out = copy.deepcopy(nb)
     for cell in out.cells:
         if is_exercise_cell(cell):
             cell.source = strip_solutions(cell.source)
             cell.outputs, cell.execution_count = [], None
+        elif BEGIN in cell.source or END in cell.source:
+            cell.source = strip_solutions(cell.source, STUB if cell.cell_type == "code" else ANSWER_STUB)
     return out
 
 
