@@ -8,6 +8,7 @@ larger than memory, fixed-size shard files read back through memory maps.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re

@@ -49,7 +49,7 @@ from gptlab.checkpoint import (  # re-exported: lessons and gptlab.course import
 )
 from gptlab import distributed
 from gptlab.config import GPTConfig, from_known_fields
-from gptlab.data import draw_batch, get_batch
+from gptlab.data import draw_batch
 from gptlab.device import autocast, get_device, resolve_bf16
 from gptlab.distributed import World
 from gptlab.model import GPT

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from gptlab import GPT, GPTConfig
-from gptlab import data
+from gptlab.data import get_batch
 from gptlab import checkpoint as C
 from gptlab import training as T
 from gptlab.datasets import sha256_file
@@ -102,11 +102,11 @@ def test_lr_schedule_warmup_then_cosine():
 def test_get_batch_windows_and_generator():
     data = torch.arange(1000)
     g = torch.Generator().manual_seed(0)
-    x, y = data.get_batch(data, 16, 5, g)
+    x, y = get_batch(data, 16, 5, g)
     assert x.shape == y.shape == (5, 16)
     assert torch.equal(y, x + 1)  # next-token targets
     assert torch.equal(x[:, 1:], x[:, :-1] + 1)  # contiguous windows
-    x2, _ = data.get_batch(data, 16, 5, torch.Generator().manual_seed(0))
+    x2, _ = get_batch(data, 16, 5, torch.Generator().manual_seed(0))
     assert torch.equal(x, x2)
 
 

@@ -1,7 +1,6 @@
 """Lesson 12's translation data and evaluation: the split, the prompt and loss masking,
 stop-token decoding and the paired bootstrap."""
 
-import functools
 
 import pytest
 import torch
@@ -224,7 +223,6 @@ def test_training_lowers_the_loss_for_both_systems(tok, kind):
 def test_translate_budgets_each_sentence_by_its_own_length_and_refuses_one_too_long(tok, monkeypatch):
     import re
 
-    import gptlab.generation as generation
     from gptlab.seq2seq import EncoderDecoder, Seq2SeqConfig
 
     garbage = tok.encode("x")[0]
@@ -251,7 +249,7 @@ def test_translate_budgets_each_sentence_by_its_own_length_and_refuses_one_too_l
     def broken(*a, **k):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(generation, "generate", broken)
+    monkeypatch.setattr(tasks, "generate", broken)
     with pytest.raises(RuntimeError, match="out of memory"):
         tasks.translate(model, tok, short)
     assert model.training  # restored on error too
