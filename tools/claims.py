@@ -21,7 +21,7 @@ What counts as a claim (a number in a markdown cell, or in README.md):
 A claim is backed when any of these holds:
 1. an output (`text/plain` or `stream`) of the same notebook prints a number that rounds to it at the
    precision written: `2.29` ⇐ `2.2941`, `15.9` ⇐ `15.87`, `1.2×` ⇐ `1.23x`, `1,590,272` ⇐ `1590272`,
-   `124M` ⇐ `124,439,808`, `0.8 %` ⇐ `0.8%` or `0.008`. The sign is ignored (prose says "falls by 0.3");
+   `124M` and `124 million` ⇐ `124,439,808`, `0.8 %` ⇐ `0.8%` or `0.008`. The sign is ignored (prose says "falls by 0.3");
    `−` (U+2212) is a minus; thousands separators and `k`/`M`/`B` suffixes are read.
 2. the same number is written in a code cell of the notebook (a setting the text repeats: `lr 3e-4`);
 3. it is cited in the same sentence: a link `[text](url)` or `[n]`, or an author-year citation
@@ -47,7 +47,7 @@ _NUMBER = re.compile(
     r"(?<![\w.\-−/])(?P<sign>[-−])?"
     r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
     r"(?P<exp>e[-+−]?\d+)?"
-    r"(?P<unit>\s?%|\s?×|x(?![a-zA-Z])|[kKMBG](?![a-zA-Z·]))?"
+    r"(?P<unit>\s?%|\s?×|x(?![a-zA-Z])|[kKMBG](?![a-zA-Z·])|\s(?:thousand|million|billion)\b)?"
 )
 _REF_WORDS = (
     "lesson|lessons|exercise|exercises|section|sections|chapter|chapters|table|tables|figure|figures|fig|"
@@ -86,7 +86,8 @@ class Unbacked:
 
 
 def _scale(unit: str) -> float:
-    return {"k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9}.get(unit, 1.0)
+    scales = {"k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "thousand": 1e3, "million": 1e6, "billion": 1e9}
+    return scales.get(unit, 1.0)
 
 
 def _parse(m: re.Match[str]) -> tuple[float, float, int, str]:
@@ -182,6 +183,17 @@ def claims_in(text: str) -> list[tuple[Claim, int]]:
 
 def _sentences(text: str) -> list[str]:
     """Paragraphs split into sentences (on '. ', '? ', '! ' followed by a capital or a quote)."""
+    comments: list[str] = []
+
+    def hide(m: re.Match[str]) -> str:
+        comments.append(m.group(0))
+        return f"\x01{len(comments) - 1}\x02"
+
+    text = re.sub(r"<!--.*?-->", hide, text, flags=re.DOTALL)
+    return [re.sub(r"\x01(\d+)\x02", lambda m: comments[int(m.group(1))], s) for s in _split(text)]
+
+
+def _split(text: str) -> list[str]:
     out: list[str] = []
     for para in re.split(r"\n\s*\n", text):
         for item in re.split(r"\n(?=\s*(?:[-*+]|\d+[.)])\s)", para):
