@@ -16,7 +16,8 @@ What counts as a claim (a number in a markdown cell, or in README.md):
   list or range of them (`lessons 11–13`); integers below 100 (counts: "12 layers", "4 seeds") and
   powers of two (sizes: 128, 1024).
 - Not checked: cells that start with a heading "References", "Further reading", "Sources" (their numbers
-  are the sources) or "Exercises" (their numbers are tasks to try, not results).
+  are the sources) or "Exercises", and exercise cells (`1. **(medium)** ...`): their numbers are tasks to
+  try, not results.
 
 A claim is backed when any of these holds:
 1. an output (`text/plain` or `stream`) of the same notebook prints a number that rounds to it at the
@@ -63,6 +64,7 @@ _LINK = re.compile(r"!?\[([^\]]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
 _REF_MARK = re.compile(r"\[\d+\]")
 _CITED = re.compile(r"<!--\s*cited:\s*(.*?)\s*-->", re.IGNORECASE | re.DOTALL)
 _CITED_CELL = re.compile(r"\s*(?:<!--\s*cited:.*?-->\s*)+", re.IGNORECASE | re.DOTALL)
+_EXERCISE = re.compile(r"\s*\d+\.\s+\*\*\((?:easy|medium|hard)", re.IGNORECASE)
 _BIBLIOGRAPHY = re.compile(r"\s*#+\s*(?:\d+\.?\s*)?(?:references|further reading|sources|exercises)\b", re.IGNORECASE)
 
 
@@ -244,7 +246,7 @@ def check_cells(
     problems: list[Unbacked] = []
     cache: dict[Path, list[float] | None] = {}
     for label, source in cells:
-        if _BIBLIOGRAPHY.match(source):
+        if _BIBLIOGRAPHY.match(source) or _EXERCISE.match(source):
             continue  # a reference list: its numbers are the sources themselves
         body = re.sub(r"```.*?```|~~~.*?~~~", " ", source, flags=re.DOTALL)
         head = _CITED_CELL.match(body)
