@@ -64,8 +64,9 @@ _LINK = re.compile(r"!?\[([^\]]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
 _REF_MARK = re.compile(r"\[\d+\]")
 _CITED = re.compile(r"<!--\s*cited:\s*(.*?)\s*-->", re.IGNORECASE | re.DOTALL)
 _CITED_CELL = re.compile(r"\s*(?:<!--\s*cited:.*?-->\s*)+", re.IGNORECASE | re.DOTALL)
-_EXERCISE = re.compile(r"\s*\d+\.\s+\*\*\((?:easy|medium|hard)", re.IGNORECASE)
-_BIBLIOGRAPHY = re.compile(r"\s*#+\s*(?:\d+\.?\s*)?(?:references|further reading|sources|exercises)\b", re.IGNORECASE)
+_ANCHORS = r"\s*(?:<a\s[^>]*>\s*</a>\s*)*"
+_EXERCISE = re.compile(_ANCHORS + r"\d+\.\s+\*\*\((?:easy|medium|hard)", re.IGNORECASE)
+_BIBLIOGRAPHY = re.compile(_ANCHORS + r"#+\s*(?:\d+\.?\s*)?(?:references|further reading|sources|exercises)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
