@@ -115,7 +115,7 @@ def _parse(m: re.Match[str]) -> tuple[float, float, int, str]:
 
 
 def _numbers(text: str) -> list[float]:
-    """Every number an output prints (absolute values; `%` values also as fractions' percentages)."""
+    """Every number a text prints (absolute values)."""
     out: list[float] = []
     text = text.replace("−", "-")
     for m in re.finditer(r"\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?|\.\d+", text):
@@ -130,13 +130,13 @@ def _numbers(text: str) -> list[float]:
             except ValueError:
                 continue
             out.append(v)
-            out.append(v * 100.0)  # a fraction printed, a percentage written
     return out
 
 
 def _backed(claim: Claim, values: list[float]) -> bool:
     tol = claim.step / 2 * (1 + 1e-9) + 1e-12
-    return any(abs(v - claim.value) <= tol for v in values)
+    scales = (1.0, 100.0) if claim.percent else (1.0,)  # a percentage may be printed as a fraction
+    return any(abs(v * k - claim.value) <= tol for v in values for k in scales)
 
 
 def _strip(text: str) -> str:
@@ -200,7 +200,7 @@ def _split(text: str) -> list[str]:
     out: list[str] = []
     for para in re.split(r"\n\s*\n", text):
         for item in re.split(r"\n(?=\s*(?:[-*+]|\d+[.)])\s)", para):
-            out.extend(s for s in re.split(r"(?<=[.?!:;])\s+(?=[A-Z\"'(*\[])", item) if s.strip())
+            out.extend(s for s in re.split(r"(?<=[.?!])\s+(?=[A-Z\"'(*\[])", item) if s.strip())
     return out
 
 
