@@ -111,3 +111,30 @@ def test_every_lesson_and_the_readme_pass():
     problems = [str(p) for lesson in lessons for p in claims.check_notebook(lesson)]
     problems += [str(p) for p in claims.check_readme(ROOT / "README.md", lessons)]
     assert problems == [], "\n".join(problems)
+
+
+def _lessons() -> dict[int, dict]:
+    return {int(p.name[:2]): json.loads(p.read_text(encoding="utf-8"))
+            for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
+
+
+def test_a_dangling_reference_is_caught():
+    lessons = _lessons()
+    text = ("Exercise 9 asks you to look, and section 42 shows it. Lesson 16 comes next; lessons 11–13 apply it. "
+            "Lesson 06's section 99 trains it, and exercise 8 of lesson 08 ablates it.")
+    problems = claims.check_references(text, "planted", 9, lessons)
+    assert [p.split("'")[1] for p in problems] == ["exercise 9", "section 42", "lesson 16", "section 99", "exercise 8"]
+    assert "of lesson 06" in problems[3] and "of lesson 08" in problems[4]
+
+
+def test_references_to_papers_and_existing_parts_pass():
+    lessons = _lessons()
+    ok = ("See exercise 1 and section 2, lesson 05's section 9 and lessons 11–13. "
+          "The GPT-2 paper ([Radford et al., 2019, section 3.6](https://example.org/gpt2.pdf)) drops 6.4 points.")
+    assert claims.check_references(ok, "fine", 9, lessons) == []
+
+
+def test_every_exercise_section_and_lesson_reference_resolves():
+    """Lessons' markdown, docs/teaching.md and docs/exercises.md: 'exercise N' exists in that lesson, 'lesson NN' is a file."""
+    problems = claims.check_all_references()
+    assert problems == [], "\n".join(problems)

@@ -32,6 +32,12 @@ A claim is backed when any of these holds:
 4. the cell carries `<!-- cited: SOURCE -->` (one or more): SOURCE is a repository path (searched, as in 3)
    or a free-text source such as a paper (`<!-- cited: Radford et al. 2019, table 2 -->`), trusted.
 README.md is checked as one cell whose outputs are every lesson's outputs (its figures come from them).
+
+Cross-references (run with no arguments, and by tests/test_claims.py): every "lesson NN" in the lessons,
+docs/teaching.md and docs/exercises.md names a lesson file; every "exercise N" / "section N" exists in
+the lesson it belongs to (the lesson the text is in, or the one named: "lesson 06's section 4",
+"exercise 2 of lesson 08"). Exercises are the cells' `N. **(easy|medium|hard)**` items, sections the
+`## N.` headings. Sections of a cited paper (a sentence with "et al." or an outside link) are skipped.
 """
 
 from __future__ import annotations
@@ -296,6 +302,95 @@ def check_readme(path: Path, lessons: list[Path]) -> list[Unbacked]:
     return check_cells(_rel(path), cells, values, "", path.parent)
 
 
+# ----------------------------------------------------------------------------- cross-references
+
+_XREF = re.compile(
+    r"\b(?P<kind>lessons?|exercises?|sections?)\s+"
+    r"(?P<nums>\d+(?:\.\d+)?(?:\s*(?:,|–|-|—|and|or|to|&)\s*\d+(?:\.\d+)?)*)(?![\d.]*\w)",
+    re.IGNORECASE,
+)
+_OWNER_BEFORE = re.compile(r"\blesson\s+(\d+)(?:'s|’s|,)\s*$", re.IGNORECASE)
+_OWNER_AFTER = re.compile(r"^\s*(?:of|in|from)\s+lesson\s+(\d+)", re.IGNORECASE)
+
+
+def _lesson_parts(nb: dict) -> tuple[set[int], set[str]]:
+    """The exercise numbers (`1. **(easy)** ...`) and section numbers (`## 3. Title`) a lesson has."""
+    text = "\n\n".join("".join(c.get("source", "")) for c in nb.get("cells", []) if c.get("cell_type") == "markdown")
+    exercises = {int(m.group(1)) for m in re.finditer(r"(?m)^\s*(\d+)\.\s+\*\*\((?:easy|medium|hard)", text)}
+    sections = set(re.findall(r"(?m)^#{2,4}\s+(\d+(?:\.\d+)*)\.?\s", text))
+    return exercises, sections
+
+
+def _expand(nums: str) -> list[str]:
+    parts = re.split(r"\s*(,|–|-|—|and|or|to|&)\s*", nums)
+    values, out = parts[0::2], [parts[0]]
+    for sep, v in zip(parts[1::2], values[1:]):
+        if sep in ("–", "-", "—", "to") and out[-1].isdigit() and v.isdigit():
+            out.extend(str(i) for i in range(int(out[-1]) + 1, int(v) + 1))
+        else:
+            out.append(v)
+    return out
+
+
+def check_references(text: str, name: str, here: int | None, lessons: dict[int, dict]) -> list[str]:
+    """Every 'lesson NN', 'exercise N', 'section N' in `text` points at something that exists.
+
+    `here` is the lesson the text belongs to (exercise and section numbers without a 'lesson NN's'
+    owner refer to it); references inside code, URLs, reference lists and citations of papers
+    ("et al.", a link to another site in the same sentence) are not the course's and are skipped.
+    """
+    problems: list[str] = []
+    for sentence in _sentences(text):
+        if _AUTHOR_YEAR.search(sentence) or re.search(r"\]\(https?://", sentence):
+            paper = True  # "section 3.6" of a cited paper, not of this lesson
+        else:
+            paper = False
+        clean = re.sub(r"``.+?``|`[^`\n]+`|\$[^$\n]+\$", " ", sentence)
+        clean = re.sub(r"\]\([^)]*\)|https?://\S+", "]", clean)
+        for m in _XREF.finditer(clean):
+            kind = m.group("kind").lower().rstrip("s")
+            nums = _expand(m.group("nums"))
+            if kind == "lesson":
+                for n in nums:
+                    if not n.isdigit() or int(n) not in lessons:
+                        problems.append(f"{name}: 'lesson {n}' does not exist: {' '.join(sentence.split())[:140]}")
+                continue
+            if paper:
+                continue
+            owner = _OWNER_BEFORE.search(clean[: m.start()]) or _OWNER_AFTER.search(clean[m.end():])
+            target = int(owner.group(1)) if owner else here
+            if target is None or target not in lessons:
+                continue
+            exercises, sections = _lesson_parts(lessons[target])
+            for n in nums:
+                ok = (int(n) in exercises) if kind == "exercise" and n.isdigit() else (n in sections)
+                if not ok:
+                    problems.append(f"{name}: '{kind} {n}' of lesson {target:02d} does not exist: "
+                                    f"{' '.join(sentence.split())[:140]}")
+    return problems
+
+
+def check_all_references(root: Path = ROOT) -> list[str]:
+    """Cross-references in every lesson's markdown, docs/teaching.md and docs/exercises.md."""
+    lessons = {int(p.name[:2]): json.loads(p.read_text(encoding="utf-8"))
+               for p in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
+    problems: list[str] = []
+    for n, nb in lessons.items():
+        for i, cell in enumerate(nb["cells"]):
+            source = "".join(cell.get("source", ""))
+            if cell.get("cell_type") != "markdown" or _BIBLIOGRAPHY.match(source):
+                continue
+            source = re.sub(r"```.*?```", " ", source, flags=re.DOTALL)
+            problems += check_references(source, f"notebooks/{n:02d} cell {i} (id {cell.get('id', '?')})", n, lessons)
+    for doc in ("docs/teaching.md", "docs/exercises.md"):
+        text = re.sub(r"```.*?```", " ", (root / doc).read_text(encoding="utf-8"), flags=re.DOTALL)
+        # docs/teaching.md: a '### NN · Title' heading says which lesson the lines below are about
+        for block in re.split(r"(?m)^(?=#{1,3} )", text):
+            head = re.match(r"#{1,3}\s+(\d\d)\s+·", block)
+            problems += check_references(block, doc, int(head.group(1)) if head else None, lessons)
+    return problems
+
+
 def _rel(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(ROOT))
@@ -315,7 +410,12 @@ def main(argv: list[str] | None = None) -> int:
             problems += check_readme(path, lessons)
     for p in problems:
         print(p)
-    if problems:
+    references = check_all_references() if not args else []
+    for r in references:
+        print(r)
+    if references:
+        print(f"{len(references)} cross-reference(s) point at no lesson, exercise or section")
+    if problems or references:
         print(f"{len(problems)} number(s) in the prose are backed by no output and no citation "
               "(see tools/claims.py for the rules)")
         return 1
