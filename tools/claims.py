@@ -29,8 +29,10 @@ A claim is backed when any of these holds:
    (`Kaplan et al.`, `(Hendrycks and Gimpel, 2016)`). A link to a file of this repository (a lesson, a
    `.md`, a results `.json`) is not taken on trust: the number must be in that file (a lesson's outputs,
    a file's text);
-4. the cell carries `<!-- cited: SOURCE -->` (one or more): SOURCE is a repository path (searched, as in 3)
-   or a free-text source such as a paper (`<!-- cited: Radford et al. 2019, table 2 -->`), trusted.
+4. a marker `<!-- cited: SOURCE -->` (invisible when rendered) covers the whole cell when the cell starts
+   with it, else the sentence it sits in. SOURCE is a repository path, relative to the notebook or the
+   repository root (searched, as in 3: `<!-- cited: ../benchmarks/README.md -->`), or a free-text source
+   such as a paper or a dataset (`<!-- cited: Radford et al. 2019, table 2 -->`), trusted.
 README.md is checked as one cell whose outputs are every lesson's outputs (its figures come from them).
 
 Cross-references (run with no arguments, and by tests/test_claims.py): every "lesson NN" in the lessons,
@@ -136,6 +138,9 @@ def _numbers(text: str) -> list[float]:
             except ValueError:
                 continue
             out.append(v)
+        suffix = re.match(r"([kKMBG])(?![A-Za-z])", text[m.end():])
+        if suffix and len(parts) == 1:  # "124M" printed
+            out.append(out[-1] * _scale(suffix.group(1)))
     return out
 
 
