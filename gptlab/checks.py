@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 __all__ = [
     "loss_at_init", "causality_probe",                 # 00
@@ -244,6 +246,16 @@ class _LeaksAtEnd(_Causal):
         return logits, None
 
 
+class _LeaksInMiddle(_Causal):
+    """Causal except that position 2 reads token 3: a leak that involves neither the last token nor position 0."""
+
+    def forward(self, idx: torch.Tensor, targets: Any = None) -> tuple[torch.Tensor, None]:
+        logits, _ = super().forward(idx)
+        logits = logits.clone()
+        logits[:, 2] += self.emb(idx[:, 3])
+        return logits, None
+
+
 def causality_probe(fn: Callable[[torch.nn.Module, torch.Tensor], bool]) -> Result:
     """fn(model, idx) -> True if no output at position t depends on tokens after t (model(idx) -> (logits, loss))."""
 
@@ -257,6 +269,8 @@ def causality_probe(fn: Callable[[torch.nn.Module, torch.Tensor], bool]) -> Resu
             ("a causal toy model", _Causal(), torch.randint(0, 11, (2, 6), generator=_gen(1)), True),
             ("a bidirectional model", _Bidirectional(), torch.randint(0, 11, (2, 6), generator=_gen(2)), False),
             ("a model whose FIRST position peeks at the last token", _LeaksAtEnd(), torch.randint(0, 11, (1, 7), generator=_gen(3)), False),
+            # Catches the two incomplete probes: "edit only the last token" and "look only at position 0".
+            ("a model whose position 2 reads token 3 (of 6)", _LeaksInMiddle(), torch.randint(0, 11, (2, 6), generator=_gen(4)), False),
         ]
         for what, model, idx, want in cases:
             with torch.no_grad():
@@ -266,8 +280,13 @@ def causality_probe(fn: Callable[[torch.nn.Module, torch.Tensor], bool]) -> Resu
             if not isinstance(got, bool):
                 raise Wrong(f"{what}: expected True or False, got {type(got).__name__}")
             if got != want:
-                hint = ("it is causal, but your probe says it leaks: compare only the positions BEFORE the token you change"
-                        if want else "it leaks the future, but your probe says causal: change a later token and compare every earlier position, not only the last one")
+                if want:
+                    hint = "it is causal, but your probe says it leaks: compare only the positions BEFORE the token you change"
+                elif isinstance(model, _LeaksInMiddle):
+                    hint = ("it leaks the future, but your probe says causal: change EVERY later token in turn (not only the last) "
+                            "and compare every position before it (not only position 0)")
+                else:
+                    hint = "it leaks the future, but your probe says causal: change a later token and compare every earlier position, not only the last one"
                 raise Wrong(f"{what}: {hint}")
         return len(cases)
 
@@ -374,6 +393,26 @@ def windows(fn: Callable[[list[int], int, int], list]) -> Result:
     return _report("windows", run)
 
 
+class _Lookups(TorchFunctionMode):
+    """Records the row lookups (indexing, F.embedding, index_select, gather...) done directly on one tensor."""
+
+    _NAMES = ("__getitem__", "embedding", "index_select", "gather", "take", "take_along_dim")
+
+    def __init__(self, watched: torch.Tensor) -> None:
+        super().__init__()
+        self.watched, self.lookups = watched, []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name in self._NAMES and any(a is self.watched for a in (*args, *kwargs.values())):
+            key = args[1] if name == "__getitem__" and len(args) > 1 else None
+            keys = key if isinstance(key, tuple) else (key,)
+            if name != "__getitem__" or any(isinstance(k, (torch.Tensor, list)) for k in keys):  # slices are fine
+                self.lookups.append("weight[idx]" if name == "__getitem__" else name)
+        return func(*args, **kwargs)
+
+
 def embedding_lookup(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Result:
     """fn(idx (B, T) ids, weight (V, C)) -> (B, T, C) via one-hot × matrix; equals nn.Embedding's lookup."""
 
@@ -382,7 +421,13 @@ def embedding_lookup(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -
         for n, ((B, T), V, C) in enumerate(cases):
             idx = torch.randint(0, V, (B, T), generator=_gen(n))
             w = torch.randn(V, C, generator=_gen(10 + n))
-            _same(fn(idx.clone(), w.clone()), F.embedding(idx, w), f"case {n} (B={B}, T={T}, V={V}, C={C})")
+            watched = w.clone()
+            with _Lookups(watched) as seen:
+                got = fn(idx.clone(), watched)
+            if seen.lookups:
+                raise Wrong(f"case {n}: you looked rows up in `weight` ({seen.lookups[0]}); the exercise asks for "
+                            "one-hot × matrix: F.one_hot(idx, V).float() @ weight")
+            _same(got, F.embedding(idx, w), f"case {n} (B={B}, T={T}, V={V}, C={C})")
         return len(cases)
 
     return _report("embedding_lookup", run)
@@ -742,7 +787,13 @@ def is_conv1d(fn: Callable[[str], bool]) -> Result:
 
 
 def hf_to_gptlab(fn: Callable[[dict], dict]) -> Result:
-    """fn(hf_state: {name: tensor} in GPT-2's Hugging Face layout) -> a state dict gptlab.GPT loads strictly."""
+    """fn(hf_state: {name: tensor} in GPT-2's Hugging Face layout) -> a state dict gptlab.GPT loads strictly.
+
+    Fed the two layouts real files have: OpenAI's (GPT2Model names, with the `h.N.attn.bias` and
+    `h.N.attn.masked_bias` mask buffers older files carry) and a GPT2LMHeadModel state dict (names that
+    already start with `transformer.`, plus `lm_head.weight`). A mapping that keeps the buffers, drops
+    the real `c_attn.bias` with them, or prefixes twice would fail on OpenAI's checkpoint.
+    """
 
     def run() -> int:
         from gptlab import GPT, GPTConfig
@@ -751,36 +802,59 @@ def hf_to_gptlab(fn: Callable[[dict], dict]) -> Result:
         torch.manual_seed(0)
         cfg = GPTConfig.from_preset("tiny", n_embd=32, n_head=4, n_layer=2, vocab_size=40, block_size=16)
         model = GPT(cfg)
-        hf = {}
+        base = {}
         for k, v in model.state_dict().items():
             if k == "lm_head.weight":
                 continue
             name = k.removeprefix("transformer.")
-            hf[name] = v.t().contiguous() if conv(name) else v.clone()
-        want = convert_hf_state_dict({k: v.clone() for k, v in hf.items()}, model)
-        got = fn({k: v.clone() for k, v in hf.items()})
-        if not isinstance(got, dict):
-            raise Wrong(f"expected a dict of tensors, got {type(got).__name__}")
-        got = {k: v for k, v in got.items() if k != "lm_head.weight"}
-        want = {k: v for k, v in want.items() if k != "lm_head.weight"}
-        missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
-        if missing:
-            raise Wrong(f"missing {len(missing)} names, e.g. {missing[0]!r} (gptlab's names start with 'transformer.')")
-        if extra:
-            raise Wrong(f"unexpected names, e.g. {extra[0]!r}")
-        for k in want:
-            g, w = _tensor(got[k], k), want[k]
-            if g.shape != w.shape:
-                hint = ("Conv1D weights are (in, out): transpose them" if conv(k.removeprefix("transformer."))
-                        else "transposed, but only the four Conv1D weights need it")
-                raise Wrong(f"{k}: wrong shape {tuple(g.shape)}, expected {tuple(w.shape)} — {hint}")
-            if not torch.equal(g, w):
-                if g.dim() == 2 and torch.equal(g.t(), w):
-                    hint = ("not transposed: it is square, so the shape check passes, but it is still (in, out)" if conv(k.removeprefix("transformer."))
+            base[name] = v.t().contiguous() if conv(name) else v.clone()
+        mask = torch.ones(cfg.block_size, cfg.block_size).tril().view(1, 1, cfg.block_size, cfg.block_size)
+        openai = dict(base)
+        for i in range(cfg.n_layer):
+            openai[f"h.{i}.attn.bias"], openai[f"h.{i}.attn.masked_bias"] = mask.clone(), torch.tensor(-1e4)
+        lm_head = {"transformer." + k: v for k, v in base.items()} | {"lm_head.weight": base["wte.weight"]}
+        layouts = [("OpenAI's layout (with the attn.bias / attn.masked_bias buffers)", openai),
+                   ("a GPT2LMHeadModel state dict (names start with 'transformer.')", lm_head)]
+        checked = 0
+        for layout, hf in layouts:
+            want = convert_hf_state_dict({k: v.clone() for k, v in hf.items()}, model)
+            got = fn({k: v.clone() for k, v in hf.items()})
+            if not isinstance(got, dict):
+                raise Wrong(f"{layout}: expected a dict of tensors, got {type(got).__name__}")
+            got = {k: v for k, v in got.items() if k != "lm_head.weight"}  # tied to wte: optional
+            want = {k: v for k, v in want.items() if k != "lm_head.weight"}
+            missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+            buffers = [k for k in extra if re.search(r"\.h\.\d+\.attn\.(bias|masked_bias)$", k)]
+            if buffers:
+                raise Wrong(f"{layout}: you kept {buffers[0]!r}, the causal-mask buffer real GPT-2 files carry; it is not a "
+                            "weight and load_state_dict(strict=True) refuses it: skip names ending in '.attn.bias'/'.attn.masked_bias'")
+            if any(k.startswith("transformer.transformer.") for k in extra):
+                raise Wrong(f"{layout}: names that already start with 'transformer.' got a second prefix "
+                            f"(e.g. {next(k for k in extra if k.startswith('transformer.transformer.'))!r})")
+            if missing:
+                real_bias = [k for k in missing if k.endswith(("attn.c_attn.bias", "attn.c_proj.bias"))]
+                if real_bias:
+                    raise Wrong(f"{layout}: {real_bias[0]!r} is missing: it is a real bias that also ends in 'attn.bias'; "
+                                "skip only the buffers 'h.N.attn.bias' and 'h.N.attn.masked_bias'")
+                raise Wrong(f"{layout}: missing {len(missing)} names, e.g. {missing[0]!r} (gptlab's names start with 'transformer.')")
+            if extra:
+                raise Wrong(f"{layout}: unexpected names, e.g. {extra[0]!r}")
+            for k in want:
+                g, w = _tensor(got[k], k), want[k]
+                if g.shape != w.shape:
+                    hint = ("Conv1D weights are (in, out): transpose them" if conv(k.removeprefix("transformer."))
                             else "transposed, but only the four Conv1D weights need it")
-                    raise Wrong(f"{k}: {hint}")
-                raise Wrong(f"{k}: values differ from the checkpoint's")
-        return len(want)
+                    raise Wrong(f"{k}: wrong shape {tuple(g.shape)}, expected {tuple(w.shape)} — {hint}")
+                if not torch.equal(g, w):
+                    if g.dim() == 2 and torch.equal(g.t(), w):
+                        hint = ("not transposed: it is square, so the shape check passes, but it is still (in, out)" if conv(k.removeprefix("transformer."))
+                                else "transposed, but only the four Conv1D weights need it")
+                        raise Wrong(f"{k}: {hint}")
+                    raise Wrong(f"{k}: values differ from the checkpoint's")
+            fresh = GPT(cfg)
+            fresh.load_state_dict({**got, "lm_head.weight": got["transformer.wte.weight"]}, strict=True)
+            checked += len(want)
+        return checked
 
     return _report("hf_to_gptlab", run)
 

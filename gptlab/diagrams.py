@@ -32,6 +32,8 @@ COLORS = {
     "mlp": "#b6d7a8",  # MLP
     "norm": "#fff2cc",  # LayerNorm
     "cache": "#d9d2e9",  # cached keys/values
+    "encoder": "#d0e0e3",  # a whole encoder stack (transformer_families)
+    "decoder": "#ead1dc",  # a whole decoder stack (transformer_families)
 }
 
 
@@ -161,9 +163,11 @@ def kv_cache_diagram(steps: int = 6) -> Figure:
         _box(ax_step, i * 0.9, 2.0, w, 0.6, f"k{i}", kind, fontsize=9)
         _box(ax_step, i * 0.9, 0.9, w, 0.6, f"v{i}", kind, fontsize=9)
     _box(ax_step, t * 0.9, 3.6, w, 0.6, f"q{t}", "attn", fontsize=9)
-    _arrow(ax_step, (t * 0.9, 3.3), (t * 0.9, 2.3))
-    ax_step.text(t * 0.9 + 0.5, 2.9, "new token: one query,\none new key and value", ha="left", va="center", fontsize=9)
-    ax_step.text((t - 1) * 0.45, 2.85, f"cached keys k0..k{t - 1} (reused)", ha="center", va="center", fontsize=9)
+    for i in range(steps):  # the new query is compared with EVERY key, cached or new
+        _arrow(ax_step, (t * 0.9, 3.3), (i * 0.9, 2.3), linestyle="-" if i == t else "--")
+    ax_step.text(t * 0.45, 3.6, f"q{t} attends to every key k0..k{t}", ha="center", va="center", fontsize=9)
+    ax_step.text(t * 0.9 + 0.5, 3.6, f"new token: one query,\none new key k{t} and value v{t}", ha="left", va="center", fontsize=9)
+    ax_step.text((t - 1) * 0.45, 1.45, f"cached keys k0..k{t - 1} (reused)", ha="center", va="center", fontsize=9)
     ax_step.text((t - 1) * 0.45, 0.2, f"cached values v0..v{t - 1} (reused)", ha="center", va="center", fontsize=9)
     ax_step.text(
         (steps - 1) * 0.45, -0.6,
@@ -207,7 +211,8 @@ def transformer_families(n: int = 5) -> Figure:
     """
     if not isinstance(n, int) or not 2 <= n <= 12:
         raise ValueError(f"n (tokens per mask) must be an int in [2, 12], got {n!r}")
-    full, causal = np.ones((n, n)), np.tril(np.ones((n, n)))
+    m = n + 2  # the source is usually not as long as the target: the cross-attention mask is n x m
+    full, causal, source, cross = np.ones((n, n)), np.tril(np.ones((n, n))), np.ones((m, m)), np.ones((n, m))
     fig = plt.figure(figsize=(12, 6.6))
     outer = fig.add_gridspec(2, 3, height_ratios=[1.25, 1], hspace=0.25, wspace=0.08, left=0.04, right=0.98, top=0.88, bottom=0.08)
 
@@ -224,25 +229,25 @@ def transformer_families(n: int = 5) -> Figure:
             _mask(fig.add_subplot(inner[slot]), mask, title, query, key)
 
     ax = top(0, "Encoder-only: BERT")
-    _stack(ax, 0, "input tokens", "N x encoder block\nbidirectional\nself-attention + MLP", "mlp",
+    _stack(ax, 0, "input tokens", "N x encoder block\nbidirectional\nself-attention + MLP", "encoder",
            "a vector per token\n(classify, tag, embed)")
     masks(0, [(full, "self-attention:\nbidirectional", "query position", "key position")])
 
     ax = top(1, "Decoder-only: GPT")
-    _stack(ax, 0, "input tokens", "N x decoder block\ncausal (masked)\nself-attention + MLP", "attn",
+    _stack(ax, 0, "input tokens", "N x decoder block\ncausal (masked)\nself-attention + MLP", "decoder",
            "next-token logits\n(generate left to right)")
     masks(1, [(causal, "self-attention:\ncausal", "query position", "key position")])
 
     ax = top(2, "Encoder-decoder: original Transformer, T5")
-    _stack(ax, -1.25, "source tokens", "N x encoder block\nbidirectional\nself-attention + MLP", "mlp", "encoder states")
-    _stack(ax, 1.25, "target tokens so far", "N x decoder block\ncausal self-attn\n+ cross-attn + MLP", "attn",
+    _stack(ax, -1.25, "source tokens", "N x encoder block\nbidirectional\nself-attention + MLP", "encoder", "encoder states")
+    _stack(ax, 1.25, "target tokens so far", "N x decoder block\ncausal self-attn\n+ cross-attn + MLP", "decoder",
            "next-token logits")
     _arrow(ax, (-0.15, 2.95), (0.15, 1.9))
     ax.text(0, 3.35, "cross-attention: the decoder\nreads the encoder states", ha="center", va="bottom", fontsize=8)
     masks(2, [
-        (full, "encoder self:\nbidirectional", "source query", "source key"),
+        (source, "encoder self:\nbidirectional", "source query", "source key"),
         (causal, "decoder self:\ncausal", "target query", "target key"),
-        (full, "cross-attention:\nsees all source", "target query", "source key"),
+        (cross, "cross-attention:\nsees all source", "target query", "source key"),
     ])
 
     fig.suptitle("Three Transformer families and their attention masks (blue = may attend)", fontsize=13)

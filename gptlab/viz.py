@@ -399,9 +399,9 @@ def plot_token_attention(maps: AttentionMaps, layer: int, head: int, index: int,
         vals, idx = vec.topk(k)
         ax.barh(range(k)[::-1], vals.numpy())
         ax.set_yticks(range(k)[::-1])
-        ax.set_yticklabels([f"{int(i)}:{labels[int(i)]}" for i in idx], fontsize=8)
+        ax.set_yticklabels([f"{int(i)} ‹{labels[int(i)]}›" for i in idx], fontsize=8)  # as the heatmaps: 44 ‹:›
         ax.set_xlabel("attention weight")
-        ax.set_title(f"token {index} ({labels[index]}) {what}", fontsize=10)
+        ax.set_title(f"token {index} ‹{labels[index]}› {what}", fontsize=10)
     fig.suptitle(f"layer {layer}, head {head}")
     return fig
 

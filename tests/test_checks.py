@@ -347,3 +347,89 @@ def test_reading_a_slow_generator_is_bounded_in_time(capsys, monkeypatch):
 
     assert not checks.windows(slow)
     assert "reading what your function returned took over 0.05 s; return a list" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- incomplete answers (issue 29)
+# The reference answers a learner may write for the real checkpoint layouts, and the incomplete answers the
+# checks must refuse: each names what is missing in its one line.
+
+_GPT2_BUFFER = r"\.attn\.(bias|masked_bias)$"
+
+
+def _hf_to_gptlab_full(hf, transpose=is_conv1d):
+    """A complete answer: strip an existing prefix, skip the mask buffers and the tied head, transpose Conv1D."""
+    import re
+
+    out = {}
+    for k, v in hf.items():
+        k = k.removeprefix("transformer.")
+        if k == "lm_head.weight" or re.search(r"^h\.\d+" + _GPT2_BUFFER, k):
+            continue
+        out["transformer." + k] = v.t() if transpose(k) and v.dim() == 2 else v
+    return out
+
+
+CASES["hf_to_gptlab"] = (_hf_to_gptlab_full, [
+    (lambda hf: _hf_to_gptlab_full(hf, transpose=lambda k: k.endswith(("c_attn.weight", "c_fc.weight"))), "square"),
+    (lambda hf: _hf_to_gptlab_full(hf, transpose=lambda k: True), "only the four"),
+])
+
+
+def _probe_edit_last_only(model, idx):
+    """Literally the tour's check as a function: edit the last token, compare every earlier position."""
+    base, _ = model(idx)
+    j = idx.clone()
+    j[:, -1] = (j[:, -1] + 1) % base.size(-1)
+    return torch.allclose(model(j)[0][:, :-1], base[:, :-1])
+
+
+def _probe_position_0_only(model, idx):
+    base, _ = model(idx)
+    for t in range(1, idx.size(1)):
+        j = idx.clone()
+        j[:, t] = (j[:, t] + 1) % base.size(-1)
+        if not torch.allclose(model(j)[0][:, 0], base[:, 0]):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("probe", [_probe_edit_last_only, _probe_position_0_only])
+def test_causality_probe_rejects_incomplete_probes(probe, capsys):
+    assert bool(checks.causality_probe(probe)) is False
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "position 2 reads token 3" in out and "EVERY later token" in out, out
+
+
+def _hf_keeps_buffers(hf):
+    return {("transformer." + k.removeprefix("transformer.")): (v.t() if is_conv1d(k) else v)
+            for k, v in hf.items() if k != "lm_head.weight"}
+
+
+def _hf_drops_every_attn_bias(hf):  # `endswith("attn.bias")` also drops the real c_attn.bias
+    return {k: v for k, v in _hf_keeps_buffers(hf).items() if not k.endswith(("attn.bias", "attn.masked_bias"))}
+
+
+def _hf_prefixes_twice(hf):
+    import re
+
+    return {"transformer." + k: (v.t() if is_conv1d(k) else v)
+            for k, v in hf.items() if k != "lm_head.weight" and not re.search(_GPT2_BUFFER, k) or "c_attn.bias" in k or "c_proj.bias" in k}
+
+
+@pytest.mark.parametrize(("wrong", "phrase"), [
+    (_hf_keeps_buffers, "causal-mask buffer"),
+    (_hf_drops_every_attn_bias, "real bias that also ends in 'attn.bias'"),
+    (_hf_prefixes_twice, "second prefix"),
+    (lambda hf: {k: v for k, v in _hf_to_gptlab_full(hf).items()} | {"transformer.h.0.attn.c_attn.weight": _hf_to_gptlab_full(hf)["transformer.h.0.attn.c_attn.weight"].t()}, "wrong shape"),
+])
+def test_hf_to_gptlab_rejects_mappings_that_fail_on_openais_checkpoint(wrong, phrase, capsys):
+    assert bool(checks.hf_to_gptlab(wrong)) is False
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and phrase in out, out
+
+
+@pytest.mark.parametrize("lookup", [lambda i, w: w[i], lambda i, w: F.embedding(i, w), lambda i, w: w.index_select(0, i.flatten()).view(*i.shape, -1)])
+def test_embedding_lookup_rejects_indexing_into_the_weight(lookup, capsys):
+    assert bool(checks.embedding_lookup(lookup)) is False
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "one-hot × matrix" in out, out

@@ -66,3 +66,16 @@ def test_kv_cache_grid_counts_the_work():
 def test_bad_sizes_are_rejected(fn, arg):
     with pytest.raises(ValueError, match="must be an int"):
         fn(arg)
+
+
+def test_kv_cache_query_reads_every_key_and_cross_attention_is_rectangular():
+    """Review C1/C4: the new query's arrows reach every key (not only its own), and the cross-attention
+    mask is target x source, not square; C3: the family stacks have their own colours, not attn/mlp's."""
+    fig = diagrams.kv_cache_diagram(steps=6)
+    arrows = [p for p in fig.axes[1].patches if type(p).__name__ == "FancyArrowPatch"]
+    assert len(arrows) == 6
+    fig = diagrams.transformer_families(n=4)
+    by_title = {ax.get_title(): ax.images[0].get_array() for ax in fig.axes if ax.images}
+    assert by_title["cross-attention:\nsees all source"].shape == (4, 6)
+    assert by_title["encoder self:\nbidirectional"].shape == (6, 6)
+    assert {"encoder", "decoder"} <= set(diagrams.COLORS)
