@@ -208,6 +208,9 @@ def check_save_target(path: str | Path) -> Path:
     if str(path).strip() == "":
         raise ValueError("the checkpoint folder is an empty string; name a folder to save to")
     path = Path(path)
+    if path.name in ("", ".", ".."):
+        raise ValueError(f"cannot save a checkpoint to {str(path)!r}: name a folder of its own (e.g. {str(path / 'checkpoint')!r}), "
+                         "a save replaces the whole folder")
     if path.exists() and not path.is_dir():
         raise ValueError(f"cannot save a checkpoint to {path}: it is a file, not a folder")
     if path.is_dir():
@@ -517,6 +520,10 @@ def _read_meta(folder: Path, verify: bool, files: tuple[str, ...] | None) -> dic
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise CheckpointError(f"{jpath} is corrupt or truncated (not valid JSON: {e}); the checkpoint cannot be read") from None
     validate_meta(meta, jpath)
+    unlisted = [n for n in _OUR_FILES[:4] if n not in meta["files"] and ((folder / n).exists() or (folder / n).is_symlink())]
+    if unlisted:
+        raise CheckpointError(f"{jpath} is damaged or altered: the folder holds {unlisted} that it does not record; "
+                              "use another copy of the checkpoint or train again")
     for name, rec in meta["files"].items():
         p = folder / name
         if not p.exists() and not p.is_symlink():
@@ -691,15 +698,7 @@ def check_train_state(state: dict[str, Any], optimizer: torch.optim.Optimizer, f
 
     check_rng(state.get("rng"), "its ")
     if "best" in state:
-        best = state["best"]
-        if not isinstance(best, dict) or trainable is None or set(best) != set(trainable):
-            raise bad("its best weights are not those of this model's trainable parameters")
-        for n, t in best.items():
-            p = trainable[n]
-            if not isinstance(t, torch.Tensor) or tuple(t.shape) != tuple(p.shape) or t.dtype != p.dtype:
-                raise bad(f"its best weight {n} is not a {tuple(p.shape)} {p.dtype} tensor")
-            if not bool(torch.isfinite(t).all()):
-                raise bad(f"its best weight {n} holds NaN or inf")
+        check_best(state["best"], trainable or {}, file)
     # A data-parallel run (gptlab.distributed) also keeps every process's states: one batch stream per rank.
     if "world_size" in state or "rng_ranks" in state:
         n, ranks = state.get("world_size"), state.get("rng_ranks")
@@ -751,6 +750,21 @@ def check_train_state(state: dict[str, Any], optimizer: torch.optim.Optimizer, f
                 raise bad(f"{k} of parameter {i} holds values AdamW never produces (NaN, inf or negative)")
 
 
+def check_best(best: Any, params: dict[str, torch.Tensor], file: str | Path) -> None:
+    """Raise CheckpointError unless `best` (train_state.pt's best weights so far) fits `params` by name, shape and dtype, finite."""
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(f"{file} is damaged: {what}; use another copy or train again")
+
+    if not isinstance(best, dict) or set(best) != set(params):
+        raise bad("its best weights are not those of this model's trainable parameters")
+    for n, t in best.items():
+        p = params[n]
+        if not isinstance(t, torch.Tensor) or t.layout != torch.strided or tuple(t.shape) != tuple(p.shape) or t.dtype != p.dtype:
+            raise bad(f"its best weight {n} is not a {tuple(p.shape)} {p.dtype} tensor")
+        if not bool(torch.isfinite(t).all()):
+            raise bad(f"its best weight {n} holds NaN or inf")
+
+
 def _group_params(optimizer: torch.optim.Optimizer, want_group: dict) -> list:
     # optimizer.state_dict() numbers parameters 0, 1, ... across groups in order
     flat = [p for g in optimizer.param_groups for p in g["params"]]
@@ -775,6 +789,27 @@ def load_checkpoint_tokenizer(path: Path, meta: dict[str, Any]) -> Any:
             f"{meta['model_config']['vocab_size']} outputs; the tokenizer does not belong to this model"
         )
     return tok
+
+
+def load_trained(
+    path: str | Path, expected: Callable[[dict[str, Any]], dict[str, tuple]], *, train_state: bool = False,
+) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any] | None]:
+    """(checkpoint.json, weights, train_state.pt or None) of a folder, for a caller that builds its own module.
+
+    expected(meta) -> {name: shape}: the state dict of the module the caller will
+    build (a classifier, adapters), computed on the meta device; it runs after
+    checkpoint.json is validated and its claims are compared with the safetensors
+    header, and nothing is allocated before the header fits it. Never modifies the folder.
+    """
+    path = Path(path)
+
+    def read(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any] | None]:
+        meta = _read_meta(folder, True, None)
+        weights = load_weights(folder, meta, expected)
+        state = load_train_state(folder / "train_state.pt") if train_state and "train_state.pt" in meta["files"] else None
+        return meta, weights, state
+
+    return _read_consistently(path, read)
 
 
 def load_checkpoint(
