@@ -339,7 +339,7 @@ def _build_classifier(meta: dict[str, Any]) -> GPTClassifier:
     clf = GPTClassifier(GPT(GPTConfig.from_dict(meta["model_config"])), meta["head"]["num_classes"], meta["head"]["pool"])
     if meta.get("lora"):
         lc = meta["lora"]
-        apply_lora(clf.gpt, lc["r"], lc["alpha"], lc["targets"])
+        apply_lora(clf, lc["r"], lc["alpha"], lc["targets"], freeze_rest=False)  # targets: full names in the classifier
     return clf
 
 

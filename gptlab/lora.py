@@ -174,6 +174,9 @@ def load_lora(model: GPT, path: str | Path, *, freeze_rest: bool = True) -> GPT:
     if not isinstance(model, GPT):
         raise TypeError(f"load_lora loads adapters into a gptlab GPT (for a classifier, pass clf.gpt), got {type(model).__name__}")
     path = Path(path)
+    if path.is_file():
+        raise ValueError(f"{path} is a file, not an adapter folder: save_lora writes a gptlab checkpoint folder "
+                         "(checkpoint.json + adapters.safetensors); pass that folder")
     have = lora_layers(model)
 
     def expected(meta: dict[str, Any]) -> dict[str, tuple]:

@@ -732,7 +732,7 @@ def fit(
                         state["best"] = best_weights
                     save_checkpoint(
                         cfg.ckpt_dir, model, tokenizer=tokenizer, optimizer=optimizer, train_config=cfg, step=step,
-                        history=history, train_state=state, head=head,
+                        history=history, train_state=state, head=head, lora=lora_config(model),
                     )
                 saved_step = step
             if step >= cfg.max_steps or stop:
@@ -799,7 +799,7 @@ def _restore(cfg: TrainConfig, model: nn.Module, optimizer, batch_gen, tokenizer
     if saved_config != model.config.to_dict():
         diff = {k: (v, model.config.to_dict().get(k)) for k, v in saved_config.items() if model.config.to_dict().get(k) != v}
         raise ValueError(f"cannot resume {path}: the model's config differs from the checkpoint's (checkpoint, model): {diff}")
-    now = {"head": head, "lora": lora_config(getattr(model, "gpt", model)),
+    now = {"head": head, "lora": lora_config(model),
            "trainable": [n for n, p in model.named_parameters() if p.requires_grad]}
     for key, value in now.items():
         saved = meta.get(key, None if key != "trainable" else now["trainable"])
@@ -821,7 +821,8 @@ def _restore(cfg: TrainConfig, model: nn.Module, optimizer, batch_gen, tokenizer
         changed.append("max_steps (with lr_decay_steps=None it sets the cosine's length)")
     if changed and world.is_main:
         warnings.warn(f"resuming {path} with changed settings {changed}: the run will not match an uninterrupted one", stacklevel=6)
-    weights = load_weights(path, meta)  # names, shapes, dtypes and finiteness checked first
+    # names, shapes, dtypes and finiteness checked against this model's own state dict first
+    weights = load_weights(path, meta, lambda _meta: {k: tuple(v.shape) for k, v in model.state_dict().items()})
     state = load_train_state(path / "train_state.pt")
     check_train_state(state, optimizer, path / "train_state.pt", meta["step"], trainable=dict(_trainable(model)))
     saved_world = state.get("world_size", 1)

@@ -7,6 +7,7 @@ import torch
 
 from gptlab import GPT, GPTConfig
 from gptlab import finetune as FT
+from gptlab.checkpoint import CheckpointError
 from gptlab.lora import apply_lora, count_parameters
 from gptlab.training import TrainConfig
 
@@ -45,7 +46,7 @@ def test_padding_never_changes_a_prediction(pool):
         batched = clf(idx, lengths)
         torch.testing.assert_close(batched, alone, rtol=1e-5, atol=1e-6)
     # and the pooled vector really is the last real token's (or the mean over real tokens)
-    h = FT.hidden_states(clf.gpt, torch.tensor([seqs[0]]))
+    h = clf.gpt.hidden_states(torch.tensor([seqs[0]]))
     want = h[0, -1] if pool == "last" else h[0].mean(0)
     torch.testing.assert_close(clf.pooled(torch.tensor([seqs[0]]))[0], want)
 
@@ -57,11 +58,13 @@ def test_without_lengths_the_last_position_is_read():
     torch.testing.assert_close(clf(idx[:, :3]), clf(idx, torch.tensor([3])))
 
 
-def test_hidden_states_match_the_language_model():
-    gpt = model().eval()
+@pytest.mark.parametrize("switches", [{}, {"pos_emb": "rotary"}, {"pos_emb": "rotary", "norm": "rmsnorm", "mlp": "swiglu",
+                                                                   "qk_norm": True, "tie_weights": False, "bias": False}])
+def test_hidden_states_match_the_language_model(switches):
+    gpt = model(**switches).eval()
     idx = torch.tensor([[1, 2, 3, 4]])
     logits, _ = gpt(idx)
-    torch.testing.assert_close(gpt.lm_head(FT.hidden_states(gpt, idx)), logits)
+    torch.testing.assert_close(gpt.lm_head(gpt.hidden_states(idx)), logits)
 
 
 def test_bad_arguments_fail_clearly():
@@ -170,7 +173,7 @@ def test_resume_equals_uninterrupted(tmp_path, trainable):
     full_clf = make()
     full = FT.train_classifier(full_clf, TRAIN, DEV, run_cfg(), restore_best=False)
     FT.train_classifier(make(), TRAIN, DEV, run_cfg(tmp_path / "ck", max_steps=8))  # stopped at step 8
-    assert json.loads((tmp_path / "ck" / "classifier.json").read_text())["step"] == 8
+    assert json.loads((tmp_path / "ck" / "checkpoint.json").read_text())["step"] == 8
     other = make()
     with torch.no_grad():  # different weights: everything must come from the checkpoint
         for p in other.parameters():
@@ -190,7 +193,7 @@ def test_resume_refuses_a_differently_frozen_model_and_a_damaged_file(tmp_path):
         FT.train_classifier(fresh("head"), TRAIN, DEV, run_cfg(tmp_path / "ck"), resume=True)
     p = tmp_path / "ck" / "model.safetensors"
     p.write_bytes(p.read_bytes()[:-4] + b"\0\0\0\0")
-    with pytest.raises(ValueError, match="sha256"):
+    with pytest.raises(CheckpointError, match="sha256"):
         FT.train_classifier(fresh(), TRAIN, DEV, run_cfg(tmp_path / "ck"), resume=True)
 
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from gptlab import GPT, GPTConfig
+from gptlab.checkpoint import CheckpointError
 from gptlab.lora import LoRALinear, apply_lora, count_parameters, load_lora, lora_layers, merge_lora, save_lora
 
 CFG = GPTConfig.from_preset("tiny", vocab_size=20, block_size=16, n_layer=2, n_embd=32)  # C = 32
@@ -81,7 +82,7 @@ def test_adapter_save_load_round_trip(tmp_path):
     train_b(m)
     want, _ = m(IDX)
     path = save_lora(m, tmp_path / "adapter.safetensors")
-    assert path.stat().st_size < 20_000  # the adapters alone, not the model
+    assert sum(f.stat().st_size for f in path.iterdir()) < 30_000  # the adapters alone, not the model
     fresh = model()  # the same base weights, no adapters yet: load_lora adds them from the file's metadata
     load_lora(fresh, path)
     got, _ = fresh(IDX)
@@ -103,8 +104,8 @@ def test_bad_input_fails_clearly(tmp_path):
     save_lora(m, tmp_path / "a.safetensors")
     other = model()
     apply_lora(other, r=2, alpha=8)
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(CheckpointError, match="already has others"):
         load_lora(other, tmp_path / "a.safetensors")
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(ValueError, match="safetensors"):
+    with pytest.raises(ValueError, match="not an adapter folder"):
         load_lora(model(), tmp_path / "junk.safetensors")
