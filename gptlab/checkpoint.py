@@ -238,8 +238,7 @@ def check_save_target(path: str | Path) -> Path:
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HISTORY_INTS = ("steps", "eval_steps")
 _HISTORY_FLOATS = ("train_loss", "lr", "tokens_per_s")  # and one list "eval_<score>" per evaluated score
-_HISTORY_SCALARS = {"best_step": "an integer >= 0", "stopped_early_at": "an integer >= 0", "best_score": "a finite number",
-                    "train_seconds": "a finite number >= 0"}
+_HISTORY_SCALARS = {"best_step": "an integer >= 0", "stopped_early_at": "an integer >= 0", "best_score": "a finite number"}
 _EVAL_NAME = re.compile(r"eval_[a-z0-9_]{1,40}")
 _MAX_LORA_RANK = 1 << 16
 
@@ -328,7 +327,7 @@ def validate_meta(meta: Any, source: str | Path = "checkpoint.json") -> dict[str
     for key, value in history.items():
         if key in _HISTORY_SCALARS:
             ok = _is_int(value) and value >= 0 if key in ("best_step", "stopped_early_at") else (
-                _is_num(value) and math.isfinite(value) and (key != "train_seconds" or value >= 0))
+                _is_num(value) and math.isfinite(value))
             if not ok:
                 raise bad(f"history[{key!r}] must be {_HISTORY_SCALARS[key]}")
             continue

@@ -345,7 +345,6 @@ class History:
     best_step: int | None = None
     best_score: float | None = None
     stopped_early_at: int | None = None  # the step where patience ran out, else None
-    train_seconds: float = 0.0  # time in training steps (not evaluation or saving)
 
     # the names lessons read: pretraining's two estimates, a classifier's dev scores
     eval_train_loss = property(lambda self: self.evals.setdefault("train_loss", []))
@@ -373,8 +372,6 @@ class History:
         for name in ("best_step", "best_score", "stopped_early_at"):
             if getattr(self, name) is not None:
                 d[name] = getattr(self, name)
-        if self.train_seconds:
-            d["train_seconds"] = self.train_seconds
         return d
 
     @classmethod
@@ -382,7 +379,6 @@ class History:
         h = cls(**{k: list(d.get(k, [])) for k in ("steps", "train_loss", "lr", "tokens_per_s", "eval_steps")})
         h.evals = {k[5:]: list(v) for k, v in d.items() if k.startswith("eval_") and k != "eval_steps"}
         h.best_step, h.best_score, h.stopped_early_at = d.get("best_step"), d.get("best_score"), d.get("stopped_early_at")
-        h.train_seconds = float(d.get("train_seconds", 0.0))
         return h
 
     def plot(self, title: str = "Loss curves"):
@@ -771,14 +767,12 @@ def fit(
                     bar.set_postfix(loss=f"{loss_value:.4f}", tok_s=f"{history.tokens_per_s[-1]:,.0f}", refresh=False)
                 else:
                     bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
-                history.train_seconds += busy
                 busy, busy_steps = 0.0, 0
             else:
                 busy += time.perf_counter() - t0
             step += 1
             bar.update(1)
         bar.close()
-        history.train_seconds += busy
     if restore_best and best_weights is not None:
         with torch.no_grad():
             for n, p in trainable:
