@@ -461,11 +461,11 @@ def train_translation(
     after each evaluation. Batches come from a seeded stream (translation_batches),
     so a run is reproducible but is not saved: cfg.ckpt_dir must be None.
     """
-    _check_cfg(cfg, len(examples) if isinstance(examples, (list, tuple)) else 0)
-    if cfg.ckpt_dir is not None:
-        raise ValueError("train_translation does not save checkpoints (its batch stream cannot be resumed); set ckpt_dir=None")
     block = model.config.block_size
     _check_pairs(examples, "examples", block)
+    _check_cfg(cfg, len(examples))
+    if cfg.ckpt_dir is not None:
+        raise ValueError("train_translation does not save checkpoints (its batch stream cannot be resumed); set ckpt_dir=None")
     if dev_examples is not None:
         _check_pairs(dev_examples, "dev_examples", block)
     device = get_device(cfg.device)

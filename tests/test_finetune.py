@@ -258,7 +258,7 @@ def test_D02_predict_logits_refuses_text_and_float_ids():
     with pytest.raises(ValueError, match="must be integers"):
         FT.predict_logits(clf, [[1.7, 2.2]])
     with pytest.raises(ValueError, match="token ids must lie"):
-        FT.predict_logits(clf, [[1, 2]], pad_id=1000)
+        FT.predict_logits(clf, [[1, 2], [3]], pad_id=1000)  # the padding token is outside the vocabulary
 
 
 def test_D03_lengths_must_be_integers():
