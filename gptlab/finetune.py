@@ -257,9 +257,6 @@ def evaluate(clf: GPTClassifier, examples: Sequence[Example], batch_size: int = 
 
 # ---------------------------------------------------------------- training
 
-ClassifierHistory = History  # the name train_classifier's history had before there was one History
-
-
 def _epoch_rows(step: int, micro: int, cfg: TrainConfig, n: int, perms: dict[int, torch.Tensor]) -> torch.Tensor:
     """Example indices of one micro-batch: epochs of fixed permutations, a function of the step alone.
 

@@ -614,7 +614,7 @@ def fit(
     """The one training loop of gptlab (nanoGPT's): every kind of training is this loop plus batches and a loss.
 
     Each step: set the scheduled lr; for each of cfg.grad_accum micro-batches,
-    batch = next_batch(step, micro, generator) and loss_fn(model, batch).backward()
+    batch = next_batch(step, micro, generator), and the gradient of loss_fn(model, batch) is accumulated
     (bf16 autocast around the forward); clip the gradient norm; optimizer step; every
     log_interval steps record the loss (the only host sync). Every eval_interval steps
     (default cfg.eval_interval) and at the end, evaluate(model) -> {name: score} is
