@@ -316,3 +316,24 @@ def test_summarization_adapter_resumes_exactly(tmp_path):
     FT.train_summarization(model(dropout=0.1), pairs, dev, run_cfg(tmp_path / "ck", eval_interval=4, max_steps=8))
     resumed = FT.train_summarization(model(1, dropout=0.1), pairs, dev, run_cfg(tmp_path / "ck", eval_interval=4), resume=True)
     assert resumed.to_dict() == full.to_dict()
+
+
+def test_loss_histories_are_those_of_mains_classifier_and_translation_loops():
+    """Both are adapters of training.fit now: on a seed they give, bit for bit, the loss histories main's own
+    loops recorded (tests/fixtures/loss_histories_main.json, written by gptlab 0.1.0)."""
+    from pathlib import Path
+
+    want = json.loads((Path(__file__).parent / "fixtures" / "loss_histories_main.json").read_text())
+    c = FT.GPTClassifier(model(0, dropout=0.1), 2)
+    h = FT.train_classifier(c, TRAIN, DEV, run_cfg(grad_accum=2, lr_decay_steps=12), patience=5)
+    assert {"steps": h.steps, "train_loss": h.train_loss, "lr": h.lr, "eval_steps": h.eval_steps, "dev_accuracy": h.dev_accuracy,
+            "dev_loss": h.dev_loss, "best_step": h.best_step} == want["classifier"]
+    m = model(0, dropout=0.1, n_layer=2, block_size=24)
+    g, ex = torch.Generator().manual_seed(4), []
+    for _ in range(40):
+        a = torch.randint(3, 20, (int(torch.randint(2, 8, (1,), generator=g)),), generator=g).tolist()
+        b = a[::-1] + [1]
+        ex.append((a + [2] + b[:-1], [-100] * len(a) + b))
+    h = FT.train_translation(m, ex[:32], TrainConfig(max_steps=25, batch_size=4, lr=3e-3, min_lr=3e-4, warmup_steps=2, bf16=False,
+                                                     device="cpu", progress=False, seed=9), dev_examples=ex[32:], eval_every=10)
+    assert {"step": h.steps, "train_loss": h.train_loss, "eval_step": h.eval_steps, "dev_loss": h.dev_loss} == want["translation"]

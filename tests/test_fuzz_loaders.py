@@ -159,6 +159,18 @@ def _swap_optimizer_tensor(p: Path, rng: random.Random) -> str:
     return f"optimizer state {i}.{k} -> zeros{shape}"
 
 
+def _damage(d: Path, name: str, rng: random.Random) -> str:
+    """Damage file `name` of checkpoint folder d one way or another, then fix the hashes checkpoint.json records."""
+    if name == "train_state.pt" and rng.random() < 0.5:
+        what = _swap_optimizer_tensor(d / name, rng)
+    elif name.endswith(".json") and rng.random() < 0.7:
+        what = _rewrite_json(d / name, rng)
+    else:
+        what = _damage_bytes(d / name, rng)
+    _rehash(d)
+    return what
+
+
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> tuple[Path, Path, dict]:
     d = tmp_path_factory.mktemp("fuzz_base")
@@ -201,15 +213,7 @@ def _make_ft_cases(ft_base: tuple[Path, Path, dict], out: Path) -> list[dict]:
         target = "adapters" if i % 3 == 2 else "classifier"
         src = adapters if target == "adapters" else clf
         d = Path(shutil.copytree(src, out / f"{target}{i}"))
-        files = sorted(p.name for p in d.iterdir())
-        name = rng.choice(["checkpoint.json", "checkpoint.json"] + files)
-        if name == "train_state.pt" and rng.random() < 0.5:
-            what = _swap_optimizer_tensor(d / name, rng)
-        elif name.endswith(".json") and rng.random() < 0.7:
-            what = _rewrite_json(d / name, rng)
-        else:
-            what = _damage_bytes(d / name, rng)
-        _rehash(d)
+        what = _damage(d, rng.choice(["checkpoint.json", "checkpoint.json"] + sorted(p.name for p in d.iterdir())), rng)
         cases.append({"target": target, "path": str(d), "what": f"{target}: {what}", "config": config,
                       "resume": target == "classifier" and i % 2 == 0})
     return cases
@@ -229,13 +233,7 @@ def _make_cases(base: tuple[Path, Path, dict], out: Path) -> list[dict]:
             continue
         d = Path(shutil.copytree(ck, out / f"ck{i}"))
         name = rng.choice(["checkpoint.json", "checkpoint.json", "tokenizer.json", "model.safetensors", "train_state.pt"])
-        if name == "train_state.pt" and rng.random() < 0.5:
-            what = _swap_optimizer_tensor(d / name, rng)
-        elif name.endswith(".json") and rng.random() < 0.7:
-            what = _rewrite_json(d / name, rng)
-        else:
-            what = _damage_bytes(d / name, rng)
-        _rehash(d)
+        what = _damage(d, name, rng)
         cases.append({"target": target, "path": str(d), "what": what, "config": config,
                       "resume": name == "train_state.pt" or (name == "checkpoint.json" and i % 3 == 0)})
     return cases

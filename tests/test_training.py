@@ -404,13 +404,11 @@ def test_course_model_is_loaded_not_retrained(tmp_path, monkeypatch):
     assert [(c.max_steps, c.ckpt_dir) for c in calls] == [(150, str(tmp_path / "shakespeare-char-fast"))]
 
 
-def test_loss_histories_are_those_of_mains_three_loops():
-    """fit replaced three loops: on a seed, pretraining, classifier and translation fine-tuning give, bit for bit,
-    the loss histories main's own loops recorded (tests/fixtures/loss_histories_main.json, written by gptlab 0.1.0)."""
+def test_loss_history_is_that_of_mains_loop():
+    """train runs on fit now: on a seed it gives, bit for bit, the loss history main's own loop recorded
+    (tests/fixtures/loss_histories_main.json, written by gptlab 0.1.0; test_finetune checks the other two loops)."""
     import json
     from pathlib import Path
-
-    from gptlab import finetune as FT
 
     want = json.loads((Path(__file__).parent / "fixtures" / "loss_histories_main.json").read_text())
     torch.manual_seed(0)
@@ -422,31 +420,3 @@ def test_loss_histories_are_those_of_mains_three_loops():
     assert {"steps": h.steps, "train_loss": h.train_loss, "lr": h.lr, "eval_steps": h.eval_steps,
             "eval_train_loss": h.eval_train_loss, "eval_val_loss": h.eval_val_loss} == want["lm"]
 
-    def toy(n, seed):
-        g, out = torch.Generator().manual_seed(seed), []
-        for _ in range(n):
-            T_ = int(torch.randint(2, 13, (1,), generator=g))
-            ids = torch.randint(4, 20, (T_,), generator=g).tolist()
-            if torch.rand(1, generator=g) < 0.5:
-                ids[int(torch.randint(0, T_, (1,), generator=g))] = 3
-            out.append((ids, int(3 in ids)))
-        return out
-
-    torch.manual_seed(0)
-    c = FT.GPTClassifier(GPT(GPTConfig.from_preset("tiny", vocab_size=20, block_size=16, n_layer=3, dropout=0.1)), 2)
-    h = FT.train_classifier(c, toy(64, 1), toy(24, 2), TrainConfig(
-        max_steps=12, batch_size=8, grad_accum=2, lr=3e-3, min_lr=3e-4, warmup_steps=2, lr_decay_steps=12, eval_interval=4,
-        log_interval=1, bf16=False, device="cpu", progress=False, seed=7), patience=5)
-    assert {"steps": h.steps, "train_loss": h.train_loss, "lr": h.lr, "eval_steps": h.eval_steps, "dev_accuracy": h.dev_accuracy,
-            "dev_loss": h.dev_loss, "best_step": h.best_step} == want["classifier"]
-
-    torch.manual_seed(0)
-    m = GPT(GPTConfig.from_preset("tiny", vocab_size=20, block_size=24, n_layer=2, dropout=0.1))
-    g, ex = torch.Generator().manual_seed(4), []
-    for _ in range(40):
-        a = torch.randint(3, 20, (int(torch.randint(2, 8, (1,), generator=g)),), generator=g).tolist()
-        b = a[::-1] + [1]
-        ex.append((a + [2] + b[:-1], [-100] * len(a) + b))
-    h = FT.train_translation(m, ex[:32], TrainConfig(max_steps=25, batch_size=4, lr=3e-3, min_lr=3e-4, warmup_steps=2, bf16=False,
-                                                     device="cpu", progress=False, seed=9), dev_examples=ex[32:], eval_every=10)
-    assert {"step": h.steps, "train_loss": h.train_loss, "eval_step": h.eval_steps, "dev_loss": h.dev_loss} == want["translation"]
