@@ -1,13 +1,17 @@
-"""Train a GPT, and save checkpoints that resume exactly.
+"""Train a GPT, and anything built on one, with one loop that resumes exactly (lessons 06 and 11-14).
 
-The loop is nanoGPT's: sample random windows of the token stream, take an
-AdamW step at a learning rate that warms up linearly and then decays along a
-cosine, clip the gradient norm, and now and then estimate the train and val
-loss on a fixed set of batches. Everything that decides what happens next (the
-weights, AdamW's moment estimates, the step, and the states of the random
-generators that pick batches and dropout masks) goes into the checkpoint, so a
-run stopped at any step and resumed produces the same losses, bit for bit, as
-one that never stopped.
+`fit` is nanoGPT's loop, and the only one in gptlab: set the scheduled learning rate
+(linear warmup, then a cosine or warmup-stable-decay), accumulate the gradients of
+grad_accum micro-batches, clip their norm, take an AdamW (or Muon) step, now and then
+record the loss, evaluate and save. What it trains is told by two functions: how to
+draw a batch and how to score it. `train` (pretraining: random windows of a token
+stream) is the first such adapter; gptlab.finetune has the classifier, translation
+and summarization ones. Everything that decides what happens next (the weights,
+AdamW's moment estimates, the step, the states of the random generators that pick
+batches and dropout masks, a classifier's best weights) goes into the checkpoint,
+so a run stopped at any step and resumed produces the same losses, bit for bit, as
+one that never stopped; a loss or weight that turns NaN stops the run before it
+can overwrite the last good checkpoint.
 
 The same loop runs data-parallel under torchrun (see gptlab.distributed and
 docs/scaling-out.md): each process draws its own batches from a generator
@@ -630,6 +634,8 @@ def fit(
     head on top of a GPT body, saved with the checkpoint (see gptlab.checkpoint); resume
     refuses a checkpoint whose head, adapters or trainable parameters differ.
     """
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
     device = device if device is not None else get_device(cfg.device)
     use_bf16 = resolve_bf16(cfg.bf16, device)
     eval_interval = eval_interval or cfg.eval_interval
@@ -736,22 +742,9 @@ def fit(
 
             t0 = time.perf_counter()
             lr = set_lr(optimizer, step, cfg)
-            loss_sum = torch.zeros((), device=device)
-            for micro in range(cfg.grad_accum):
-                batch = next_batch(step, micro, batch_gen)
-                # DDP all-reduces gradients in backward; between micro-batches that would be wasted traffic.
-                last = micro == cfg.grad_accum - 1
-                with net.no_sync() if world.size > 1 and not last else nullcontext():
-                    with autocast(device, use_bf16):
-                        loss = loss_fn(net, batch)
-                    loss = loss / cfg.grad_accum  # gradients add up over micro-batches: average them
-                    loss.backward()
-                loss_sum += loss.detach()
+            loss_sum = _step(net, params, optimizer, lambda micro: next_batch(step, micro, batch_gen), loss_fn, cfg,
+                             device, use_bf16, world)
             finite &= torch.isfinite(loss_sum)
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
             busy_steps += 1
             if step % cfg.log_interval == 0:
                 # the only host sync of a training step, and only every log_interval (averaged over processes)
@@ -778,6 +771,28 @@ def fit(
             for n, p in trainable:
                 p.copy_(best_weights[n])
     return history
+
+
+def _step(net: nn.Module, params: list[torch.Tensor], optimizer, batch: Callable[[int], Any],
+          loss_fn: Callable[[nn.Module, Any], torch.Tensor], cfg: TrainConfig, device: torch.device, use_bf16: bool,
+          world: World) -> torch.Tensor:
+    """One optimizer update: accumulate grad_accum micro-batches' gradients, clip, step. Returns the mean loss (no sync)."""
+    loss_sum = torch.zeros((), device=device)
+    for micro in range(cfg.grad_accum):
+        b = batch(micro)
+        # DDP all-reduces gradients in backward; between micro-batches that would be wasted traffic.
+        last = micro == cfg.grad_accum - 1
+        with net.no_sync() if world.size > 1 and not last else nullcontext():
+            with autocast(device, use_bf16):
+                loss = loss_fn(net, b)
+            loss = loss / cfg.grad_accum  # gradients add up over micro-batches: average them
+            loss.backward()
+        loss_sum += loss.detach()
+    if cfg.grad_clip > 0:
+        nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss_sum
 
 
 def _restore(cfg: TrainConfig, model: nn.Module, optimizer, batch_gen, tokenizer, device, world: World = World(),

@@ -95,11 +95,16 @@ def test_a_format_1_checkpoint_written_by_main_still_loads_and_resumes(tmp_path)
     assert read_checkpoint_meta(folder)["format_version"] == 2
 
 
-def test_a_claimed_200000_layers_is_refused_from_the_header(tmp_path):
+def test_a_claimed_200000_layers_is_refused_from_the_header(tmp_path, capsys):
     folder = Path(shutil.copytree(FIXTURE, tmp_path / "ck"))
     rehash(folder, lambda m: m["model_config"].update(n_layer=200_000))
     with pytest.raises(CheckpointError, match="claims n_layer=200000, the file holds 1 blocks"):
         load_checkpoint(folder, "cpu")  # compared before even a meta-device model is built: well under a second
+    from gptlab import cli
+
+    for command in (["info", str(folder)], ["generate", "--checkpoint", str(folder), "--max-new-tokens", "2"]):
+        assert cli.main(command) == 1
+    assert "claims n_layer=200000" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- classifier checkpoints (D05-D14)
