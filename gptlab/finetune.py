@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from gptlab.checkpoint import CheckpointError, check_best, load_trained
 from gptlab.config import GPTConfig
 from gptlab.device import get_device
-from gptlab.lora import apply_lora, count_parameters, lora_config
+from gptlab.lora import apply_lora, count_parameters
 from gptlab.model import GPT
 from gptlab.tasks import IGNORE_INDEX, source_mask
 from gptlab.training import History, TrainConfig, autocast, fit, resolve_bf16

@@ -704,9 +704,9 @@ def fit(
             at_eval = (evaluate is not None and (step % eval_interval == 0 or step == cfg.max_steps)
                        and (step > 0 or eval_at_start) and not (resume and step == start))
             at_save = cfg.ckpt_dir is not None and step > start and (step % ckpt_every == 0 or step == cfg.max_steps)
-            if (at_eval or at_save or step == cfg.max_steps) and step > start:
-                if not distributed.all_true(bool(finite) and _params_finite(model), world):
-                    raise diverged(step)
+            checked = (at_eval or at_save or step == cfg.max_steps) and step > start
+            if checked and not distributed.all_true(bool(finite) and _params_finite(model), world):
+                raise diverged(step)
             if at_eval:
                 scores = evaluate(fwd)
                 history.record_eval(step, scores)
@@ -742,8 +742,7 @@ def fit(
 
             t0 = time.perf_counter()
             lr = set_lr(optimizer, step, cfg)
-            loss_sum = _step(net, params, optimizer, lambda micro: next_batch(step, micro, batch_gen), loss_fn, cfg,
-                             device, use_bf16, world)
+            loss_sum = _step(net, params, optimizer, next_batch, step, batch_gen, loss_fn, cfg, device, use_bf16, world)
             finite &= torch.isfinite(loss_sum)
             busy_steps += 1
             if step % cfg.log_interval == 0:
@@ -773,13 +772,13 @@ def fit(
     return history
 
 
-def _step(net: nn.Module, params: list[torch.Tensor], optimizer, batch: Callable[[int], Any],
-          loss_fn: Callable[[nn.Module, Any], torch.Tensor], cfg: TrainConfig, device: torch.device, use_bf16: bool,
-          world: World) -> torch.Tensor:
+def _step(net: nn.Module, params: list[torch.Tensor], optimizer, next_batch: Callable[[int, int, torch.Generator], Any],
+          step: int, gen: torch.Generator, loss_fn: Callable[[nn.Module, Any], torch.Tensor], cfg: TrainConfig,
+          device: torch.device, use_bf16: bool, world: World) -> torch.Tensor:
     """One optimizer update: accumulate grad_accum micro-batches' gradients, clip, step. Returns the mean loss (no sync)."""
     loss_sum = torch.zeros((), device=device)
     for micro in range(cfg.grad_accum):
-        b = batch(micro)
+        b = next_batch(step, micro, gen)
         # DDP all-reduces gradients in backward; between micro-batches that would be wasted traffic.
         last = micro == cfg.grad_accum - 1
         with net.no_sync() if world.size > 1 and not last else nullcontext():

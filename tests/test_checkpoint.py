@@ -19,7 +19,12 @@ import torch
 from gptlab import GPT, GPTConfig
 from gptlab import finetune as FT
 from gptlab import training as T
-from gptlab.checkpoint import CheckpointBusyError, CheckpointError, load_checkpoint, read_checkpoint_meta
+from gptlab.checkpoint import (
+    CheckpointBusyError,
+    CheckpointError,
+    load_checkpoint,
+    read_checkpoint_meta,
+)
 from gptlab.data import sha256_file
 from gptlab.lora import apply_lora
 
@@ -158,10 +163,12 @@ def test_D08_a_save_killed_between_its_renames_is_recovered(ck):
     assert ck.is_dir() and not (ck.parent / f".{ck.name}.tmp").exists() and h.eval_steps == [3, 6, 9]
 
 
+HOLD_LOCK = "import sys, time\nfrom gptlab.checkpoint import writer_lock\nwith writer_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)"
+
+
 def test_D09_a_second_writer_is_refused(ck):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from gptlab.checkpoint import writer_lock\n"
-         "with writer_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)", str(ck)],
+        [sys.executable, "-c", HOLD_LOCK, str(ck)],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         assert holder.stdout.readline().strip() == "held"
