@@ -1,10 +1,14 @@
 """Checkpoint folders: save them atomically, read them back as untrusted input.
 
-A checkpoint is a folder:
-    model.safetensors   the weights (safetensors: loading it runs no code)
-    checkpoint.json     model and training config, step, history, sha256 of each file
-    tokenizer.json      the tokenizer, if one was given
-    train_state.pt      optimizer and random-generator states, read with weights_only=True
+A checkpoint is a folder, the same for everything gptlab trains (a language model,
+a classifier = GPT body + head, a model with LoRA adapters, or the adapters alone):
+    model.safetensors     the weights of the whole trained module (safetensors: loading it runs no code)
+    adapters.safetensors  instead of model.safetensors: LoRA adapters alone (gptlab.lora.save_lora)
+    checkpoint.json       model and training config, head and adapter settings, step, history, sha256 of each file
+    tokenizer.json        the tokenizer, if one was given
+    train_state.pt        optimizer and random-generator states (and a classifier's best weights so far),
+                          read with weights_only=True
+Format 1 (gptlab before the classifier and adapters joined) is format 2 without head, lora and trainable.
 
 Why a module of its own: the training loop (gptlab.training) writes checkpoints,
 but the CLI, the course helpers and the notebooks only read them, and reading
@@ -37,7 +41,7 @@ import stat
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -48,8 +52,8 @@ from gptlab.model import GPT
 from gptlab.tokenizers import tokenizer_to_dict
 
 FORMAT = "gptlab-checkpoint"
-FORMAT_VERSION = 1
-_OUR_FILES = ("model.safetensors", "tokenizer.json", "train_state.pt", "checkpoint.json")
+FORMAT_VERSION = 2
+_OUR_FILES = ("model.safetensors", "adapters.safetensors", "tokenizer.json", "train_state.pt", "checkpoint.json")
 _MAX_JSON_BYTES = 64 << 20  # checkpoint.json holds configs and a loss history: kilobytes, never this
 _SAVE_WAIT_S = 10.0  # how long a reader waits for a save in progress to finish
 _FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
@@ -204,6 +208,9 @@ def check_save_target(path: str | Path) -> Path:
     if str(path).strip() == "":
         raise ValueError("the checkpoint folder is an empty string; name a folder to save to")
     path = Path(path)
+    if path.name in ("", ".", ".."):
+        raise ValueError(f"cannot save a checkpoint to {str(path)!r}: name a folder of its own (e.g. {str(path / 'checkpoint')!r}), "
+                         "a save replaces the whole folder")
     if path.exists() and not path.is_dir():
         raise ValueError(f"cannot save a checkpoint to {path}: it is a file, not a folder")
     if path.is_dir():
@@ -230,7 +237,10 @@ def check_save_target(path: str | Path) -> Path:
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HISTORY_INTS = ("steps", "eval_steps")
-_HISTORY_FLOATS = ("train_loss", "lr", "tokens_per_s", "eval_train_loss", "eval_val_loss")
+_HISTORY_FLOATS = ("train_loss", "lr", "tokens_per_s")  # and one list "eval_<score>" per evaluated score
+_HISTORY_SCALARS = {"best_step": "an integer >= 0", "stopped_early_at": "an integer >= 0", "best_score": "a finite number"}
+_EVAL_NAME = re.compile(r"eval_[a-z0-9_]{1,40}")
+_MAX_LORA_RANK = 1 << 16
 
 
 def _is_int(v: Any) -> bool:
@@ -257,10 +267,19 @@ _SCHEMA: dict[str, tuple[bool, Any, str]] = {
                                                  and v["n_vocab"] >= 1),
                   'null or {"file": "tokenizer.json", "type": "char"|"bpe"|"gpt2", "n_vocab": positive integer}'),
     "history": (False, lambda v: v is None or isinstance(v, dict), "null or an object of lists"),
+    "head": (False, lambda v: v is None or (isinstance(v, dict) and set(v) == {"num_classes", "pool"} and _is_int(v["num_classes"])
+                                            and 2 <= v["num_classes"] <= 1 << 20 and v["pool"] in ("last", "mean")),
+             'null or {"num_classes": integer >= 2, "pool": "last" | "mean"}'),
+    "lora": (False, lambda v: v is None or (isinstance(v, dict) and set(v) == {"r", "alpha", "targets"} and _is_int(v["r"])
+                                            and 1 <= v["r"] <= _MAX_LORA_RANK and _is_num(v["alpha"]) and math.isfinite(v["alpha"])
+                                            and v["alpha"] > 0 and isinstance(v["targets"], list) and 0 < len(v["targets"]) <= 10_000
+                                            and all(isinstance(t, str) and 0 < len(t) <= 200 for t in v["targets"])),
+             f'null or {{"r": integer in [1, {_MAX_LORA_RANK}], "alpha": finite number > 0, "targets": list of module names}}'),
+    "trainable": (False, lambda v: v is None or (isinstance(v, list) and all(isinstance(t, str) for t in v)), "null or a list of parameter names"),
     "files": (True, lambda v: isinstance(v, dict) and all(
-        k in _OUR_FILES[:3] and isinstance(r, dict) and _is_int(r.get("bytes")) and r["bytes"] >= 0
+        k in _OUR_FILES[:4] and isinstance(r, dict) and _is_int(r.get("bytes")) and r["bytes"] >= 0
         and isinstance(r.get("sha256"), str) and _HEX64.fullmatch(r["sha256"]) for k, r in v.items()),
-        'an object {"model.safetensors" | "tokenizer.json" | "train_state.pt": {"bytes": integer, "sha256": 64 hex digits}}'),
+        'an object {"model.safetensors" | "adapters.safetensors" | "tokenizer.json" | "train_state.pt": {"bytes": integer, "sha256": 64 hex digits}}'),
 }
 
 
@@ -285,8 +304,10 @@ def validate_meta(meta: Any, source: str | Path = "checkpoint.json") -> dict[str
             continue
         if not ok(meta[key]):
             raise bad(f"{key!r} must be {want}, got {_short(meta[key])}")
-    if "model.safetensors" not in meta["files"]:
-        raise bad("it lists no model.safetensors")
+    if ("model.safetensors" in meta["files"]) == ("adapters.safetensors" in meta["files"]):
+        raise bad("it must list exactly one of model.safetensors and adapters.safetensors")
+    if "adapters.safetensors" in meta["files"] and (not meta.get("lora") or meta.get("head") or "train_state.pt" in meta["files"]):
+        raise bad("an adapters.safetensors checkpoint holds LoRA adapters alone: a lora entry, no head, no train_state.pt")
     if meta.get("tokenizer") and "tokenizer.json" not in meta["files"]:
         raise bad("it names a tokenizer but lists no tokenizer.json")
     try:
@@ -304,12 +325,19 @@ def validate_meta(meta: Any, source: str | Path = "checkpoint.json") -> dict[str
             raise bad("train_config['ckpt_dir'] must be null or a string")
     history = meta.get("history") or {}
     for key, value in history.items():
-        if key not in _HISTORY_INTS + _HISTORY_FLOATS:
+        if key in _HISTORY_SCALARS:
+            ok = _is_int(value) and value >= 0 if key in ("best_step", "stopped_early_at") else (
+                _is_num(value) and math.isfinite(value))
+            if not ok:
+                raise bad(f"history[{key!r}] must be {_HISTORY_SCALARS[key]}")
+            continue
+        if key not in _HISTORY_INTS + _HISTORY_FLOATS and not (_EVAL_NAME.fullmatch(key)):
             raise bad(f"history has an unknown entry {key!r}")
         ok = _is_int if key in _HISTORY_INTS else _is_num
         if not isinstance(value, list) or not all(ok(v) for v in value):
             raise bad(f"history[{key!r}] must be a list of {'integers' if key in _HISTORY_INTS else 'numbers'}")
-    for group in (("steps", "train_loss", "lr", "tokens_per_s"), ("eval_steps", "eval_train_loss", "eval_val_loss")):
+    logged = ("steps", "train_loss", "lr") + (("tokens_per_s",) if history.get("tokens_per_s") else ())
+    for group in (logged, tuple(k for k in history if _EVAL_NAME.fullmatch(k))):  # eval_steps and one list per score
         if len({len(history.get(k, [])) for k in group}) > 1:
             raise bad(f"the history lists {group} have different lengths")
     return meta
@@ -348,6 +376,9 @@ def save_checkpoint(
     step: int = 0,
     history: Any = None,
     train_state: dict[str, Any] | None = None,
+    head: dict[str, Any] | None = None,
+    lora: dict[str, Any] | None = None,
+    adapters: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write a checkpoint folder atomically: readers see the old one or the new one, never a mix.
 
@@ -358,14 +389,23 @@ def save_checkpoint(
     values for train_state.pt (random states); with `optimizer` it makes the
     checkpoint resumable. Weights that are not finite are refused: a diverged
     run must not replace a good checkpoint.
+
+    model: a GPT, or a module with a GPT body and a head (gptlab.finetune.GPTClassifier):
+    `model.config` is the body's GPTConfig, `head` ({"num_classes", "pool"}) describes the
+    head, `lora` ({"r", "alpha", "targets"}, gptlab.lora.lora_config) the adapters inside.
+    The names of the parameters that train are recorded, so a resume can refuse a model
+    frozen differently. adapters: LoRA tensors to save alone (adapters.safetensors, no
+    model.safetensors, nothing to resume): gptlab.lora.save_lora.
     """
     from safetensors.torch import save_file
 
     from gptlab import __version__
 
     path = check_save_target(path)
+    if adapters is not None and (lora is None or head is not None or optimizer is not None or train_state is not None):
+        raise ValueError("adapters= saves LoRA adapters alone: give lora=, and no head, optimizer or train_state")
     with writer_lock(path):
-        weights, tied = _untie(model.state_dict())
+        weights, tied = _untie(model.state_dict() if adapters is None else adapters)
         bad = [name for name, t in weights.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
         if bad:
             raise ValueError(f"refusing to save {path}: the weights hold NaN or inf ({bad[:3]}); training diverged")
@@ -375,7 +415,7 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)  # debris of a save that died while writing
         tmp.mkdir(parents=True)
 
-        save_file(weights, tmp / "model.safetensors", metadata={"format": "pt"})
+        save_file(weights, tmp / ("model.safetensors" if adapters is None else "adapters.safetensors"), metadata={"format": "pt"})
         tok_ref = None
         if tokenizer is not None:
             from gptlab.tokenizers import save_tokenizer
@@ -406,6 +446,9 @@ def save_checkpoint(
             "train_config": train_config.to_dict() if train_config is not None else None,
             "tokenizer": tok_ref,
             "history": history.to_dict() if history is not None else None,
+            "head": head,
+            "lora": lora,
+            "trainable": [n for n, p in model.named_parameters() if p.requires_grad] if adapters is None else None,
             "files": files,
         }
         (tmp / "checkpoint.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
@@ -457,6 +500,10 @@ def _read_meta(folder: Path, verify: bool, files: tuple[str, ...] | None) -> dic
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise CheckpointError(f"{jpath} is corrupt or truncated (not valid JSON: {e}); the checkpoint cannot be read") from None
     validate_meta(meta, jpath)
+    unlisted = [n for n in _OUR_FILES[:4] if n not in meta["files"] and ((folder / n).exists() or (folder / n).is_symlink())]
+    if unlisted:
+        raise CheckpointError(f"{jpath} is damaged or altered: the folder holds {unlisted} that it does not record; "
+                              "use another copy of the checkpoint or train again")
     for name, rec in meta["files"].items():
         p = folder / name
         if not p.exists() and not p.is_symlink():
@@ -493,27 +540,38 @@ def model_config(meta: dict[str, Any]) -> GPTConfig:
     return GPTConfig.from_dict(meta["model_config"])
 
 
-def load_weights(path: Path, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The state dict in `path`/model.safetensors, checked against the model config before anything is built.
+def load_weights(path: Path, meta: dict[str, Any],
+                 expected: Callable[[dict[str, Any]], dict[str, tuple]] | None = None) -> dict[str, torch.Tensor]:
+    """The state dict in `path`/model.safetensors (or adapters.safetensors), checked before anything is built.
 
     Names, shapes and dtypes are read from the file's header first, so weights that
     do not fit the config fail with a sentence (and a crafted config cannot make us
-    allocate a huge model); then every value must be finite. The tied aliases
-    checkpoint.json records are filled in.
+    allocate a huge model: the layer count and widths checkpoint.json claims are
+    compared with the header before even a meta-device model is built); then every
+    value must be finite. The tied aliases checkpoint.json records are filled in.
+    expected(meta) -> {name: shape}: the state dict the caller will load into (a
+    classifier, adapters); default: a plain GPT of the checkpoint's config.
     """
     from safetensors import safe_open
 
     path = Path(path)
-    file = _inside(path, path / "model.safetensors", "gptlab")
+    name = "adapters.safetensors" if "adapters.safetensors" in meta["files"] else "model.safetensors"
+    file = _inside(path, path / name, "gptlab")
     config = model_config(meta)
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in GPT(config).state_dict().items()}
     tied = meta.get("tied_weights") or {}
     state: dict[str, torch.Tensor] = {}
     try:
         with safe_open(str(file), framework="pt") as f:
             header = {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
-            misfit = _misfit(header, expected, tied)
+            claim = _claims_misfit(header, config, adapters_only=name == "adapters.safetensors")
+            if claim:
+                raise CheckpointError(f"{file} does not fit the model config in checkpoint.json: {claim}")
+            if expected is None:
+                with torch.device("meta"):
+                    want = {k: tuple(v.shape) for k, v in GPT(config).state_dict().items()}
+            else:
+                want = expected(meta)
+            misfit = _misfit(header, want, tied)
             if misfit:
                 raise CheckpointError(f"{file} does not fit the model config in checkpoint.json: {misfit}")
             for k in header:
@@ -531,6 +589,26 @@ def load_weights(path: Path, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
     for alias, target in tied.items():
         state[alias] = state[target]
     return state
+
+
+_BLOCK = re.compile(r"(?:^|\.)transformer\.h\.(\d+)\.")
+
+
+def _claims_misfit(header: dict[str, tuple], config: GPTConfig, adapters_only: bool) -> str:
+    """What checkpoint.json's config claims that the header plainly contradicts ('' if nothing).
+
+    Cheap arithmetic on the header alone, before any model (even on the meta device)
+    is built from the claimed config: a checkpoint.json claiming 200,000 layers over a
+    file holding 2 is refused at once instead of after minutes of building.
+    """
+    blocks = {int(m.group(1)) for k in header for m in [_BLOCK.search(k)] if m}
+    top = max(blocks, default=-1) + 1
+    if top > config.n_layer or (not adapters_only and top != config.n_layer):
+        return f"checkpoint.json claims n_layer={config.n_layer}, the file holds {top} blocks"
+    for k, (shape, _) in header.items():
+        if k.endswith("transformer.wte.weight") and shape != (config.vocab_size, config.n_embd):
+            return f"checkpoint.json claims vocab_size={config.vocab_size} and n_embd={config.n_embd}, {k} is {shape}"
+    return ""
 
 
 def _misfit(header: dict[str, tuple], expected: dict[str, tuple], tied: dict[str, str]) -> str:
@@ -573,12 +651,14 @@ def load_train_state(p: Path) -> dict[str, Any]:
     return state
 
 
-def check_train_state(state: dict[str, Any], optimizer: torch.optim.Optimizer, file: str | Path, step: int) -> None:
+def check_train_state(state: dict[str, Any], optimizer: torch.optim.Optimizer, file: str | Path, step: int,
+                      trainable: dict[str, torch.Tensor] | None = None) -> None:
     """Raise CheckpointError unless train_state.pt's contents fit `optimizer` exactly.
 
     AdamW's fused kernel trusts its state: a moment tensor of the wrong shape is a
     crash or a silent write past the end of a buffer. So every state tensor is
-    checked against its parameter (shape, dtype, layout, finiteness) first.
+    checked against its parameter (shape, dtype, layout, finiteness) first. A
+    classifier's best weights so far ("best") must be finite and fit `trainable`.
     """
     def bad(what: str) -> CheckpointError:
         return CheckpointError(f"{file} is damaged: {what}; it cannot resume this run (use another copy or train again)")
@@ -597,6 +677,8 @@ def check_train_state(state: dict[str, Any], optimizer: torch.optim.Optimizer, f
                 raise bad(f"{whose}{k} random state is not a byte tensor")
 
     check_rng(state.get("rng"), "its ")
+    if "best" in state:
+        check_best(state["best"], trainable or {}, file)
     # A data-parallel run (gptlab.distributed) also keeps every process's states: one batch stream per rank.
     if "world_size" in state or "rng_ranks" in state:
         n, ranks = state.get("world_size"), state.get("rng_ranks")
@@ -648,6 +730,21 @@ def check_train_state(state: dict[str, Any], optimizer: torch.optim.Optimizer, f
                 raise bad(f"{k} of parameter {i} holds values AdamW never produces (NaN, inf or negative)")
 
 
+def check_best(best: Any, params: dict[str, torch.Tensor], file: str | Path) -> None:
+    """Raise CheckpointError unless `best` (train_state.pt's best weights so far) fits `params` by name, shape and dtype, finite."""
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(f"{file} is damaged: {what}; use another copy or train again")
+
+    if not isinstance(best, dict) or set(best) != set(params):
+        raise bad("its best weights are not those of this model's trainable parameters")
+    for n, t in best.items():
+        p = params[n]
+        if not isinstance(t, torch.Tensor) or t.layout != torch.strided or tuple(t.shape) != tuple(p.shape) or t.dtype != p.dtype:
+            raise bad(f"its best weight {n} is not a {tuple(p.shape)} {p.dtype} tensor")
+        if not bool(torch.isfinite(t).all()):
+            raise bad(f"its best weight {n} holds NaN or inf")
+
+
 def _group_params(optimizer: torch.optim.Optimizer, want_group: dict) -> list:
     # optimizer.state_dict() numbers parameters 0, 1, ... across groups in order
     flat = [p for g in optimizer.param_groups for p in g["params"]]
@@ -674,6 +771,27 @@ def load_checkpoint_tokenizer(path: Path, meta: dict[str, Any]) -> Any:
     return tok
 
 
+def load_trained(
+    path: str | Path, expected: Callable[[dict[str, Any]], dict[str, tuple]], *, train_state: bool = False,
+) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any] | None]:
+    """(checkpoint.json, weights, train_state.pt or None) of a folder, for a caller that builds its own module.
+
+    expected(meta) -> {name: shape}: the state dict of the module the caller will
+    build (a classifier, adapters), computed on the meta device; it runs after
+    checkpoint.json is validated and its claims are compared with the safetensors
+    header, and nothing is allocated before the header fits it. Never modifies the folder.
+    """
+    path = Path(path)
+
+    def read(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any] | None]:
+        meta = _read_meta(folder, True, None)
+        weights = load_weights(folder, meta, expected)
+        state = load_train_state(folder / "train_state.pt") if train_state and "train_state.pt" in meta["files"] else None
+        return meta, weights, state
+
+    return _read_consistently(path, read)
+
+
 def load_checkpoint(
     path: str | Path, device: str | torch.device | None = None, *, verify: bool = True, verify_train_state: bool = False
 ) -> tuple[GPT, Any, dict[str, Any]]:
@@ -691,6 +809,9 @@ def load_checkpoint(
 
     def read(folder: Path) -> tuple[dict[str, torch.Tensor], Any, dict[str, Any]]:
         meta = _read_meta(folder, verify, files)
+        for key, use in (("head", "gptlab.finetune.load_classifier"), ("lora", "gptlab.lora.load_lora (adapters) or load_classifier")):
+            if meta.get(key):
+                raise CheckpointError(f"{folder} is not a plain language model: it holds a {key} ({meta[key]}); load it with {use}")
         return load_weights(folder, meta), load_checkpoint_tokenizer(folder, meta), meta
 
     state, tokenizer, meta = _read_consistently(path, read)

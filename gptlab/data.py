@@ -100,13 +100,18 @@ def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int = 0, max_len: int | Non
         raise ValueError("pad_batch needs at least one sequence")
     if max_len is not None and max_len < 1:
         raise ValueError(f"max_len must be None or >= 1, got {max_len}")
+    if any(isinstance(s, (str, bytes)) for s in seqs):
+        raise TypeError("pad_batch got text, not token ids; encode it with the tokenizer first")
     seqs = [list(s)[:max_len] if max_len is not None else list(s) for s in seqs]
     if any(len(s) == 0 for s in seqs):
         raise ValueError(f"sequence {next(i for i, s in enumerate(seqs) if not s)} is empty: every sequence needs at least one token")
     lengths = torch.tensor([len(s) for s in seqs])
     idx = torch.full((len(seqs), int(lengths.max())), pad_id, dtype=torch.long)
     for i, s in enumerate(seqs):
-        idx[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
+        row = torch.as_tensor(s)
+        if row.is_floating_point() or row.is_complex() or row.dtype == torch.bool:
+            raise ValueError(f"sequence {i} holds {row.dtype} values; token ids must be integers (floats would be truncated silently)")
+        idx[i, : len(s)] = row
     return idx, lengths
 
 

@@ -6,18 +6,21 @@ keeps W frozen: for GPT-2's fused c_attn (768 -> 2304) and r = 8 that is 24,576
 trainable numbers instead of 1,769,472. B starts at zero, so an adapted model
 computes exactly what the original did until training moves B; merge_lora folds
 B @ A into W afterwards, so inference costs nothing extra. Only A and B need
-saving: a few hundred kilobytes next to a shared base model.
+saving: a few hundred kilobytes next to a shared base model (save_lora writes them as
+a gptlab checkpoint folder holding the adapters alone; lesson 11).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Iterable
 
 import torch
 from torch import nn
+
+from gptlab.checkpoint import CheckpointError, load_trained, save_checkpoint
+from gptlab.model import GPT
 
 DEFAULT_TARGETS = ("c_attn",)  # the fused q, k, v projection; Hu et al. adapt q and v only
 
@@ -83,8 +86,8 @@ def apply_lora(
     """
     if isinstance(r, bool) or not isinstance(r, int) or r < 1:
         raise ValueError(f"r (the adapter rank) must be a positive integer, got {r!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
-        raise ValueError(f"alpha must be a number > 0 (the update is scaled by alpha / r), got {alpha!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < math.inf:
+        raise ValueError(f"alpha must be a finite number > 0 (the update is scaled by alpha / r), got {alpha!r}")
     targets = (targets,) if isinstance(targets, str) else tuple(targets)
     if not targets:
         raise ValueError("targets is empty: name at least one layer, e.g. targets=('c_attn',)")
@@ -94,6 +97,8 @@ def apply_lora(
     if not chosen:
         linears = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear)})
         raise ValueError(f"no nn.Linear matches targets {list(targets)}; this model's Linear layers end with {linears}")
+    for name in chosen:
+        _check_target(model, name, model.get_submodule(name), r)
     if freeze_rest:
         for p in model.parameters():
             p.requires_grad_(False)
@@ -102,6 +107,17 @@ def apply_lora(
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, LoRALinear(getattr(parent, child), r, alpha, dropout))
     return chosen
+
+
+def _check_target(model: nn.Module, name: str, layer: nn.Linear, r: int) -> None:
+    """An adapter of rank r fits `layer` only if r <= min(in, out), and only if no other module shares its weight."""
+    if r > min(layer.in_features, layer.out_features):
+        raise ValueError(f"r={r} is larger than {name} allows: a rank-r update of a {layer.out_features} x {layer.in_features} "
+                         f"matrix needs r <= {min(layer.in_features, layer.out_features)}")
+    owners = [n for n, m in model.named_modules() if m is not layer and any(p is layer.weight for p in m.parameters(recurse=False))]
+    if owners:
+        raise ValueError(f"{name} shares its weight with {owners[0]} (tied embeddings): merging an adapter would change "
+                         f"{owners[0]} too; leave {name} out of targets, or build the model with tie_weights=False")
 
 
 @torch.no_grad()
@@ -135,49 +151,65 @@ def lora_config(model: nn.Module) -> dict[str, Any] | None:
     return {"r": first.r, "alpha": first.alpha, "targets": sorted(layers)}
 
 
-def save_lora(model: nn.Module, path: str | Path) -> Path:
-    """Write the adapters alone to a .safetensors file; r, alpha and targets go into its metadata."""
-    from safetensors.torch import save_file
-
+def save_lora(model: GPT, path: str | Path) -> Path:
+    """Write the adapters alone as a checkpoint folder (gptlab.checkpoint: adapters.safetensors, with r, alpha,
+    targets and the base model's config in checkpoint.json), atomically and under the writer lock."""
+    if not isinstance(model, GPT):
+        raise TypeError(f"save_lora saves the adapters of a gptlab GPT (for a classifier, pass clf.gpt), got {type(model).__name__}")
     cfg = lora_config(model)
     if cfg is None:
         raise ValueError("the model has no LoRA adapters to save; call apply_lora first")
-    path = Path(path)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in lora_state_dict(model).items()}
-    save_file(tensors, path, metadata={"format": "gptlab-lora", "lora": json.dumps(cfg)})
-    return path
+    return save_checkpoint(path, model, lora=cfg, adapters=lora_state_dict(model))
 
 
-def load_lora(model: nn.Module, path: str | Path, *, freeze_rest: bool = True) -> nn.Module:
+def load_lora(model: GPT, path: str | Path, *, freeze_rest: bool = True) -> GPT:
     """Load adapters saved by save_lora into `model`, adding them first if it has none.
 
-    Every tensor must match an adapter of the same name and shape: a file made for
-    another model fails here with the names, not later as wrong outputs.
+    The whole folder is checked before `model` changes at all: the schema (r, a finite
+    alpha > 0, targets), the base config against `model`'s, every target against a
+    Linear layer of `model` (r at most its size, no tied weight), every tensor's name
+    and shape in the safetensors header before it is read, finiteness. A model that
+    already has adapters must have them on the same layers with the same r and alpha.
     """
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
-
+    if not isinstance(model, GPT):
+        raise TypeError(f"load_lora loads adapters into a gptlab GPT (for a classifier, pass clf.gpt), got {type(model).__name__}")
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no LoRA adapter file at {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(path, device="cpu")
-    except (SafetensorError, OSError) as e:
-        raise ValueError(f"{path} cannot be read as safetensors: {e}") from None
-    if meta.get("format") != "gptlab-lora" or "lora" not in meta:
-        raise ValueError(f"{path} is not a gptlab LoRA adapter file (its metadata has no format 'gptlab-lora')")
-    cfg = json.loads(meta["lora"])
-    if not lora_layers(model):
-        apply_lora(model, cfg["r"], cfg["alpha"], cfg["targets"], freeze_rest=freeze_rest)
+    if path.is_file():
+        raise ValueError(f"{path} is a file, not an adapter folder: save_lora writes a gptlab checkpoint folder "
+                         "(checkpoint.json + adapters.safetensors); pass that folder")
+    have = lora_layers(model)
+
+    def expected(meta: dict[str, Any]) -> dict[str, tuple]:
+        lc = meta.get("lora")
+        if not lc or "adapters.safetensors" not in meta["files"]:
+            raise CheckpointError(f"{path} is not a LoRA adapter checkpoint (save_lora writes one)")
+        if meta["model_config"] != model.config.to_dict():
+            raise CheckpointError(f"{path} holds adapters for another base model (its config differs from this model's)")
+        if have and (set(have) != set(lc["targets"]) or any(m.r != lc["r"] or m.alpha != float(lc["alpha"]) for m in have.values())):
+            raise CheckpointError(f"{path} holds adapters with r={lc['r']}, alpha={lc['alpha']} on {len(lc['targets'])} layers, but the model "
+                                  f"already has others ({lora_config(model)}); load it into a model without adapters")
+        shapes = {}
+        for name in lc["targets"]:
+            try:
+                layer = model.get_submodule(name)
+            except AttributeError:
+                raise CheckpointError(f"{path} targets {name!r}, which this model does not have") from None
+            layer = layer.base if isinstance(layer, LoRALinear) else layer
+            if not isinstance(layer, nn.Linear):
+                raise CheckpointError(f"{path} targets {name!r}, which is not a Linear layer")
+            try:
+                _check_target(model, name, layer, lc["r"])
+            except ValueError as e:
+                raise CheckpointError(f"{path} does not fit this model: {e}") from None
+            shapes[f"{name}.lora_A"] = (lc["r"], layer.in_features)
+            shapes[f"{name}.lora_B"] = (layer.out_features, lc["r"])
+        return shapes
+
+    meta, tensors, _ = load_trained(path, expected)
+    if not have:
+        lc = meta["lora"]
+        apply_lora(model, lc["r"], lc["alpha"], lc["targets"], freeze_rest=freeze_rest)
     own = lora_state_dict(model)
-    missing, unexpected = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
-    if missing or unexpected:
-        raise ValueError(f"{path} does not fit this model's adapters: missing {missing[:4]}, unexpected {unexpected[:4]}")
-    for k, v in tensors.items():
-        if v.shape != own[k].shape:
-            raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, the model's adapter has {tuple(own[k].shape)} (another r or model size)")
     with torch.no_grad():
         for k, v in tensors.items():
             own[k].copy_(v)

@@ -315,14 +315,14 @@ class GPT(nn.Module):
         forward = 2 * self.get_num_params(non_embedding=True) + 4 * cfg.n_layer * T * cfg.n_embd
         return 3 * forward if training else forward
 
-    def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None, last_only: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """idx: (B, T) token ids -> logits (B, T, vocab_size), and the mean
-        cross-entropy against `targets` (B, T) if given (IGNORE_INDEX = -100 marks positions to ignore).
+    def hidden_states(self, idx: torch.Tensor, cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
+        """idx: (B, T) token ids -> (B, T, n_embd): embeddings, the blocks, then the final norm.
 
-        last_only=True returns logits (B, 1, vocab_size) for the last position only: all that
-        generation needs, and it skips the biggest matmul (n_embd x vocab_size) for the rest."""
+        Everything forward does except the lm_head matmul: what a classification head
+        (gptlab.finetune, lesson 11) or any other head reads. last_only=True keeps the
+        last position only (B, 1, n_embd). Input checks are forward's: ids must be a 2-D
+        integer tensor with a row, at most block_size positions, inside the vocabulary.
+        """
         if idx.dim() != 2 or idx.dtype not in (torch.long, torch.int32, torch.int64):
             raise ValueError(f"idx must be a (batch, time) tensor of integer token ids, got {tuple(idx.shape)} {idx.dtype}")
         B, T = idx.size()
@@ -350,11 +350,20 @@ class GPT(nn.Module):
         if cache is not None:
             cache.advance(T)
         if last_only:
-            if targets is not None:
-                raise ValueError("last_only=True gives one position's logits; a loss needs all of them")
             x = x[:, -1:]
-        x = self.transformer.ln_f(x)
-        logits = self.lm_head(x)
+        return self.transformer.ln_f(x)
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None, last_only: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """idx: (B, T) token ids -> logits (B, T, vocab_size), and the mean
+        cross-entropy against `targets` (B, T) if given (IGNORE_INDEX = -100 marks positions to ignore).
+
+        last_only=True returns logits (B, 1, vocab_size) for the last position only: all that
+        generation needs, and it skips the biggest matmul (n_embd x vocab_size) for the rest."""
+        if last_only and targets is not None:
+            raise ValueError("last_only=True gives one position's logits; a loss needs all of them")
+        logits = self.lm_head(self.hidden_states(idx, cache, last_only))
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=IGNORE_INDEX)

@@ -1,13 +1,17 @@
-"""Train a GPT, and save checkpoints that resume exactly.
+"""Train a GPT, and anything built on one, with one loop that resumes exactly (lessons 06 and 11-14).
 
-The loop is nanoGPT's: sample random windows of the token stream, take an
-AdamW step at a learning rate that warms up linearly and then decays along a
-cosine, clip the gradient norm, and now and then estimate the train and val
-loss on a fixed set of batches. Everything that decides what happens next (the
-weights, AdamW's moment estimates, the step, and the states of the random
-generators that pick batches and dropout masks) goes into the checkpoint, so a
-run stopped at any step and resumed produces the same losses, bit for bit, as
-one that never stopped.
+`fit` is nanoGPT's loop, and the only one in gptlab: set the scheduled learning rate
+(linear warmup, then a cosine or warmup-stable-decay), accumulate the gradients of
+grad_accum micro-batches, clip their norm, take an AdamW (or Muon) step, now and then
+record the loss, evaluate and save. What it trains is told by two functions: how to
+draw a batch and how to score it. `train` (pretraining: random windows of a token
+stream) is the first such adapter; gptlab.finetune has the classifier, translation
+and summarization ones. Everything that decides what happens next (the weights,
+AdamW's moment estimates, the step, the states of the random generators that pick
+batches and dropout masks, a classifier's best weights) goes into the checkpoint,
+so a run stopped at any step and resumed produces the same losses, bit for bit, as
+one that never stopped; a loss or weight that turns NaN stops the run before it
+can overwrite the last good checkpoint.
 
 The same loop runs data-parallel under torchrun (see gptlab.distributed and
 docs/scaling-out.md): each process draws its own batches from a generator
@@ -52,6 +56,7 @@ from gptlab.config import GPTConfig, from_known_fields
 from gptlab.data import draw_batch
 from gptlab.device import autocast, get_device, resolve_bf16
 from gptlab.distributed import World
+from gptlab.lora import lora_config
 from gptlab.model import GPT
 from gptlab.tokenizers import tokenizer_to_dict
 
@@ -264,43 +269,83 @@ def estimate_loss(
 
 @dataclass
 class History:
-    """What a run recorded: training-batch losses every log_interval steps, and the evaluations."""
+    """What a run of fit recorded, whatever it trained (a language model, a classifier, a translator).
+
+    steps / train_loss / lr (/ tokens_per_s when the loop knows its tokens per step): one record
+    every log_interval steps, the loss of that step's batch (noisy). eval_steps and `evals`, one list
+    per score by name: "train_loss"/"val_loss" for pretraining (a mean over eval_iters batches),
+    "dev_accuracy"/"dev_macro_f1"/"dev_loss" for a classifier, "dev_loss" for translation.
+    best_step/best_score/stopped_early_at: early stopping on one score (classifiers).
+    """
 
     steps: list[int] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)  # loss of that step's batch (noisy)
+    train_loss: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
     tokens_per_s: list[float] = field(default_factory=list)  # training throughput since the previous record
     eval_steps: list[int] = field(default_factory=list)
-    eval_train_loss: list[float] = field(default_factory=list)  # mean over eval_iters batches
-    eval_val_loss: list[float] = field(default_factory=list)
+    evals: dict[str, list[float]] = field(default_factory=dict)
+    best_step: int | None = None
+    best_score: float | None = None
+    stopped_early_at: int | None = None  # the step where patience ran out, else None
+
+    # the names lessons read: pretraining's two estimates, a classifier's dev scores
+    eval_train_loss = property(lambda self: self.evals.setdefault("train_loss", []))
+    eval_val_loss = property(lambda self: self.evals.setdefault("val_loss", []))
+    dev_accuracy = property(lambda self: self.evals.setdefault("dev_accuracy", []))
+    dev_macro_f1 = property(lambda self: self.evals.setdefault("dev_macro_f1", []))
+    dev_loss = property(lambda self: self.evals.setdefault("dev_loss", []))
+    best_accuracy = property(lambda self: self.best_score)
 
     @property
     def val_loss(self) -> float | None:
         """The last evaluated val loss."""
         return self.eval_val_loss[-1] if self.eval_val_loss else None
 
-    def to_dict(self) -> dict[str, list]:
-        return dataclasses.asdict(self)
+    def record_eval(self, step: int, scores: dict[str, float]) -> None:
+        self.eval_steps.append(step)
+        for name, value in scores.items():
+            self.evals.setdefault(name, []).append(value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat and JSON-ready: each score becomes a list "eval_<name>" (the checkpoint format's history)."""
+        d: dict[str, Any] = {"steps": self.steps, "train_loss": self.train_loss, "lr": self.lr,
+                             "tokens_per_s": self.tokens_per_s, "eval_steps": self.eval_steps}
+        d.update({f"eval_{name}": list(v) for name, v in self.evals.items()})
+        for name in ("best_step", "best_score", "stopped_early_at"):
+            if getattr(self, name) is not None:
+                d[name] = getattr(self, name)
+        return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, list]) -> "History":
-        return cls(**{f.name: list(d.get(f.name, [])) for f in dataclasses.fields(cls)})
+    def from_dict(cls, d: dict[str, Any]) -> "History":
+        h = cls(**{k: list(d.get(k, [])) for k in ("steps", "train_loss", "lr", "tokens_per_s", "eval_steps")})
+        h.evals = {k[5:]: list(v) for k, v in d.items() if k.startswith("eval_") and k != "eval_steps"}
+        h.best_step, h.best_score, h.stopped_early_at = d.get("best_step"), d.get("best_score"), d.get("stopped_early_at")
+        return h
 
     def plot(self, title: str = "Loss curves"):
-        """A matplotlib Figure of the loss curves (end the cell with plt.show())."""
+        """A matplotlib Figure: the losses against the step, and the other scores beside them (end the cell with plt.show())."""
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(7, 4))
+        others = [n for n in self.evals if not n.endswith("loss")]
+        fig, axes = plt.subplots(1, 1 + bool(others), figsize=(7 + 4 * bool(others), 4), squeeze=False)
+        ax = axes[0][0]
         if self.steps:
             ax.plot(self.steps, self.train_loss, color="tab:blue", alpha=0.3, lw=1, label="train (one batch)")
-        if self.eval_steps:
-            ax.plot(self.eval_steps, self.eval_train_loss, "o-", color="tab:blue", label="train (mean of eval batches)")
-            ax.plot(self.eval_steps, self.eval_val_loss, "o-", color="tab:orange", label="val (mean of eval batches)")
-        ax.set_title(title)
-        ax.set_xlabel("step (optimizer updates)")
-        ax.set_ylabel("cross-entropy loss (nats per token)")
-        ax.grid(alpha=0.3)
-        ax.legend()
+        for name, values in self.evals.items():
+            if name.endswith("loss"):
+                ax.plot(self.eval_steps, values, "o-", label=f"{name.replace('_', ' ')} (evaluation)")
+        ax.set(title=title, xlabel="step (optimizer updates)", ylabel="cross-entropy loss (nats per token)")
+        if others:
+            a2 = axes[0][1]
+            for name in others:
+                a2.plot(self.eval_steps, self.evals[name], "o-", label=name.replace("_", " "))
+            if self.best_step is not None:
+                a2.axvline(self.best_step, color="gray", ls="--", label=f"best: step {self.best_step}")
+            a2.set(title=f"{title}: scores", xlabel="step")
+        for a in axes[0]:
+            a.grid(alpha=0.3)
+            a.legend()
         fig.tight_layout()
         return fig
 
@@ -428,7 +473,7 @@ def train(
     resume: bool = False,
     callback: Callable[[int, GPT, History], None] | None = None,
 ) -> History:
-    """Train `model` in place for cfg.max_steps updates and return the History.
+    """Pretrain `model` in place for cfg.max_steps updates and return the History.
 
     train_data / val_data: 1-D token ids. resume=True continues from the checkpoint
     in cfg.ckpt_dir (weights, optimizer, step, random states, history).
@@ -446,7 +491,6 @@ def train(
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
     device = get_device(cfg.device)
-    use_bf16 = resolve_bf16(cfg.bf16, device)
     block_size, vocab_size = model.config.block_size, model.config.vocab_size
     train_data = _as_tokens(train_data, "train_data", block_size, vocab_size)
     val_data = _as_tokens(val_data, "val_data", block_size, vocab_size)
@@ -458,19 +502,24 @@ def train(
     try:
         if world.size > 1 and device.type == "cuda":
             device = torch.device("cuda", world.local_rank)  # one GPU per process
-        with ExitStack() as stack:
+        use_bf16 = resolve_bf16(cfg.bf16, device)
 
-            def claim_folder() -> None:  # only rank 0 writes the checkpoint
-                if cfg.ckpt_dir is None or not world.is_main:
-                    return
-                # Everything a save needs is checked now, not at the first save after minutes of training.
-                check_save_target(cfg.ckpt_dir)
-                if tokenizer is not None:
-                    tokenizer_to_dict(tokenizer)  # raises if the tokenizer cannot be written to tokenizer.json
-                stack.enter_context(writer_lock(cfg.ckpt_dir))  # a second training into the same folder fails here
+        def next_batch(step: int, micro: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+            return draw_batch(train_data, block_size, cfg.batch_size, gen, device)
 
-            distributed.run_together(claim_folder, world)
-            return _train(model, train_data, val_data, cfg, tokenizer, resume, callback, device, use_bf16, world)
+        def evaluate(fwd: nn.Module) -> dict[str, float]:
+            losses = estimate_loss(  # each process on its own batches (seed + rank), then averaged over processes
+                fwd, {"train": train_data, "val": val_data}, block_size=block_size,
+                batch_size=cfg.batch_size, eval_iters=cfg.eval_iters, seed=cfg.seed + world.rank, bf16=use_bf16,
+            )
+            if world.size > 1:
+                pair = distributed.mean_over_ranks(torch.tensor([losses["train"], losses["val"]], device=device), world)
+                losses = {"train": pair[0].item(), "val": pair[1].item()}
+            return {"train_loss": losses["train"], "val_loss": losses["val"]}
+
+        return fit(model, next_batch, lambda net, batch: net(*batch)[1], cfg, evaluate=evaluate, device=device,
+                   world=world, resume=resume, tokenizer=tokenizer, callback=callback,
+                   tokens_per_step=cfg.batch_size * block_size * cfg.grad_accum * world.size)
     finally:
         distributed.teardown(world)
 
@@ -483,128 +532,208 @@ def _params_finite(model: nn.Module) -> bool:
     return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
 
 
-def _train(model: GPT, train_data: Any, val_data: Any, cfg: TrainConfig, tokenizer: Any, resume: bool,
-           callback: Callable[[int, GPT, History], None] | None, device: torch.device, use_bf16: bool,
-           world: World = World()) -> History:
-    block_size = model.config.block_size
-    model.to(device)
-    model.train()
-    optimizer = make_optimizer(model, cfg, device)
-    # Picks the batches; its state is checkpointed. One stream per process: seed + rank.
-    batch_gen = torch.Generator().manual_seed(cfg.seed + world.rank)
-    history, step = History(), 0
-    if resume:  # every process reads the checkpoint: weights, its own AdamW state and its own random states
-        step, history, tokenizer = distributed.run_together(
-            lambda: _restore(cfg, model, optimizer, batch_gen, tokenizer, device, world), world)
-        if step >= cfg.max_steps:
-            raise ValueError(
-                f"{cfg.ckpt_dir} is already at step {step}, so max_steps={cfg.max_steps} leaves nothing to train; "
-                f"pass a larger max_steps (--max-steps) to continue it"
-            )
-    else:
-        torch.manual_seed(cfg.seed + world.rank)  # dropout masks
-    start = step
-    ckpt_every = cfg.ckpt_interval or cfg.eval_interval
-    fwd = torch.compile(model) if cfg.compile is True or (cfg.compile == "auto" and device.type == "cuda") else model
-    # DDP broadcasts rank 0's weights now and averages gradients during backward; evaluation uses fwd directly.
-    net = fwd if world.size == 1 else DDP(fwd, device_ids=[device.index] if device.type == "cuda" else None)
-    tokens_per_step = cfg.batch_size * block_size * cfg.grad_accum * world.size  # over all processes
-    show = cfg.progress and world.is_main
+def fit(
+    model: nn.Module,
+    next_batch: Callable[[int, int, torch.Generator], Any],
+    loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+    cfg: TrainConfig,
+    *,
+    evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+    eval_at_start: bool = True,
+    eval_interval: int | None = None,
+    best: str | None = None,
+    patience: int | None = None,
+    restore_best: bool = True,
+    device: torch.device | None = None,
+    world: World = World(),
+    resume: bool = False,
+    tokenizer: Any = None,
+    head: dict[str, Any] | None = None,
+    callback: Callable[..., None] | None = None,
+    tokens_per_step: int | None = None,
+    desc: str = "training",
+) -> History:
+    """The one training loop of gptlab (nanoGPT's): every kind of training is this loop plus batches and a loss.
 
-    from tqdm.auto import tqdm
+    Each step: set the scheduled lr; for each of cfg.grad_accum micro-batches,
+    batch = next_batch(step, micro, generator), and the gradient of loss_fn(model, batch) is accumulated
+    (bf16 autocast around the forward); clip the gradient norm; optimizer step; every
+    log_interval steps record the loss (the only host sync). Every eval_interval steps
+    (default cfg.eval_interval) and at the end, evaluate(model) -> {name: score} is
+    recorded in the History, and with cfg.ckpt_dir the run is saved (every cfg.ckpt_interval
+    steps if set): weights, AdamW's moments, the generator's and torch's random states,
+    history, best weights. resume=True continues from there bit for bit.
 
-    bar = tqdm(total=cfg.max_steps, initial=step, disable=not show, desc="training", unit="step", dynamic_ncols=True)
-    busy, busy_steps = 0.0, 0  # seconds spent in training steps since the last record (no eval, no saving)
-    finite = torch.ones((), dtype=torch.bool, device=device)  # all losses so far finite (checked without a sync per step)
-    saved_step = start if resume else None
+    A NaN or inf loss or weight stops the run (TrainingDiverged) before anything is saved,
+    so the last good checkpoint stays. best="dev_accuracy" keeps the trainable weights of
+    the best evaluation of that score (restored at the end with restore_best) and, with
+    `patience`, stops after that many evaluations without a better one.
+    eval_at_start=False skips the evaluation before the first step. head: metadata of a
+    head on top of a GPT body, saved with the checkpoint (see gptlab.checkpoint); resume
+    refuses a checkpoint whose head, adapters or trainable parameters differ.
+    """
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    device = device if device is not None else get_device(cfg.device)
+    use_bf16 = resolve_bf16(cfg.bf16, device)
+    eval_interval = eval_interval or cfg.eval_interval
+    if best is not None and evaluate is None:
+        raise ValueError("best= names an evaluation score, so fit needs evaluate=")
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("no parameter of the model requires grad: nothing would train (see gptlab.finetune.freeze)")
+    with ExitStack() as stack:
+        def claim_folder() -> None:  # only rank 0 writes the checkpoint
+            if cfg.ckpt_dir is None or not world.is_main:
+                return
+            # Everything a save needs is checked now, not at the first save after minutes of training.
+            check_save_target(cfg.ckpt_dir)
+            if tokenizer is not None:
+                tokenizer_to_dict(tokenizer)  # raises if the tokenizer cannot be written to tokenizer.json
+            stack.enter_context(writer_lock(cfg.ckpt_dir))  # a second training into the same folder fails here
 
-    def diverged(at: int) -> TrainingDiverged:
-        bar.close()
-        kept = (f"the last good checkpoint (step {saved_step}) in {cfg.ckpt_dir} is kept" if saved_step is not None
-                else "nothing was saved")
-        return TrainingDiverged(
-            f"training diverged by step {at}: the loss became NaN or inf; stopped, and {kept}. "
-            "Lower the learning rate (lr, --lr), lengthen the warmup (--warmup-steps) or clip gradients (--grad-clip)"
-        )
+        if resume and cfg.ckpt_dir is None:
+            raise ValueError("resume=True needs TrainConfig.ckpt_dir: the folder of the checkpoint to continue")
+        distributed.run_together(claim_folder, world)
 
-    while True:
-        check_now = step % cfg.eval_interval == 0 or step == cfg.max_steps
-        if cfg.ckpt_dir is not None and step > start and (step % ckpt_every == 0 or step == cfg.max_steps):
-            check_now = True
-        if check_now and step > start and not distributed.all_true(bool(finite) and _params_finite(model), world):
-            raise diverged(step)
-        if (step % cfg.eval_interval == 0 or step == cfg.max_steps) and not (resume and step == start):
-            losses = estimate_loss(  # each process on its own batches (seed + rank), then averaged over processes
-                fwd, {"train": train_data, "val": val_data}, block_size=block_size,
-                batch_size=cfg.batch_size, eval_iters=cfg.eval_iters, seed=cfg.seed + world.rank, bf16=use_bf16,
-            )
-            if world.size > 1:
-                pair = distributed.mean_over_ranks(torch.tensor([losses["train"], losses["val"]], device=device), world)
-                losses = {"train": pair[0].item(), "val": pair[1].item()}
-            history.eval_steps.append(step)
-            history.eval_train_loss.append(losses["train"])
-            history.eval_val_loss.append(losses["val"])
-            if not (math.isfinite(losses["train"]) and math.isfinite(losses["val"])):
-                raise diverged(step)
-            if show:
-                bar.write(f"step {step:5d}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
-            if callback is not None and world.is_main:
-                with _fork_rng(device):
-                    callback(step, model, history)
-                model.train()
-        if cfg.ckpt_dir is not None and step > start and (step % ckpt_every == 0 or step == cfg.max_steps):
-            rngs = distributed.gather_to_main(_rng_state(batch_gen, device), world)  # every rank's batch stream
-            if world.is_main:
-                state = {"rng": rngs[0]} if world.size == 1 else {"rng": rngs[0], "rng_ranks": rngs, "world_size": world.size}
-                save_checkpoint(
-                    cfg.ckpt_dir, model, tokenizer=tokenizer, optimizer=optimizer, train_config=cfg, step=step,
-                    history=history, train_state=state,
+        model.to(device)
+        model.train()
+        optimizer = make_optimizer(model, cfg, device)
+        # Picks the batches; its state is checkpointed. One stream per process: seed + rank.
+        batch_gen = torch.Generator().manual_seed(cfg.seed + world.rank)
+        history, step, best_weights = History(), 0, None
+        if resume:  # every process reads the checkpoint: weights, its own AdamW state and its own random states
+            step, history, tokenizer, best_weights = distributed.run_together(
+                lambda: _restore(cfg, model, optimizer, batch_gen, tokenizer, device, world, head), world)
+            if step >= cfg.max_steps and history.stopped_early_at is None:
+                raise ValueError(
+                    f"{cfg.ckpt_dir} is already at step {step}, so max_steps={cfg.max_steps} leaves nothing to train; "
+                    f"pass a larger max_steps (--max-steps) to continue it"
                 )
-            saved_step = step
-        if step >= cfg.max_steps:
-            break
-
-        t0 = time.perf_counter()
-        lr = set_lr(optimizer, step, cfg)
-        loss_sum = torch.zeros((), device=device)
-        for micro in range(cfg.grad_accum):
-            x, y = draw_batch(train_data, block_size, cfg.batch_size, batch_gen, device)
-            # DDP all-reduces gradients in backward; between micro-batches that would be wasted traffic.
-            last = micro == cfg.grad_accum - 1
-            with net.no_sync() if world.size > 1 and not last else nullcontext():
-                with autocast(device, use_bf16):
-                    _, loss = net(x, y)
-                loss = loss / cfg.grad_accum  # gradients add up over micro-batches: average them
-                loss.backward()
-            loss_sum += loss.detach()
-        finite &= torch.isfinite(loss_sum)
-        if cfg.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        busy_steps += 1
-        if step % cfg.log_interval == 0:
-            # the only host sync of a training step, and only every log_interval (averaged over processes)
-            loss_value = distributed.mean_over_ranks(loss_sum, world).item()
-            if not math.isfinite(loss_value):
-                raise diverged(step + 1)
-            busy += time.perf_counter() - t0
-            tps = tokens_per_step * busy_steps / busy
-            history.steps.append(step)
-            history.train_loss.append(loss_value)
-            history.lr.append(lr)
-            history.tokens_per_s.append(tps)
-            bar.set_postfix(loss=f"{loss_value:.4f}", tok_s=f"{tps:,.0f}", refresh=False)
-            busy, busy_steps = 0.0, 0
         else:
-            busy += time.perf_counter() - t0
-        step += 1
-        bar.update(1)
-    bar.close()
+            torch.manual_seed(cfg.seed + world.rank)  # dropout masks
+        start = step
+        ckpt_every = cfg.ckpt_interval or eval_interval
+        fwd = torch.compile(model) if cfg.compile is True or (cfg.compile == "auto" and device.type == "cuda") else model
+        # DDP broadcasts rank 0's weights now and averages gradients during backward; evaluation uses fwd directly.
+        net = fwd if world.size == 1 else DDP(fwd, device_ids=[device.index] if device.type == "cuda" else None)
+        show = cfg.progress and world.is_main
+        params = [p for _, p in trainable]
+        bad = 0 if history.best_step is None else sum(s > history.best_step for s in history.eval_steps)
+
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.max_steps, initial=step, disable=not show, desc=desc, unit="step", dynamic_ncols=True)
+        busy, busy_steps = 0.0, 0  # seconds spent in training steps since the last record (no eval, no saving)
+        finite = torch.ones((), dtype=torch.bool, device=device)  # all losses so far finite (checked without a sync per step)
+        saved_step = start if resume else None
+        stop = history.stopped_early_at is not None
+
+        def diverged(at: int) -> TrainingDiverged:
+            bar.close()
+            kept = (f"the last good checkpoint (step {saved_step}) in {cfg.ckpt_dir} is kept" if saved_step is not None
+                    else "nothing was saved")
+            return TrainingDiverged(
+                f"training diverged by step {at}: the loss became NaN or inf; stopped, and {kept}. "
+                "Lower the learning rate (lr, --lr), lengthen the warmup (--warmup-steps) or clip gradients (--grad-clip)"
+            )
+
+        while True:
+            at_eval = (evaluate is not None and (step % eval_interval == 0 or step == cfg.max_steps)
+                       and (step > 0 or eval_at_start) and not (resume and step == start))
+            at_save = cfg.ckpt_dir is not None and step > start and (step % ckpt_every == 0 or step == cfg.max_steps)
+            checked = (at_eval or at_save or step == cfg.max_steps) and step > start
+            if checked and not distributed.all_true(bool(finite) and _params_finite(model), world):
+                raise diverged(step)
+            if at_eval:
+                scores = evaluate(fwd)
+                history.record_eval(step, scores)
+                if not all(math.isfinite(v) for v in scores.values()):
+                    raise diverged(step)
+                if best is not None:
+                    if history.best_score is None or scores[best] > history.best_score:
+                        history.best_step, history.best_score, bad = step, scores[best], 0
+                        best_weights = {n: p.detach().to("cpu", copy=True) for n, p in trainable}
+                    else:
+                        bad += 1
+                    if patience is not None and bad >= patience and step < cfg.max_steps:
+                        history.stopped_early_at, stop = step, True
+                if show:
+                    bar.write(f"step {step:5d}: " + ", ".join(f"{n.replace('_', ' ')} {v:.4f}" for n, v in scores.items()))
+                if callback is not None and world.is_main:
+                    with _fork_rng(device):
+                        callback(step, model, history)
+                    model.train()
+            if cfg.ckpt_dir is not None and step > start and (at_save or stop):
+                rngs = distributed.gather_to_main(_rng_state(batch_gen, device), world)  # every rank's batch stream
+                if world.is_main:
+                    state = {"rng": rngs[0]} if world.size == 1 else {"rng": rngs[0], "rng_ranks": rngs, "world_size": world.size}
+                    if best_weights is not None:
+                        state["best"] = best_weights
+                    save_checkpoint(
+                        cfg.ckpt_dir, model, tokenizer=tokenizer, optimizer=optimizer, train_config=cfg, step=step,
+                        history=history, train_state=state, head=head, lora=lora_config(model),
+                    )
+                saved_step = step
+            if step >= cfg.max_steps or stop:
+                break
+
+            t0 = time.perf_counter()
+            lr = set_lr(optimizer, step, cfg)
+            loss_sum = _step(net, params, optimizer, next_batch, step, batch_gen, loss_fn, cfg, device, use_bf16, world)
+            finite &= torch.isfinite(loss_sum)
+            busy_steps += 1
+            if step % cfg.log_interval == 0:
+                # the only host sync of a training step, and only every log_interval (averaged over processes)
+                loss_value = distributed.mean_over_ranks(loss_sum, world).item()
+                if not math.isfinite(loss_value):
+                    raise diverged(step + 1)
+                busy += time.perf_counter() - t0
+                history.steps.append(step)
+                history.train_loss.append(loss_value)
+                history.lr.append(lr)
+                if tokens_per_step is not None:
+                    history.tokens_per_s.append(tokens_per_step * busy_steps / busy)
+                    bar.set_postfix(loss=f"{loss_value:.4f}", tok_s=f"{history.tokens_per_s[-1]:,.0f}", refresh=False)
+                else:
+                    bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
+                busy, busy_steps = 0.0, 0
+            else:
+                busy += time.perf_counter() - t0
+            step += 1
+            bar.update(1)
+        bar.close()
+    if restore_best and best_weights is not None:
+        with torch.no_grad():
+            for n, p in trainable:
+                p.copy_(best_weights[n])
     return history
 
 
-def _restore(cfg: TrainConfig, model: GPT, optimizer, batch_gen, tokenizer, device, world: World = World()) -> tuple[int, History, Any]:
+def _step(net: nn.Module, params: list[torch.Tensor], optimizer, next_batch: Callable[[int, int, torch.Generator], Any],
+          step: int, gen: torch.Generator, loss_fn: Callable[[nn.Module, Any], torch.Tensor], cfg: TrainConfig,
+          device: torch.device, use_bf16: bool, world: World) -> torch.Tensor:
+    """One optimizer update: accumulate grad_accum micro-batches' gradients, clip, step. Returns the mean loss (no sync)."""
+    loss_sum = torch.zeros((), device=device)
+    for micro in range(cfg.grad_accum):
+        b = next_batch(step, micro, gen)
+        # DDP all-reduces gradients in backward; between micro-batches that would be wasted traffic.
+        last = micro == cfg.grad_accum - 1
+        with net.no_sync() if world.size > 1 and not last else nullcontext():
+            with autocast(device, use_bf16):
+                loss = loss_fn(net, b)
+            loss = loss / cfg.grad_accum  # gradients add up over micro-batches: average them
+            loss.backward()
+        loss_sum += loss.detach()
+    if cfg.grad_clip > 0:
+        nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss_sum
+
+
+def _restore(cfg: TrainConfig, model: nn.Module, optimizer, batch_gen, tokenizer, device, world: World = World(),
+             head: dict[str, Any] | None = None) -> tuple[int, History, Any, dict[str, torch.Tensor] | None]:
     path = Path(cfg.ckpt_dir)
     meta = read_checkpoint_meta(path)
     if "train_state.pt" not in meta["files"]:
@@ -616,6 +745,13 @@ def _restore(cfg: TrainConfig, model: GPT, optimizer, batch_gen, tokenizer, devi
     if saved_config != model.config.to_dict():
         diff = {k: (v, model.config.to_dict().get(k)) for k, v in saved_config.items() if model.config.to_dict().get(k) != v}
         raise ValueError(f"cannot resume {path}: the model's config differs from the checkpoint's (checkpoint, model): {diff}")
+    now = {"head": head, "lora": lora_config(model),
+           "trainable": [n for n, p in model.named_parameters() if p.requires_grad]}
+    for key, value in now.items():
+        saved = meta.get(key, None if key != "trainable" else now["trainable"])
+        if saved != value:
+            raise ValueError(f"cannot resume {path}: its {key} is {str(saved)[:200]}, this model's is {str(value)[:200]}; "
+                             "build (and freeze) the model as the checkpoint's run did, or start a new run")
     saved_tok = load_checkpoint_tokenizer(path, meta)
     if tokenizer is None:
         tokenizer = saved_tok
@@ -631,9 +767,10 @@ def _restore(cfg: TrainConfig, model: GPT, optimizer, batch_gen, tokenizer, devi
         changed.append("max_steps (with lr_decay_steps=None it sets the cosine's length)")
     if changed and world.is_main:
         warnings.warn(f"resuming {path} with changed settings {changed}: the run will not match an uninterrupted one", stacklevel=6)
-    model.load_state_dict(load_weights(path, meta))  # names, shapes, dtypes and finiteness checked first
+    # names, shapes, dtypes and finiteness checked against this model's own state dict first
+    weights = load_weights(path, meta, lambda _meta: {k: tuple(v.shape) for k, v in model.state_dict().items()})
     state = load_train_state(path / "train_state.pt")
-    check_train_state(state, optimizer, path / "train_state.pt", meta["step"])  # before AdamW's fused kernel trusts it
+    check_train_state(state, optimizer, path / "train_state.pt", meta["step"], trainable=dict(_trainable(model)))
     saved_world = state.get("world_size", 1)
     if saved_world != world.size:
         raise ValueError(
@@ -641,15 +778,21 @@ def _restore(cfg: TrainConfig, model: GPT, optimizer, batch_gen, tokenizer, devi
             f"stream is part of the run; resume with the same number (torchrun --nproc_per_node={saved_world} ..., or plain "
             "python for 1), or start a new run from its weights with load_checkpoint"
         )
+    model.load_state_dict(weights)
     optimizer.load_state_dict(state["optimizer"])
     try:
         _set_rng_state(state["rng_ranks"][world.rank] if world.size > 1 else state["rng"], batch_gen, device)
     except (RuntimeError, ValueError, TypeError) as e:
         raise CheckpointError(f"{path / 'train_state.pt'} holds random states this machine cannot use: {e}") from None
-    return int(meta["step"]), History.from_dict(meta.get("history") or {}), tokenizer
+    return int(meta["step"]), History.from_dict(meta.get("history") or {}), tokenizer, state.get("best")
+
+
+def _trainable(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """(name, parameter) of the parameters that train: the names best weights are saved under."""
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
 
 
 __all__ = [
-    "CheckpointError", "History", "PRESETS", "TrainConfig", "TrainingDiverged", "estimate_loss",
+    "CheckpointError", "History", "PRESETS", "TrainConfig", "TrainingDiverged", "estimate_loss", "fit",
     "load_checkpoint", "lr_at", "make_optimizer", "read_checkpoint_meta", "save_checkpoint", "train",
 ]

@@ -1,4 +1,5 @@
-"""Fuzz the loaders: randomly damaged checkpoint folders and tokenizer files (seeded, so failures repeat).
+"""Fuzz the loaders: randomly damaged checkpoint folders (a language model's, a classifier's with LoRA
+adapters, adapters alone) and tokenizer files (seeded, so failures repeat).
 
 Each case flips or truncates bytes of one file, or rewrites one JSON field with a
 value of the wrong type, or swaps an optimizer-state tensor for one of another
@@ -31,6 +32,7 @@ from gptlab.tokenizers import CharTokenizer, train_bpe
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = "ROMEO:\nBut, soft! what light through yonder window breaks?\nIt is the east, and Juliet is the sun.\n\n" * 30
 N_CASES = 60
+N_FT_CASES = 40  # classifier checkpoints and adapter folders (gptlab.finetune, gptlab.lora)
 TIME_LIMIT_S = 120  # for all cases together; they take a few seconds
 MEMORY_LIMIT = 6 << 30  # address space of the subprocess: a loader that tries to allocate gigabytes fails the test
 WRONG = [None, True, False, -1, 0, 1.5, 10**30, -(10**20), "x", "", "../escape", [], {}, [1, 2], {"a": 1}, [[1, 2]] * 3]
@@ -41,7 +43,9 @@ resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[2]), int(sys.argv[2])))
 import torch
 from gptlab import GPT, GPTConfig
 from gptlab import checkpoint as C
+from gptlab import finetune as FT
 from gptlab import training as T
+from gptlab.lora import load_lora
 from gptlab.tokenizers import load_tokenizer
 
 CLEAN = (C.CheckpointError, ValueError, FileNotFoundError, T.TrainingDiverged)
@@ -54,6 +58,23 @@ for i, case in enumerate(cases):
         if case["target"] == "tokenizer":
             tok = load_tokenizer(case["path"])
             tok.decode(tok.encode(PROBE))
+        elif case["target"] == "classifier":
+            clf, meta = FT.load_classifier(case["path"], "cpu")
+            clf(torch.tensor([[1, 2, 3]]))
+            if case["resume"]:
+                clf = FT.GPTClassifier(GPT(GPTConfig.from_dict(case["config"])), 2)
+                FT.freeze(clf, "head")
+                torch.manual_seed(3)
+                from gptlab.lora import apply_lora
+                apply_lora(clf.gpt, r=2, alpha=4)
+                data = [([1, 2, 3, 4][: 1 + k % 4], k % 2) for k in range(8)]
+                cfg = T.TrainConfig(max_steps=meta["step"] + 1, batch_size=2, eval_interval=100, warmup_steps=0,
+                                    progress=False, ckpt_dir=case["path"], seed=1, bf16=False, device="cpu")
+                FT.train_classifier(clf, data, data, cfg, resume=True)
+        elif case["target"] == "adapters":
+            model = GPT(GPTConfig.from_dict(case["config"]))
+            load_lora(model, case["path"])
+            model(torch.tensor([[1, 2, 3]]))
         else:
             model, tok, meta = C.load_checkpoint(case["path"], device="cpu", verify_train_state=case["resume"])
             if tok is not None:
@@ -138,6 +159,18 @@ def _swap_optimizer_tensor(p: Path, rng: random.Random) -> str:
     return f"optimizer state {i}.{k} -> zeros{shape}"
 
 
+def _damage(d: Path, name: str, rng: random.Random) -> str:
+    """Damage file `name` of checkpoint folder d one way or another, then fix the hashes checkpoint.json records."""
+    if name == "train_state.pt" and rng.random() < 0.5:
+        what = _swap_optimizer_tensor(d / name, rng)
+    elif name.endswith(".json") and rng.random() < 0.7:
+        what = _rewrite_json(d / name, rng)
+    else:
+        what = _damage_bytes(d / name, rng)
+    _rehash(d)
+    return what
+
+
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> tuple[Path, Path, dict]:
     d = tmp_path_factory.mktemp("fuzz_base")
@@ -150,6 +183,40 @@ def base(tmp_path_factory) -> tuple[Path, Path, dict]:
     bpe = train_bpe(TEXT, 290, special_tokens=["<|endoftext|>"])
     bpe.save(d / "bpe.json")
     return d / "ck", d / "bpe.json", cfg.to_dict()
+
+
+@pytest.fixture(scope="module")
+def ft_base(tmp_path_factory, base) -> tuple[Path, Path, dict]:
+    """A classifier checkpoint (head + LoRA adapters, best weights) and an adapter folder."""
+    from gptlab import finetune as FT
+    from gptlab.lora import apply_lora, save_lora
+
+    d = tmp_path_factory.mktemp("fuzz_ft")
+    config = base[2]
+    torch.manual_seed(0)
+    clf = FT.GPTClassifier(GPT(GPTConfig.from_dict(config)), 2)
+    FT.freeze(clf, "head")
+    torch.manual_seed(3)
+    apply_lora(clf.gpt, r=2, alpha=4)
+    data = [([1, 2, 3, 4][: 1 + k % 4], k % 2) for k in range(8)]
+    FT.train_classifier(clf, data, data, T.TrainConfig(max_steps=2, batch_size=2, eval_interval=1, warmup_steps=0, progress=False,
+                                                       ckpt_dir=str(d / "clf"), seed=1, bf16=False, device="cpu"))
+    save_lora(clf.gpt, d / "adapters")
+    return d / "clf", d / "adapters", config
+
+
+def _make_ft_cases(ft_base: tuple[Path, Path, dict], out: Path) -> list[dict]:
+    clf, adapters, config = ft_base
+    rng = random.Random(26)
+    cases = []
+    for i in range(N_FT_CASES):
+        target = "adapters" if i % 3 == 2 else "classifier"
+        src = adapters if target == "adapters" else clf
+        d = Path(shutil.copytree(src, out / f"{target}{i}"))
+        what = _damage(d, rng.choice(["checkpoint.json", "checkpoint.json"] + sorted(p.name for p in d.iterdir())), rng)
+        cases.append({"target": target, "path": str(d), "what": f"{target}: {what}", "config": config,
+                      "resume": target == "classifier" and i % 2 == 0})
+    return cases
 
 
 def _make_cases(base: tuple[Path, Path, dict], out: Path) -> list[dict]:
@@ -166,23 +233,21 @@ def _make_cases(base: tuple[Path, Path, dict], out: Path) -> list[dict]:
             continue
         d = Path(shutil.copytree(ck, out / f"ck{i}"))
         name = rng.choice(["checkpoint.json", "checkpoint.json", "tokenizer.json", "model.safetensors", "train_state.pt"])
-        if name == "train_state.pt" and rng.random() < 0.5:
-            what = _swap_optimizer_tensor(d / name, rng)
-        elif name.endswith(".json") and rng.random() < 0.7:
-            what = _rewrite_json(d / name, rng)
-        else:
-            what = _damage_bytes(d / name, rng)
-        _rehash(d)
+        what = _damage(d, name, rng)
         cases.append({"target": target, "path": str(d), "what": what, "config": config,
                       "resume": name == "train_state.pt" or (name == "checkpoint.json" and i % 3 == 0)})
     return cases
 
 
-def test_damaged_files_give_clean_errors_within_bounds(base, tmp_path):
-    run_cases(RUNNER, _make_cases(base, tmp_path), tmp_path, "the loader run")
+def test_damaged_files_give_clean_errors_within_bounds(base, ft_base, tmp_path):
+    cases = _make_cases(base, tmp_path) + _make_ft_cases(ft_base, tmp_path)
+    assert len(cases) == N_CASES + N_FT_CASES
+    ends = run_cases(RUNNER, cases, tmp_path, "the loader run")
+    ft_errors = [r for i, r in ends.items() if i >= N_CASES and "error" in r]
+    assert len(ft_errors) > N_FT_CASES // 2  # the classifier and adapter damage is real too
 
 
-def run_cases(runner: str, cases: list[dict], tmp_path: Path, what: str) -> None:
+def run_cases(runner: str, cases: list[dict], tmp_path: Path, what: str) -> dict:
     """Run `runner` on `cases` in one subprocess under the time and memory limits; every case must end cleanly."""
     (tmp_path / "cases.json").write_text(json.dumps(cases))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -205,6 +270,7 @@ def run_cases(runner: str, cases: list[dict], tmp_path: Path, what: str) -> None
     assert len(ends) == len(cases)
     errors = [r for r in ends.values() if "error" in r]
     assert len(errors) > len(cases) // 2  # the damage is real: most cases must be refused
+    return ends
 
 
 # ---------------------------------------------------------------- token shard folders

@@ -474,5 +474,5 @@ def test_tokens_per_second_is_tokens_over_busy_time(monkeypatch):
 
 
 def test_history_val_loss_is_the_last_evaluation():
-    assert T.History(eval_steps=[0, 5, 9], eval_val_loss=[4.0, 3.0, 2.5]).val_loss == 2.5
+    assert T.History(eval_steps=[0, 5, 9], evals={"val_loss": [4.0, 3.0, 2.5]}).val_loss == 2.5
     assert T.History().val_loss is None

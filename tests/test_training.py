@@ -385,7 +385,7 @@ def test_course_model_is_loaded_not_retrained(tmp_path, monkeypatch):
     tok = CharTokenizer.from_text("".join(chr(c) for c in range(40, 105)))  # 65 characters, as Tiny Shakespeare
     torch.manual_seed(0)
     model = GPT(GPTConfig.from_preset("shakespeare-char", vocab_size=tok.n_vocab))
-    hist = History(eval_steps=[150], eval_train_loss=[2.0], eval_val_loss=[2.1])
+    hist = History(eval_steps=[150], evals={"train_loss": [2.0], "val_loss": [2.1]})
     T.save_checkpoint(tmp_path / "shakespeare-char-fast", model, tokenizer=tok, step=150, history=hist)
 
     monkeypatch.setattr(T, "train", lambda *a, **k: pytest.fail("retrained although a checkpoint exists"))
@@ -403,3 +403,21 @@ def test_course_model_is_loaded_not_retrained(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="not the shakespeare-char-fast recipe"):
         course.shakespeare_char_model(fast=True)
     assert [(c.max_steps, c.ckpt_dir) for c in calls] == [(150, str(tmp_path / "shakespeare-char-fast"))]
+
+
+def test_loss_history_is_that_of_mains_loop():
+    """train runs on fit now: on a seed it gives, bit for bit, the loss history main's own loop recorded
+    (tests/fixtures/loss_histories_main.json, written by gptlab 0.1.0; test_finetune checks the other two loops)."""
+    import json
+    from pathlib import Path
+
+    want = json.loads((Path(__file__).parent / "fixtures" / "loss_histories_main.json").read_text())
+    torch.manual_seed(0)
+    m = GPT(GPTConfig.from_preset("tiny", vocab_size=20, block_size=16, n_layer=2, dropout=0.1))
+    data = torch.randint(0, 20, (2000,), generator=torch.Generator().manual_seed(3))
+    h = T.train(m, data[:1500], data[1500:], TrainConfig(
+        max_steps=12, batch_size=4, grad_accum=2, lr=3e-3, min_lr=3e-4, warmup_steps=2, eval_interval=5, eval_iters=2,
+        log_interval=1, bf16=False, device="cpu", progress=False, seed=5))
+    assert {"steps": h.steps, "train_loss": h.train_loss, "lr": h.lr, "eval_steps": h.eval_steps,
+            "eval_train_loss": h.eval_train_loss, "eval_val_loss": h.eval_val_loss} == want["lm"]
+

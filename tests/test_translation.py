@@ -211,8 +211,8 @@ def test_training_lowers_the_loss_for_both_systems(tok, kind):
     seen = []
     cfg = TrainConfig(max_steps=40, batch_size=6, lr=3e-3, warmup_steps=2, progress=False)
     hist = finetune.train_translation(model, ex, cfg, dev_examples=ex, eval_every=20, pad=end, callback=lambda s, m: seen.append(s))
-    assert seen == [20, 40] and hist["eval_step"] == [20, 40]
-    assert hist["dev_loss"][-1] < 0.7 * before
+    assert seen == [20, 40] and hist.eval_steps == [20, 40]
+    assert hist.dev_loss[-1] < 0.7 * before
     assert not model.training
     with pytest.raises(ValueError, match="block_size"):
         finetune.train_translation(model, [tuple([1] * 60 for _ in ex[0])], cfg)
