@@ -37,7 +37,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nanogpt_peer import NanoConfig, NanoGPT, nano_train  # noqa: E402
 
 from gptlab import GPT, GPTConfig  # noqa: E402
-from gptlab.training import TrainConfig, make_optimizer, train  # noqa: E402
+from gptlab.training import make_optimizer, train  # noqa: E402
+from gptlab.config import TrainConfig
 from gptlab.device import autocast, resolve_bf16
 from gptlab.data import get_batch
 

@@ -45,9 +45,10 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from gptlab.config import GPTConfig
+from gptlab.config import GPTConfig, TrainConfig
 from gptlab.datasets import sha256_file
 from gptlab.device import get_device
+from gptlab.files import folder_id, folder_lock
 from gptlab.model import GPT
 from gptlab.tokenizers import tokenizer_to_dict
 
@@ -61,10 +62,6 @@ _FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
 
 class CheckpointError(RuntimeError):
     """A checkpoint folder is damaged: a file is truncated, altered, or not what checkpoint.json records."""
-
-
-class CheckpointBusyError(RuntimeError):
-    """Another process holds the checkpoint folder's writer lock (it is training into it)."""
 
 
 # ---------------------------------------------------------------- files and folders
@@ -92,14 +89,6 @@ def _recover(path: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     elif old.exists():
         os.replace(old, path)
-
-
-def _folder_id(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
 
 
 def _readable_folder(path: Path) -> Path:
@@ -137,66 +126,13 @@ def _inside(folder: Path, p: Path, what: str) -> Path:
     return p
 
 
-# ---------------------------------------------------------------- the writer lock
-
-_held_locks: dict[str, list] = {}  # lock file -> [fd, depth]: re-entrant within this process
-
-
-def _lock_path(path: Path) -> Path:
-    return path.parent / f".{path.name}.lock"
-
-
 @contextmanager
 def writer_lock(path: str | Path) -> Iterator[None]:
-    """Hold the writer lock of checkpoint folder `path` (a `.NAME.lock` file beside it, fcntl.flock).
-
-    Another process that tries to write the same folder gets a CheckpointBusyError
-    at once, before it trains, instead of racing this one. The lock dies with its
-    process (kill -9 included), so it never needs cleaning up by hand. Re-entrant.
-    POSIX only: where fcntl does not exist (Windows) saves are still atomic, but unlocked.
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
+    """Hold checkpoint folder `path`'s writer lock (gptlab.files.folder_lock): a second writer gets
+    CheckpointBusyError at once. Under the lock, a save killed between its two renames is finished first."""
+    with folder_lock(path):
+        _recover(Path(path))
         yield
-        return
-
-    path = Path(path)
-    lock = _lock_path(path)
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    key = os.path.join(os.path.realpath(lock.parent), lock.name)  # one key however the folder is spelt
-    if key in _held_locks:
-        _held_locks[key][1] += 1
-        try:
-            yield
-        finally:
-            _held_locks[key][1] -= 1
-        return
-    while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise CheckpointBusyError(
-                f"another gptlab process is training into {path} (it holds {lock.name}); wait for it to finish, "
-                "or save to another folder (--out)"
-            ) from None
-        if _folder_id(lock) == (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
-            break
-        os.close(fd)  # the holder before us removed the file as we opened it: lock the new one
-    _held_locks[key] = [fd, 1]
-    try:
-        _recover(path)  # only a writer, under the lock, finishes a save that was killed between its renames
-        yield
-    finally:
-        del _held_locks[key]
-        try:
-            os.unlink(lock)  # while still locked: whoever opened this file sees it is gone and retries
-        except OSError:
-            pass
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def check_save_target(path: str | Path) -> Path:
@@ -315,8 +251,6 @@ def validate_meta(meta: Any, source: str | Path = "checkpoint.json") -> dict[str
     except (ValueError, TypeError) as e:
         raise bad(f"invalid model_config ({e})") from None
     if meta.get("train_config") is not None:
-        from gptlab.training import TrainConfig  # imported here: gptlab.training imports this module
-
         try:
             TrainConfig.from_dict({k: v for k, v in meta["train_config"].items() if k != "ckpt_dir"})
         except (ValueError, TypeError) as e:
@@ -472,14 +406,14 @@ def _read_consistently(path: Path, read: Any) -> Any:
     deadline = time.monotonic() + _SAVE_WAIT_S
     while True:
         folder = _readable_folder(path)
-        before = _folder_id(folder)
+        before = folder_id(folder)
         try:
             result = read(folder)
         except (CheckpointError, FileNotFoundError):
-            if before is None or _folder_id(folder) == before:
+            if before is None or folder_id(folder) == before:
                 raise  # nothing moved while we read: the damage (or absence) is real
         else:
-            if _folder_id(folder) == before:
+            if folder_id(folder) == before:
                 return result
         if time.monotonic() > deadline:
             raise CheckpointError(f"{path} is being replaced by a save in progress (another process is writing it); try again in a moment")

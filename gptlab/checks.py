@@ -641,7 +641,8 @@ def lr_schedule(fn: Callable[[int, Any], float]) -> Result:
     """fn(step, cfg: TrainConfig) -> learning rate: linear warmup, then cosine decay to min_lr (gptlab.training.lr_at)."""
 
     def run() -> int:
-        from gptlab.training import TrainConfig, lr_at
+        from gptlab.training import lr_at
+        from gptlab.config import TrainConfig
 
         cfgs = [TrainConfig(lr=1e-3, min_lr=1e-4, warmup_steps=10, max_steps=100, lr_decay_steps=100),
                 TrainConfig(lr=6e-4, min_lr=6e-5, warmup_steps=0, max_steps=50, lr_decay_steps=40)]

@@ -99,12 +99,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from gptlab.course import checkpoint_dir
     from gptlab.datasets import read_text
     from gptlab.distributed import is_main
-    from gptlab.training import PRESETS
+    from gptlab.config import PRESETS
 
     preset_given = args.preset is not None
     args.preset = args.preset or "shakespeare-char"
-    if args.preset not in PRESETS:
-        raise ValueError(f"unknown preset {args.preset!r}; choose one of {sorted(PRESETS)}")
+    recipes = sorted(name for name, p in PRESETS.items() if "train" in p)
+    if args.preset not in recipes:
+        raise ValueError(f"unknown preset {args.preset!r}; choose one of {recipes}")
     shards = None
     if args.shards is not None:
         from gptlab.data import TokenShards
@@ -158,7 +159,8 @@ def _train(args: argparse.Namespace, out: Path, text: Any, kind: str, preset_giv
     from gptlab.data import split_tokens
     from gptlab.model import GPT
     from gptlab.tokenizers import CharTokenizer, train_bpe
-    from gptlab.training import TrainConfig, train
+    from gptlab.training import train
+    from gptlab.config import TrainConfig
 
     train_over = {k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}
     model_over = {k: getattr(args, k) for k in _MODEL_FLAGS if getattr(args, k) is not None}
@@ -336,7 +338,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from gptlab.checkpoint import load_checkpoint
-    from gptlab.training import TrainConfig
+    from gptlab.config import TrainConfig
 
     path = Path(args.checkpoint)
     # What generate checks (hashes, config vs weights, finite weights, tokenizer vs model), and train_state.pt's hash too.

@@ -77,7 +77,9 @@ def _char_model(name: str, model_overrides: dict, train_overrides: dict):
     from gptlab.datasets import read_text
     from gptlab.model import GPT
     from gptlab.tokenizers import CharTokenizer
-    from gptlab.training import CheckpointError, History, TrainConfig, load_checkpoint, train
+    from gptlab.training import History, train
+    from gptlab.checkpoint import CheckpointError, load_checkpoint
+    from gptlab.config import TrainConfig
 
     path = checkpoint_dir() / name
     cfg = TrainConfig.from_preset("shakespeare-char", ckpt_dir=str(path), **train_overrides)

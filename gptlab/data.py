@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from gptlab.datasets import sha256_file
+from gptlab.files import CheckpointBusyError, folder_lock
 from gptlab.model import IGNORE_INDEX
 
 # ---------------------------------------------------------------- token windows
@@ -289,7 +290,6 @@ def prepare_shards(
     failed or killed prepare leaves no half-written `out`, and a rerun starts
     clean. A writer lock (the checkpoints' one) stops two prepares into one folder.
     """
-    from gptlab.checkpoint import CheckpointBusyError, writer_lock
 
     if isinstance(shard_tokens, bool) or not isinstance(shard_tokens, int) or not 1 <= shard_tokens <= MAX_SHARD_TOKENS:
         raise ValueError(f"shard_tokens (--shard-tokens) must be an integer from 1 to {MAX_SHARD_TOKENS:,} (the default 100,000,000 makes "
@@ -299,7 +299,7 @@ def prepare_shards(
     src, out = Path(src), Path(out)
     files = _text_files(src, pattern)
     try:
-        with writer_lock(out):
+        with folder_lock(out):
             return _prepare_locked(files, src, out, tokenizer, shard_tokens, progress)
     except CheckpointBusyError:
         raise FileExistsError(f"another gptlab process is writing {out} (it holds .{out.name}.lock); wait for it to "

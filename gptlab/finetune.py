@@ -34,7 +34,8 @@ from gptlab.device import autocast, get_device, resolve_bf16
 from gptlab.lora import apply_lora, count_parameters
 from gptlab.model import GPT, IGNORE_INDEX
 from gptlab.seq2seq import source_mask
-from gptlab.training import History, TrainConfig, fit
+from gptlab.training import History, fit
+from gptlab.config import TrainConfig
 
 Example = tuple[Sequence[int], int]  # (token ids, label)
 

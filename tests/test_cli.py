@@ -78,7 +78,7 @@ def test_generate_streams_in_a_subprocess(ckpt):
     import torch
 
     from gptlab.generation import stream
-    from gptlab.training import load_checkpoint
+    from gptlab.checkpoint import load_checkpoint
 
     r = gptlab("generate", "--checkpoint", str(ckpt), "--prompt", "JULIET:", "--max-new-tokens", "20", "--top-k", "40",
                "--top-p", "0.5", "--temperature", "1.3", "--repetition-penalty", "3.0", "--seed", "0", "--device", "cpu")

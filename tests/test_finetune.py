@@ -10,7 +10,7 @@ from gptlab import data
 from gptlab import finetune as FT
 from gptlab.checkpoint import CheckpointError
 from gptlab.lora import apply_lora, count_parameters
-from gptlab.training import TrainConfig
+from gptlab.config import TrainConfig
 
 CFG = GPTConfig.from_preset("tiny", vocab_size=20, block_size=16, n_layer=3)
 

@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from gptlab import GPT, GPTConfig, cli
 from gptlab import checkpoint as C
 from gptlab import training as T
+from gptlab.files import CheckpointBusyError
 from gptlab.datasets import sha256_file
 from gptlab.tokenizers import BPETokenizer, CharTokenizer, load_tokenizer, train_bpe
 
@@ -463,7 +464,7 @@ def test_7_a_second_training_into_the_same_folder_is_refused_at_once(ck, tmp_pat
         assert cli.main(["train", *TINY, "--text-file", str(text), "--out", str(ck), "--overwrite"]) == 1
         err = capsys.readouterr().err
         assert "another gptlab process is training into" in err
-        with pytest.raises(C.CheckpointBusyError):
+        with pytest.raises(CheckpointBusyError):
             resume(ck)
         assert snapshot(ck) == before
     finally:

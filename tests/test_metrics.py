@@ -381,6 +381,7 @@ def test_perplexity_rejects_bad_inputs():
 def test_judge_model_is_deeper_saved_under_its_own_name_and_loaded_not_retrained(tmp_path, monkeypatch):
     from gptlab import course
     from gptlab import training as T
+    from gptlab.checkpoint import save_checkpoint
 
     monkeypatch.setenv("GPTLAB_CHECKPOINT_DIR", str(tmp_path))
     chars = "".join(chr(c) for c in range(40, 105))  # 65 characters, as Tiny Shakespeare
@@ -389,7 +390,7 @@ def test_judge_model_is_deeper_saved_under_its_own_name_and_loaded_not_retrained
 
     def fake_train(model, tr, va, cfg, **kw):
         calls.append((model.config.n_layer, cfg.max_steps, cfg.seed, cfg.ckpt_dir))
-        T.save_checkpoint(cfg.ckpt_dir, model, tokenizer=kw["tokenizer"], step=cfg.max_steps, history=T.History())
+        save_checkpoint(cfg.ckpt_dir, model, tokenizer=kw["tokenizer"], step=cfg.max_steps, history=T.History())
         return T.History()
 
     monkeypatch.setattr(T, "train", fake_train)

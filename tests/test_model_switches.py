@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from gptlab.config import GPTConfig
 from gptlab.model import GPT, apply_rotary, rotary_cos_sin
-from gptlab.training import TrainConfig, lr_at, make_optimizer, train
+from gptlab.training import lr_at, make_optimizer, train
+from gptlab.config import TrainConfig
 
 SWITCHES = {
     "rotary": dict(pos_emb="rotary"),

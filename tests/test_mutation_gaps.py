@@ -23,6 +23,7 @@ from torch.nn import functional as F
 
 from gptlab import GPT, GPTConfig, cli, data, datasets
 from gptlab import tokenizers as toks
+from gptlab import checkpoint as C
 from gptlab import training as T
 from gptlab.generation import beam_search, generate
 from gptlab.model import KVCache
@@ -352,7 +353,7 @@ def test_cli_train_flags_reach_the_training_config(text_file, tmp_path, monkeypa
 def ckpt(tmp_path):
     tok = CharTokenizer.from_text("ROMEO: what light\n")
     torch.manual_seed(0)
-    T.save_checkpoint(tmp_path / "ck", GPT(GPTConfig.from_preset("tiny", vocab_size=tok.n_vocab)), tokenizer=tok)
+    C.save_checkpoint(tmp_path / "ck", GPT(GPTConfig.from_preset("tiny", vocab_size=tok.n_vocab)), tokenizer=tok)
     return tmp_path / "ck"
 
 
@@ -448,11 +449,11 @@ def test_train_refuses_two_dimensional_token_data():
 
 
 def test_checkpoint_json_of_another_format_is_refused(tmp_path):
-    T.save_checkpoint(tmp_path / "ck", tiny_model())
+    C.save_checkpoint(tmp_path / "ck", tiny_model())
     meta = (tmp_path / "ck" / "checkpoint.json")
     meta.write_text(meta.read_text().replace('"gptlab-checkpoint"', '"something-else"'))
-    with pytest.raises(T.CheckpointError, match="not a gptlab checkpoint"):
-        T.load_checkpoint(tmp_path / "ck", device="cpu")
+    with pytest.raises(C.CheckpointError, match="not a gptlab checkpoint"):
+        C.load_checkpoint(tmp_path / "ck", device="cpu")
 
 
 def test_tokens_per_second_is_tokens_over_busy_time(monkeypatch):

@@ -87,7 +87,7 @@ def test_conv1d_weights_are_transposed(hf_model, hf_dir):
 def test_loaded_weights_keep_the_checkpoint_memory_order_and_still_save_train_and_cast(hf_dir, tmp_path):
     """Conv1D weights stay (in, out) in memory (column-major (out, in) tensors, faster CPU decoding);
     checkpoints, training steps and dtype casts must not care."""
-    from gptlab.training import load_checkpoint, save_checkpoint
+    from gptlab.checkpoint import load_checkpoint, save_checkpoint
 
     model = load_hf_gpt2(hf_dir)
     w = model.transformer.h[0].mlp.c_fc.weight

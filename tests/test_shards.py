@@ -14,7 +14,8 @@ from gptlab.config import GPTConfig
 from gptlab.data import ShardError, TokenShards, TokenWindows, prepare_shards, split_tokens
 from gptlab.model import GPT
 from gptlab.tokenizers import CharTokenizer
-from gptlab.training import TrainConfig, train
+from gptlab.training import train
+from gptlab.config import TrainConfig
 from gptlab.data import get_batch
 
 TEXTS = {  # read in sorted path order: a.txt, b.txt, sub/c.txt

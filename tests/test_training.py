@@ -20,7 +20,9 @@ from gptlab import checkpoint as C
 from gptlab import training as T
 from gptlab.datasets import sha256_file
 from gptlab.tokenizers import CharTokenizer
-from gptlab.training import CheckpointError, History, TrainConfig
+from gptlab.checkpoint import CheckpointError
+from gptlab.config import TrainConfig
+from gptlab.training import History
 
 TEXT = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
@@ -249,7 +251,7 @@ def test_resume_refuses_a_different_model_or_tokenizer(tmp_path):
         T.train(GPT(MODEL_CFG), TRAIN, VAL, run_cfg(tmp_path / "ck", max_steps=4, lr=1e-2), resume=True)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         T.train(GPT(MODEL_CFG), TRAIN, VAL, run_cfg(tmp_path / "nothing"), resume=True)
-    T.save_checkpoint(tmp_path / "weights_only", fresh_model(), tokenizer=TOK)
+    C.save_checkpoint(tmp_path / "weights_only", fresh_model(), tokenizer=TOK)
     with pytest.raises(CheckpointError, match="train_state.pt"):
         T.train(fresh_model(), TRAIN, VAL, run_cfg(tmp_path / "weights_only"), resume=True)
 
@@ -267,7 +269,7 @@ def saved(tmp_path):
 def test_checkpoint_round_trip(saved):
     path, model = saved
     assert sorted(p.name for p in path.iterdir()) == ["checkpoint.json", "model.safetensors", "tokenizer.json", "train_state.pt"]
-    loaded, tok, meta = T.load_checkpoint(path, device="cpu")
+    loaded, tok, meta = C.load_checkpoint(path, device="cpu")
     assert not loaded.training and meta["step"] == 3 and meta["train_config"]["max_steps"] == 3
     assert tok.encode(TEXT[:50]) == TOK.encode(TEXT[:50])
     assert loaded.transformer.wte.weight is loaded.lm_head.weight  # still tied after loading
@@ -306,7 +308,7 @@ def test_damaged_checkpoint_files_give_clear_errors(saved, name, how, exc, needl
     path, _ = saved
     _damage(path, name, how)
     # load_checkpoint checks the files it uses; train_state.pt (resuming only) is checked by read_checkpoint_meta
-    read = T.read_checkpoint_meta if name == "train_state.pt" else (lambda p: T.load_checkpoint(p, device="cpu"))
+    read = C.read_checkpoint_meta if name == "train_state.pt" else (lambda p: C.load_checkpoint(p, device="cpu"))
     with pytest.raises(exc, match=needle) as e:
         read(path)
     assert name in str(e.value)
@@ -315,14 +317,14 @@ def test_damaged_checkpoint_files_give_clear_errors(saved, name, how, exc, needl
 def test_bad_checkpoint_folder_and_json(saved, tmp_path):
     path, _ = saved
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        T.load_checkpoint(tmp_path / "nope")
+        C.load_checkpoint(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="checkpoint.json is missing"):
-        T.load_checkpoint(tmp_path / "empty")
+        C.load_checkpoint(tmp_path / "empty")
     j = path / "checkpoint.json"
     j.write_text(j.read_text()[:100])
     with pytest.raises(CheckpointError, match="checkpoint.json is corrupt or truncated"):
-        T.load_checkpoint(path)
+        C.load_checkpoint(path)
 
 
 def test_train_state_is_never_unpickled_beyond_weights_only(saved):
@@ -350,17 +352,17 @@ def test_saves_are_atomic_and_a_half_finished_save_is_harmless(saved):
     # killed while writing the new files: the old checkpoint is untouched and loads
     tmp.mkdir()
     (tmp / "model.safetensors").write_bytes(b"half")
-    assert T.load_checkpoint(path, device="cpu")[2]["step"] == 3
+    assert C.load_checkpoint(path, device="cpu")[2]["step"] == 3
     # killed between the two renames (old moved aside, new one complete): a load reads the new one where it
     # lies (readers never rename), and the next save, under the writer lock, finishes the swap
-    T.save_checkpoint(tmp.parent / "next", model, tokenizer=TOK, step=9)
+    C.save_checkpoint(tmp.parent / "next", model, tokenizer=TOK, step=9)
     shutil.rmtree(tmp)
     os.replace(path, old)
     os.replace(tmp.parent / "next", tmp)
-    assert T.load_checkpoint(path, device="cpu")[2]["step"] == 9
+    assert C.load_checkpoint(path, device="cpu")[2]["step"] == 9
     assert tmp.exists() and old.exists() and not path.exists()
     # a save replaces a checkpoint in one rename and leaves no debris
-    T.save_checkpoint(path, model, tokenizer=TOK, step=10)
+    C.save_checkpoint(path, model, tokenizer=TOK, step=10)
     assert json.loads((path / "checkpoint.json").read_text())["step"] == 10 != json.loads(before)["step"]
     assert sorted(p.name for p in path.parent.iterdir() if p.name.startswith(".")) == []
 
@@ -369,7 +371,7 @@ def test_save_refuses_a_folder_with_other_files(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     with pytest.raises(ValueError, match="notes.txt"):
-        T.save_checkpoint(tmp_path / "mine", fresh_model())
+        C.save_checkpoint(tmp_path / "mine", fresh_model())
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
@@ -386,7 +388,7 @@ def test_course_model_is_loaded_not_retrained(tmp_path, monkeypatch):
     torch.manual_seed(0)
     model = GPT(GPTConfig.from_preset("shakespeare-char", vocab_size=tok.n_vocab))
     hist = History(eval_steps=[150], evals={"train_loss": [2.0], "val_loss": [2.1]})
-    T.save_checkpoint(tmp_path / "shakespeare-char-fast", model, tokenizer=tok, step=150, history=hist)
+    C.save_checkpoint(tmp_path / "shakespeare-char-fast", model, tokenizer=tok, step=150, history=hist)
 
     monkeypatch.setattr(T, "train", lambda *a, **k: pytest.fail("retrained although a checkpoint exists"))
     got, got_tok, got_hist = course.shakespeare_char_model(fast=True)
@@ -395,7 +397,7 @@ def test_course_model_is_loaded_not_retrained(tmp_path, monkeypatch):
     assert not (tmp_path / "shakespeare-char").exists()  # the full model's folder is never the fast one's
 
     # a checkpoint that is not the recipe's (here: stopped at step 100) is trained again, with the recipe
-    T.save_checkpoint(tmp_path / "shakespeare-char-fast", model, tokenizer=tok, step=100, history=hist)
+    C.save_checkpoint(tmp_path / "shakespeare-char-fast", model, tokenizer=tok, step=100, history=hist)
     calls = []
     monkeypatch.setattr(course, "checkpoint_dir", lambda: tmp_path)
     monkeypatch.setattr("gptlab.datasets.read_text", lambda name: "".join(chr(c) for c in range(40, 105)) * 20)
