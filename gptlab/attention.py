@@ -26,7 +26,8 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from gptlab.model import GPT, CausalSelfAttention, eval_mode
+from gptlab.device import eval_mode
+from gptlab.model import GPT, CausalSelfAttention
 from gptlab.tokenizers import token_strings
 
 

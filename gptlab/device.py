@@ -1,4 +1,4 @@
-"""Pick the best available device, make runs repeatable, and choose the precision (lessons 05, 06, 14).
+"""How a model runs: the best available device, repeatable seeds, the precision, eval mode (lessons 05, 06, 14).
 
 Lessons call these so that the same notebook runs on a laptop CPU, an Apple
 GPU or a CUDA card without edits; bfloat16 autocast is lesson 14's.
@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import random
 from contextlib import contextmanager, nullcontext
+from typing import Iterator
 
 import numpy as np
 import torch
+import torch.nn as nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 
@@ -67,3 +69,14 @@ def autocast(device: torch.device, enabled: bool):
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
         with sdpa_kernel([SDPBackend.MATH]) if device.type == "cpu" else nullcontext():
             yield
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Evaluate without dropout, then put the model back in the mode it was in, even after an error."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from gptlab.checkpoint import CheckpointError, check_best, load_trained
 from gptlab.config import GPTConfig
 from gptlab.data import pad_batch, target_only_batch
-from gptlab.device import autocast, get_device, resolve_bf16
+from gptlab.device import autocast, eval_mode, get_device, resolve_bf16
 from gptlab.lora import apply_lora, count_parameters
 from gptlab.model import GPT, IGNORE_INDEX
 from gptlab.seq2seq import source_mask
@@ -172,18 +172,16 @@ def _check_batch_size(batch_size: int) -> None:
 def predict_logits(clf: GPTClassifier, seqs: Sequence[Sequence[int]], batch_size: int = 64, pad_id: int = 0, bf16: bool = False) -> torch.Tensor:
     """(N, num_classes) float32 logits, in the order of `seqs`. Batches group similar lengths (less padding)."""
     _check_batch_size(batch_size)
-    was_training = clf.training
-    clf.eval()
     device = clf.head.weight.device
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     out = torch.empty(len(seqs), clf.num_classes)
-    for s in range(0, len(order), batch_size):
-        rows = order[s : s + batch_size]
-        idx, lengths = pad_batch([seqs[i] for i in rows], pad_id, clf.config.block_size)
-        with autocast(device, bf16):
-            logits = clf(idx.to(device), lengths.to(device))
-        out[rows] = logits.float().cpu()
-    clf.train(was_training)
+    with eval_mode(clf):
+        for s in range(0, len(order), batch_size):
+            rows = order[s : s + batch_size]
+            idx, lengths = pad_batch([seqs[i] for i in rows], pad_id, clf.config.block_size)
+            with autocast(device, bf16):
+                logits = clf(idx.to(device), lengths.to(device))
+            out[rows] = logits.float().cpu()
     return out
 
 
@@ -360,18 +358,14 @@ def translation_loss(model: torch.nn.Module, batch: tuple[torch.Tensor, ...], pa
 def mean_loss(model: torch.nn.Module, examples: list, batch_size: int = 64, pad: int = 0) -> float:
     """Loss over all of `examples`, weighted by counted target tokens (the dev loss)."""
     _check_batch_size(batch_size)
-    was = model.training
-    model.eval()
     device = next(model.parameters()).device
     total, count = 0.0, 0
-    try:
+    with eval_mode(model):
         for i in range(0, len(examples), batch_size):
             batch = tuple(t.to(device) for t in _pad_columns(examples[i : i + batch_size], pad))
             n = int((batch[-1] != IGNORE_INDEX).sum())
             total += float(translation_loss(model, batch, pad)) * n
             count += n
-    finally:
-        model.train(was)
     if count == 0:
         raise ValueError("the examples hold no target token (every target is -100): there is no loss to average")
     return total / count
@@ -430,18 +424,14 @@ def train_translation(
 def answer_loss(model: nn.Module, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], batch_size: int = 16, pad_id: int = 0) -> float:
     """Mean loss per answer token of (prompt, answer) pairs, as target_only_batch scores them (lesson 13)."""
     _check_batch_size(batch_size)
-    was = model.training
-    model.eval()
     device = next(model.parameters()).device
     total, count = 0.0, 0
-    try:
+    with eval_mode(model):
         for i in range(0, len(pairs), batch_size):
             x, y = target_only_batch(pairs[i : i + batch_size], pad_id=pad_id)
             _, loss = model(x.to(device), y.to(device))
             n = int((y != IGNORE_INDEX).sum())
             total, count = total + loss.item() * n, count + n
-    finally:
-        model.train(was)
     if count == 0:
         raise ValueError("answer_loss needs at least one (prompt, answer) pair")
     return total / count

@@ -35,6 +35,8 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from gptlab.device import eval_mode
+
 __all__ = [
     "apply_temperature",
     "top_k_filter",
@@ -316,9 +318,7 @@ def _decode_steps(
         stop_t = torch.tensor(stops, dtype=torch.long, device=idx.device)
         finished = torch.zeros(B, 1, dtype=torch.bool, device=idx.device)
         pad = torch.zeros(B, 1, dtype=torch.long, device=idx.device)  # the stop token each finished row emitted
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             cache = model.new_cache(_cache_len(model, T, max_new_tokens)) if use_cache else None
             for _ in range(max_new_tokens):
                 logits = _next_logits(model, seq[:, :n], cache)
@@ -344,8 +344,6 @@ def _decode_steps(
                 if stops and bool(finished.all()):
                     return "stop_tokens"
             return "max_new_tokens"
-        finally:
-            model.train(was_training)
 
     return steps()
 
@@ -443,9 +441,7 @@ def beam_search(
     if not isinstance(use_cache, bool):
         raise ValueError(f"use_cache must be True or False, got {use_cache!r}")
 
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         cache = model.new_cache(_cache_len(model, idx.size(1), max_new_tokens)) if use_cache else None
         seqs = idx  # (beams, n): one row per running beam
         scores = torch.zeros(1, device=idx.device)  # total log-prob of each beam's new tokens
@@ -502,8 +498,6 @@ def beam_search(
         out = done[best][1].clone()
         out.stopped_because = done[best][2]
         return out
-    finally:
-        model.train(was_training)
 
 
 # ----------------------------------------------------------------------------- streaming text

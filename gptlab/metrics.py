@@ -40,6 +40,8 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from gptlab.device import eval_mode
+
 __all__ = [
     "token_nlls",
     "perplexity",
@@ -190,9 +192,7 @@ def token_nlls(model: nn.Module, ids: Any, *, stride: int | None = None, batch_s
     ids = ids.to(device)
     x_all, y_all = ids[:-1], ids[1:]
     windows = _windows(len(y_all), block, stride)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         out = []
         end, _ = windows[0]
         logits, _ = model(x_all[None, :end])
@@ -208,8 +208,6 @@ def token_nlls(model: nn.Module, ids: Any, *, stride: int | None = None, batch_s
                 lg = logits[row, -k:].float()
                 out.append(F.cross_entropy(lg, y_all[e - k : e], reduction="none").double())
         return torch.cat(out).cpu()
-    finally:
-        model.train(was_training)
 
 
 def perplexity(model: nn.Module, ids: Any, *, stride: int | None = None, batch_size: int = 8) -> float:

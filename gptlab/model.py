@@ -15,8 +15,6 @@ changes later small-GPT recipes make, for lesson 14 to measure; each is a short
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 import torch.nn as nn
@@ -60,17 +58,6 @@ def attend(
         mask = causal_mask(q.size(-2), k.size(-2), q.device)
     att = attention_weights(q, k, mask)
     return dropout(att) @ v, att
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Evaluate without dropout, then put the model back in the mode it was in, even after an error."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
 
 
 def init_gpt2_weights(model: nn.Module, n_layer: int) -> None:

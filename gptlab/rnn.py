@@ -15,7 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gptlab.model import IGNORE_INDEX, eval_mode
+from gptlab.device import eval_mode
+from gptlab.model import IGNORE_INDEX
 
 
 def _positive_int(value: object, name: str) -> int:

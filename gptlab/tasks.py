@@ -19,7 +19,7 @@ from gptlab import data
 from gptlab.datasets import read_text
 from gptlab.generation import beam_search, generate
 from gptlab.metrics import rouge
-from gptlab.model import eval_mode
+from gptlab.device import eval_mode
 from gptlab.seq2seq import EncoderDecoder, source_mask
 
 

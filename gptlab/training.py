@@ -53,7 +53,7 @@ from gptlab.checkpoint import (
 from gptlab import distributed
 from gptlab.config import GPTConfig, TrainConfig
 from gptlab.data import draw_batch
-from gptlab.device import autocast, get_device, resolve_bf16
+from gptlab.device import autocast, eval_mode, get_device, resolve_bf16
 from gptlab.distributed import World
 from gptlab.lora import lora_config
 from gptlab.model import GPT
@@ -115,21 +115,19 @@ def estimate_loss(
     same batches (curves compare like with like) and evaluating never changes
     which batches training draws.
     """
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     block_size = block_size or model.config.block_size
     out = {}
-    for name, data in splits.items():
-        g = torch.Generator().manual_seed(seed)
-        total = torch.zeros((), device=device)
-        for _ in range(eval_iters):
-            x, y = draw_batch(data, block_size, batch_size, g, device)
-            with autocast(device, bf16):
-                _, loss = model(x, y)
-            total += loss.float()
-        out[name] = (total / eval_iters).item()
-    model.train(was_training)
+    with eval_mode(model):
+        for name, data in splits.items():
+            g = torch.Generator().manual_seed(seed)
+            total = torch.zeros((), device=device)
+            for _ in range(eval_iters):
+                x, y = draw_batch(data, block_size, batch_size, g, device)
+                with autocast(device, bf16):
+                    _, loss = model(x, y)
+                total += loss.float()
+            out[name] = (total / eval_iters).item()
     return out
 
 
