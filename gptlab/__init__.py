@@ -1,26 +1,29 @@
 """gptlab: the finalized pieces of the gptlab course, one module per concern.
 
-    config      GPTConfig and presets
-    model       CausalSelfAttention, MLP, Block, GPT, KVCache
-    tokenizers  CharTokenizer, train_bpe, gpt2
-    data        dataset registry, fetch(), token windows, token shards
-    training    the training loop (one process or DDP under torchrun)
-    checkpoint  safetensors checkpoints, validated on load
-    distributed process groups and rank helpers
-    generation  sampling, beam search, streaming
-    pretrained  load_hf_gpt2
-    attention   capture attention weights, head scores
-    viz         attention plots, widget, offline HTML view
-    diagrams    concept figures drawn by code
-    metrics     perplexity, bits per char, BLEU/chrF/ROUGE, diversity, memorization
-    tasks       the applications' data and prompt formats
-    finetune    classifier head, freezing, fine-tuning loop
-    lora        low-rank adapters
-    rnn         CharLSTM, the recurrent baseline
-    scaling     scaling-law fit (Chinchilla form)
-    checks      one-line exercise checks
-    device      get_device, seed_everything
-    course      fast mode and the shared lesson checkpoints
+Lower layers never import upper ones (tests/test_imports.py checks it), so each
+module can be read with only the ones above it in this list in mind:
+
+    config       GPTConfig, TrainConfig and the one PRESETS table           lessons 05, 06
+    device       device, seeds, bf16 autocast, eval_mode                   05, 06, 14
+    datasets     the dataset registry and pinned, checked fetch()           00-02, 10-13
+    files        the writer lock shared by checkpoints and token shards     06
+    tokenizers   CharTokenizer, train_bpe, gpt2                             01
+    model        attention kernel, CausalSelfAttention, MLP, Block, GPT     03, 04, 05
+    generation   sampling, beam search, streaming                           07
+    metrics      perplexity, BLEU/chrF/ROUGE, diversity, bootstrap          10
+    data         token windows, get_batch, padded batches, token shards     02, 06, 11-13
+    checkpoint   the one checkpoint format (LM, classifier, adapters)       06, 11-14
+    lora         low-rank adapters                                          11, 14
+    distributed  process groups, rank helpers                               14
+    training     the one training loop (fit) and pretraining (train)        06
+    seq2seq      the encoder-decoder                                        12, 15
+    finetune     classifier head, freezing, fine-tuning adapters of fit     11-13
+    tasks        the applications' data, prompt formats, translate()        11-13
+    pretrained   load_hf_gpt2                                               09
+    attention    capture attention weights, head scores                     08
+    rnn          CharLSTM, the recurrent baseline                           15
+    scaling      scaling-law fit (Chinchilla form)                          15
+    viz, diagrams, checks, course, cli: pictures, exercise checks, lesson helpers, the command line
 """
 
 from gptlab.config import GPTConfig

@@ -1,4 +1,4 @@
-"""Read a model's attention: capture every head's weights, and score what each head does.
+"""Read a model's attention: capture every head's weights, and score what each head does (lesson 08).
 
 Attention weights are the one part of a Transformer you can look at directly:
 row i of a head's (T, T) matrix says how much position i takes from each

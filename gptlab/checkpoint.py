@@ -1,4 +1,4 @@
-"""Checkpoint folders: save them atomically, read them back as untrusted input.
+"""Checkpoint folders: save them atomically, read them back as untrusted input (lesson 06; fine-tuned models and adapters, 11-14).
 
 A checkpoint is a folder, the same for everything gptlab trains (a language model,
 a classifier = GPT body + head, a model with LoRA adapters, or the adapters alone):

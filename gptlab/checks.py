@@ -1,4 +1,4 @@
-"""Exercise checks: run a learner's function against the course's reference and say what is wrong, in one line.
+"""Exercise checks (every lesson's exercises): run a learner's function against the course's reference and say what is wrong, in one line.
 
     from gptlab import checks as check
     check.attention_head(my_attention_head)

@@ -1,4 +1,4 @@
-"""The gptlab command line: fetch data, train, sample and inspect checkpoints.
+"""The gptlab command line: fetch data, train, sample and inspect checkpoints (lessons 00, 06, 07, 08).
 
     gptlab data fetch tinyshakespeare          (or: all; `gptlab data list` names them)
     gptlab train --preset shakespeare-char      -> checkpoints/shakespeare-char

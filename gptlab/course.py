@@ -1,4 +1,4 @@
-"""Small helpers the lesson notebooks share.
+"""Small helpers the lesson notebooks share: fast mode and the course's trained models (every lesson).
 
 Fast mode: every notebook reads FAST (GPTLAB_FAST=1, or any CI run) and then
 trains fewer steps on smaller slices, so the whole course validates in minutes.

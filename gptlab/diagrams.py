@@ -1,4 +1,4 @@
-"""Concept diagrams drawn by code, so every lesson's picture is reproducible and diffable.
+"""Concept diagrams drawn by code, so every lesson's picture is reproducible and diffable (lessons 00, 04, 05, 07).
 
 Four pictures the lessons keep pointing at:
 

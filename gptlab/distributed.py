@@ -1,4 +1,4 @@
-"""Data-parallel training on PyTorch's own stack: torchrun starts the processes, DDP syncs the gradients.
+"""Data-parallel training on PyTorch's own stack: torchrun starts the processes, DDP syncs the gradients (lesson 14).
 
     torchrun --nproc_per_node=2 -m gptlab train --preset tiny --device cpu
 

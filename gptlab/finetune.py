@@ -1,4 +1,4 @@
-"""Fine-tune a GPT: a classification head on its body, freezing, and the adapters of the one training loop.
+"""Fine-tune a GPT: a classification head on its body, freezing, and the adapters of the one training loop (lessons 11-13).
 
 Radford et al. (2018) fine-tuned GPT-1 by putting one linear layer on the hidden
 state of a sequence's last token: with causal attention that is the only position

@@ -1,4 +1,4 @@
-"""Turning next-token logits into text: greedy, sampling, beam search, streaming.
+"""Turning next-token logits into text: greedy, sampling, beam search, streaming (lesson 07).
 
 A GPT only ever answers one question: given these tokens, how likely is each
 possible next token? Generation asks it again and again, appending one choice

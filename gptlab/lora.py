@@ -1,4 +1,4 @@
-"""LoRA: fine-tune a big matrix through a small low-rank update (Hu et al., 2021).
+"""LoRA: fine-tune a big matrix through a small low-rank update (Hu et al., 2021; lessons 11 and 14).
 
 A fine-tuned weight W' = W + dW rarely needs a full-rank dW. LoRA writes
 dW = (alpha / r) * B @ A with A (r, in) and B (out, r), trains only A and B, and

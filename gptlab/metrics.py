@@ -1,4 +1,4 @@
-"""Is this generated text any good? The numbers people report, in one place.
+"""Is this generated text any good? The numbers people report, in one place (lesson 10; 11-13 use them).
 
 Three families, each answering a different question:
 

@@ -1,4 +1,4 @@
-"""OpenAI's GPT-2 weights in gptlab's GPT, read from a Hugging Face folder.
+"""OpenAI's GPT-2 weights in gptlab's GPT, read from a Hugging Face folder (lesson 09).
 
 OpenAI released GPT-2 as TensorFlow checkpoints; Hugging Face converted them to
 PyTorch and publishes them as `model.safetensors` next to a `config.json`. We

@@ -1,4 +1,4 @@
-"""An encoder-decoder Transformer (Vaswani et al., 2017) built from gptlab's GPT pieces.
+"""An encoder-decoder Transformer (Vaswani et al., 2017) built from gptlab's GPT pieces (lessons 12 and 15).
 
 GPT is decoder-only: one stream of tokens, causal self-attention, nothing else.
 The original Transformer for translation has two stacks:

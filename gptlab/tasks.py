@@ -1,4 +1,4 @@
-"""Task data for the application lessons, in one place: loaders and prompt formats.
+"""Task data for the application lessons (11-13), in one place: loaders, prompt formats, and translate().
 
 Each application lesson (11 sentiment, 12 translation, 13 summarization) reads its
 examples from here, so a split or a prompt format is defined once and the tests

@@ -1,4 +1,4 @@
-"""Tokenizers: how text becomes the integer ids a GPT reads, and back.
+"""Tokenizers: how text becomes the integer ids a GPT reads, and back (lesson 01).
 
 Three kinds, one interface (`encode(str) -> list[int]`, `decode(list[int]) -> str`,
 `n_vocab`):

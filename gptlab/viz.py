@@ -1,4 +1,4 @@
-"""Pictures of attention that work offline, export for slides, and stay readable for long inputs.
+"""Pictures of attention that work offline, export for slides, and stay readable for long inputs (lesson 08).
 
 Three views of the same `AttentionMaps` (see gptlab.attention):
 
