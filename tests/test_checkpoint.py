@@ -19,13 +19,9 @@ import torch
 from gptlab import GPT, GPTConfig
 from gptlab import finetune as FT
 from gptlab import training as T
-from gptlab.checkpoint import (
-    CheckpointBusyError,
-    CheckpointError,
-    load_checkpoint,
-    read_checkpoint_meta,
-)
+from gptlab.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_meta
 from gptlab.datasets import sha256_file
+from gptlab.files import CheckpointBusyError
 from gptlab.lora import apply_lora
 
 ROOT = Path(__file__).resolve().parents[1]
