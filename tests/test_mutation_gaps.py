@@ -207,7 +207,7 @@ def test_gpt2_ranks_file_is_checked_whoever_provides_it(tmp_path, monkeypatch, f
     through fetch's own checks (here fetch is replaced by something that hands back a file)."""
     fake = tmp_path / "gpt2.tiktoken"
     fake_ranks_file(fake)
-    monkeypatch.setattr(data, "fetch", lambda name, **kw: fake)
+    monkeypatch.setattr(toks, "fetch", lambda name, **kw: fake)
     with pytest.raises(ValueError, match="sha256"):
         toks.gpt2()
     with pytest.raises(ValueError, match="sha256"):
