@@ -1,7 +1,21 @@
-"""Shared test fixtures."""
+"""Shared test fixtures: one thread, the Romeo corpus and tokenizer, a tiny model, a trained tiny checkpoint.
+
+Plain helpers and constants (the text, `run_cfg`, `snapshot`, `rehash`, ...) are in tests/_tiny.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
+from _tiny import MODEL_CFG, TEXT, TOK, TRAIN, VAL, fresh_model, run_cfg
+
+from gptlab import GPT, GPTConfig
+from gptlab import checkpoint as C
+from gptlab import training as T
+from gptlab.tokenizers import CharTokenizer
 
 
 @pytest.fixture(scope="module")
@@ -11,3 +25,134 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def romeo_text() -> str:
+    """A few lines of Romeo and Juliet, repeated: enough text for a character model to train on for a few steps."""
+    return TEXT
+
+
+@pytest.fixture(scope="session")
+def romeo_tok() -> CharTokenizer:
+    return TOK
+
+
+@pytest.fixture()
+def romeo_model() -> GPT:
+    """The `tiny` preset over the Romeo vocabulary, seeded (a fresh one per test: tests may train it)."""
+    assert fresh_model().config == MODEL_CFG
+    return fresh_model()
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> Path:
+    """A resumable 4-step checkpoint of the tiny model on the Romeo text, trained once per session: read it only
+    (`ck` gives each test its own copy to damage)."""
+    path = tmp_path_factory.mktemp("trained") / "ck"
+    T.train(fresh_model(), TRAIN, VAL, run_cfg(path), tokenizer=TOK)
+    return path
+
+
+@pytest.fixture()
+def ck(trained, tmp_path) -> Path:
+    """A fresh copy of the trained 4-step checkpoint, to damage."""
+    return Path(shutil.copytree(trained, tmp_path / "ck"))
+
+
+@pytest.fixture(scope="session")
+def model_tok(trained):
+    """The trained checkpoint's model and tokenizer, loaded once."""
+    model, tok, _ = C.load_checkpoint(trained, device="cpu")
+    return model, tok
+
+
+@pytest.fixture()
+def hf_folder(tmp_path) -> Path:
+    """A tiny GPT exported in Hugging Face's GPT-2 layout (config.json + model.safetensors)."""
+    from gptlab.pretrained import export_hf_gpt2
+
+    return export_hf_gpt2(GPT(GPTConfig.from_preset("tiny", vocab_size=50)), tmp_path / "hf")
+
+
+# ---------------------------------------------------------------- markers (registered in pyproject.toml)
+# One table instead of decorators spread over files that many people edit: a whole file ("test_x.py") or one
+# test function ("test_x.py::test_name", every parametrization). `make test` runs everything; `make test-quick`
+# leaves out slow, browser, docs and subprocess tests; `make test-numerics` (CI) reruns the numerics tests with
+# ATEN_CPU_CAPABILITY=default. An entry that names a test that no longer exists is an error, so a rename cannot
+# silently move a test out of (or into) the quick suite.
+MARKERS: dict[str, tuple[str, ...]] = {
+    # slow, heavy, or outside Python
+    "test_lab.py": ("slow", "subprocess"),  # starts a JupyterLab server
+    "test_course_site.py": ("slow", "docs", "browser", "subprocess"),  # builds the site and the decks, drives Chromium
+    "test_viz_browser.py": ("slow", "browser"),
+    "test_distributed.py": ("slow", "subprocess"),  # torchrun, two processes
+    "test_fuzz_loaders.py": ("slow", "subprocess"),  # a subprocess under a 6 GiB address-space limit
+    "test_first_hour.py": ("subprocess",),  # make -n, gptlab --help
+    "test_training.py::test_resume_after_kill_9_in_a_fresh_process_equals_uninterrupted": ("slow", "subprocess"),
+    "test_checkpoint.py::test_a_second_training_into_the_same_folder_is_refused_at_once": ("subprocess",),
+    "test_checkpoint.py::test_readers_during_saves_never_see_corruption": ("subprocess",),
+    "test_cli.py::test_help_names_every_command": ("subprocess",),
+    "test_cli.py::test_generate_streams_in_a_subprocess": ("subprocess",),
+    "test_cli.py::test_damaged_or_mismatched_checkpoints": ("subprocess",),
+    "test_cli.py::test_a_closed_pipe_is_not_an_error": ("subprocess",),
+    "test_teaching_kit.py::test_kit_cell_does_nothing_where_gptlab_is_installed": ("subprocess",),
+    "test_teaching_kit.py::test_kit_cell_on_a_fresh_kernel_installs_from_the_repository_and_fetches_the_data": ("slow", "subprocess"),
+    "test_teaching_kit.py::test_kit_cell_on_colab_with_gptlab_already_installed_only_sets_folders_and_fetches": ("subprocess",),
+    "test_teaching_kit.py::test_a_lesson_run_by_tools_nb_stays_up_to_date": ("slow", "subprocess"),
+    "test_teaching_kit.py::test_nb_clean_keeps_slide_types_and_tags": ("subprocess",),
+    # numerics: float results compared across code paths (cache/no cache, flash/explicit, batched/alone, ours/HF's)
+    # or with recorded values; they must hold with any CPU kernels, so CI runs them twice.
+    "test_model_switches.py": ("numerics",),
+    "test_attention.py::test_capture_leaves_outputs_bit_identical": ("numerics",),
+    "test_attention.py::test_flash_and_explicit_paths_capture_the_same_weights": ("numerics",),
+    "test_attention.py::test_induction_scores_are_deterministic_and_equal_a_hand_computed_mean": ("numerics",),
+    "test_config_model.py::test_capture_keeps_outputs_identical_and_weights_causal": ("numerics",),
+    "test_config_model.py::test_flash_and_explicit_attention_agree": ("numerics",),
+    "test_config_model.py::test_kv_cache_matches_full_forward_in_any_chunking": ("numerics",),
+    "test_config_model.py::test_kv_cache_reorder_and_overflow": ("numerics",),
+    "test_config_model.py::test_last_only_gives_the_last_positions_logits": ("numerics",),
+    "test_config_model.py::test_same_seed_same_numbers": ("numerics",),
+    "test_config_model.py::test_weights_are_tied_and_initialised_like_gpt2": ("numerics",),
+    "test_finetune.py::test_hidden_states_match_the_language_model": ("numerics",),
+    "test_finetune.py::test_padding_never_changes_a_prediction": ("numerics",),
+    "test_finetune.py::test_without_lengths_the_last_position_is_read": ("numerics",),
+    "test_generation.py::test_beam_search_cache_reorder_matches_uncached": ("numerics",),
+    "test_generation.py::test_beam_search_one_beam_is_greedy": ("numerics",),
+    "test_generation.py::test_cached_equals_uncached_past_the_block_and_long_prompt": ("numerics",),
+    "test_generation.py::test_cached_equals_uncached_within_the_block": ("numerics",),
+    "test_generation.py::test_greedy_matches_a_hand_loop_and_batch_rows_are_independent": ("numerics",),
+    "test_generation.py::test_temperature_to_zero_equals_greedy": ("numerics",),
+    "test_generation.py::test_generate_samples_from_the_filtered_softmax_at_temperature_t": ("numerics",),
+    "test_lora.py::test_merge_gives_the_same_outputs_with_plain_linears": ("numerics",),
+    "test_metrics.py::test_perplexity_of_short_text_is_the_plain_full_context_loss": ("numerics",),
+    "test_metrics.py::test_perplexity_long_text_matches_hand_loops": ("numerics",),
+    "test_metrics.py::test_bits_per_char_is_log2_perplexity_for_a_char_model_and_counts_characters_otherwise": ("numerics",),
+    "test_no_repeat.py::test_sampling_never_repeats_and_cache_agrees": ("numerics",),
+    "test_pretrained.py::test_gptlab_generate_matches_transformers": ("numerics",),
+    "test_pretrained.py::test_greedy_generation_matches_transformers": ("numerics",),
+    "test_pretrained.py::test_original_layout_without_prefix_with_mask_buffers": ("numerics",),
+    "test_pretrained.py::test_sharded_folder": ("numerics",),
+    "test_pretrained.py::test_export_round_trip": ("numerics",),
+    "test_rnn.py::test_causal": ("numerics",),
+    "test_rnn.py::test_state_carries_the_prefix": ("numerics",),
+    "test_seq2seq.py::test_decoding_through_generation_cached_equals_uncached": ("numerics",),
+    "test_seq2seq.py::test_flash_and_explicit_attention_agree": ("numerics",),
+    "test_seq2seq.py::test_forward_equals_an_explicit_computation": ("numerics",),
+    "test_seq2seq.py::test_padding_gets_zero_cross_attention_and_changes_nothing": ("numerics",),
+    "test_training.py::test_grad_accum_averages_micro_batches": ("numerics",),
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m/-k deselect, so that `-m "not slow"` sees the marks
+def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).parent
+    stale = [k for k in MARKERS if not (here / k.split("::")[0]).exists()
+             or ("::" in k and f"def {k.split('::')[1]}(" not in (here / k.split("::")[0]).read_text())]
+    if stale:
+        raise pytest.UsageError(f"tests/conftest.py MARKERS names tests that do not exist (renamed?): {stale}")
+    for item in items:
+        file = item.path.name
+        for key in (file, f"{file}::{getattr(item, 'originalname', item.name)}"):
+            for name in MARKERS.get(key, ()):
+                item.add_marker(getattr(pytest.mark, name))
