@@ -22,7 +22,6 @@ from gptlab import checkpoint as C
 from gptlab import training as T
 from gptlab.tokenizers import CharTokenizer
 
-
 HOLD = """
 import sys, time
 from gptlab.checkpoint import writer_lock
