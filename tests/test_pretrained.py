@@ -446,3 +446,16 @@ def test_int32_weights_are_refused_by_load_hf_gpt2(hf_folder):
     save_file(w, hf_folder / "model.safetensors")
     with pytest.raises(ValueError, match="int32"):
         load_hf_gpt2(hf_folder)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Moved here from test_model_switches.py (tests by module).
+# ----------------------------------------------------------------------------------------------------
+from test_model import make  # noqa: E402
+
+
+def test_export_rejects_switched_model(tmp_path):
+    from gptlab.pretrained import export_hf_gpt2
+
+    with pytest.raises(ValueError, match="GPT-2's layout"):
+        export_hf_gpt2(make(norm="rmsnorm"), tmp_path / "x")

@@ -492,3 +492,44 @@ def test_tokens_per_second_is_tokens_over_busy_time(monkeypatch):
 def test_history_val_loss_is_the_last_evaluation():
     assert T.History(eval_steps=[0, 5, 9], eval_val_loss=[4.0, 3.0, 2.5]).val_loss == 2.5
     assert T.History().val_loss is None
+
+
+# ----------------------------------------------------------------------------------------------------
+# Moved here from test_model_switches.py (tests by module): lesson 14's schedule and optimizer.
+# ----------------------------------------------------------------------------------------------------
+from gptlab.training import TrainConfig, lr_at, make_optimizer, train  # noqa: E402
+from test_model import SWITCHES, make  # noqa: E402
+
+
+def test_wsd_schedule():
+    cfg = TrainConfig(max_steps=100, lr=1e-3, min_lr=1e-4, warmup_steps=10, schedule="wsd", decay_frac=0.2)
+    lrs = [lr_at(s, cfg) for s in range(100)]
+    assert lrs[0] < lrs[9] < 1e-3
+    assert all(lr == 1e-3 for lr in lrs[10:80])  # stable
+    assert all(a > b for a, b in zip(lrs[80:], lrs[81:]))  # linear decay over the last 20%
+    assert lrs[99] == pytest.approx(1e-4 + 0.9e-3 / 20)
+    assert lr_at(100, cfg) == 1e-4
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(schedule="linear")
+    with pytest.raises(ValueError, match="decay_frac"):
+        TrainConfig(decay_frac=0)
+
+
+def test_muon_splits_parameters_and_trains():
+    model = make(**SWITCHES["all"]).train()
+    cfg = TrainConfig(optimizer="muon", lr=1e-3, muon_lr=0.02)
+    opt = make_optimizer(model, cfg, torch.device("cpu"))
+    muon, adamw = opt.optimizers
+    assert isinstance(muon, torch.optim.Muon) and isinstance(adamw, torch.optim.AdamW)
+    in_muon = {id(p) for g in muon.param_groups for p in g["params"]}
+    assert id(model.transformer.h[0].attn.c_attn.weight) in in_muon
+    assert id(model.lm_head.weight) not in in_muon and id(model.transformer.wte.weight) not in in_muon
+    n_opt = sum(p.numel() for g in opt.param_groups for p in g["params"])
+    assert n_opt == model.get_num_params()  # every parameter once
+    torch.manual_seed(0)
+    data = torch.randint(0, 96, (4000,))
+    hist = train(model, data, data, TrainConfig(max_steps=30, batch_size=8, optimizer="muon", warmup_steps=3,
+                                                eval_interval=30, eval_iters=2, progress=False))
+    assert hist.eval_val_loss[-1] < hist.eval_val_loss[0]
+    with pytest.raises(ValueError, match="muon.*cannot be checkpointed"):
+        TrainConfig(optimizer="muon", ckpt_dir="somewhere")

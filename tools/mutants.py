@@ -64,7 +64,7 @@ MODULES = ("model", "generation", "tokenizers", "training", "data")
 # first (pytest -x stops at the first failure). End-to-end runs (training for tens of steps,
 # resume after kill -9, the CLI in subprocesses) are left out: with them a mutant costs minutes.
 TESTS: dict[str, list[str]] = {
-    "model": ["tests/test_config_model.py", "tests/test_attention.py"],
+    "model": ["tests/test_config.py", "tests/test_model.py", "tests/test_attention.py"],
     "generation": ["tests/test_generation.py", "tests/test_cli.py", "-k", "test_generation or cli_generate"],
     "tokenizers": ["tests/test_tokenizers.py"],
     "training": ["tests/test_training.py", "tests/test_checkpoint.py", "-k",
