@@ -497,7 +497,7 @@ def test_history_val_loss_is_the_last_evaluation():
 # ----------------------------------------------------------------------------------------------------
 # Moved here from test_model_switches.py (tests by module): lesson 14's schedule and optimizer.
 # ----------------------------------------------------------------------------------------------------
-from gptlab.training import TrainConfig, lr_at, make_optimizer, train  # noqa: E402
+from gptlab.training import lr_at, make_optimizer, train  # noqa: E402
 from test_model import SWITCHES, make  # noqa: E402
 
 

@@ -459,7 +459,6 @@ def test_viz_knows_nothing_of_argparse_or_checkpoints():
 # Moved here from test_mutation_gaps.py (tests by module): hostile input and mutation-test gaps.
 # ----------------------------------------------------------------------------------------------------
 import html  # noqa: E402
-from gptlab import training as T  # noqa: E402
 from gptlab.tokenizers import BPETokenizer  # noqa: E402
 
 
