@@ -9,16 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from _tiny import ROOT, TEXT, TINY  # the Romeo text and the 4-step training flags (tests/_tiny.py)
 
 from gptlab import cli
 
-ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path("/work/shared/data")
-TEXT = (
-    "ROMEO:\nBut, soft! what light through yonder window breaks?\nIt is the east, and Juliet is the sun.\n\n"
-    "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\n\n"
-) * 20
-TINY = ["--preset", "tiny", "--max-steps", "4", "--eval-interval", "2", "--eval-iters", "2", "--batch-size", "4", "--no-progress"]
 
 
 def gptlab(*args: str) -> subprocess.CompletedProcess:
@@ -205,7 +200,6 @@ from gptlab import training as T  # noqa: E402
 from gptlab.tokenizers import CharTokenizer  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
-import _tiny  # noqa: E402
 from _tiny import edit_meta, rehash, resume, snapshot  # noqa: E402
 
 
@@ -236,9 +230,9 @@ def test_info_checks_config_against_weights_like_generate(ck, capsys):
 
 def test_train_with_a_huge_block_size_fails_before_any_allocation(tmp_path, capsys):
     text = tmp_path / "t.txt"
-    text.write_text(_tiny.TEXT)
+    text.write_text(TEXT)
     t0 = time.perf_counter()
-    assert cli.main(["train", *_tiny.TINY, "--text-file", str(text), "--out", str(tmp_path / "o"), "--block-size", "100000000"]) == 1
+    assert cli.main(["train", *TINY, "--text-file", str(text), "--out", str(tmp_path / "o"), "--block-size", "100000000"]) == 1
     err = capsys.readouterr().err
     assert "--block-size 100000000" in err and "too few" in err and time.perf_counter() - t0 < 30
     assert not (tmp_path / "o").exists()
@@ -247,10 +241,10 @@ def test_train_with_a_huge_block_size_fails_before_any_allocation(tmp_path, caps
 @pytest.mark.parametrize("case", ["under_a_file", "a_file", "empty", "blank"])
 def test_train_with_a_bad_out_fails_before_training(tmp_path, capsys, case):
     text = tmp_path / "t.txt"
-    text.write_text(_tiny.TEXT)
+    text.write_text(TEXT)
     (tmp_path / "afile").write_text("x")
     out = {"under_a_file": str(tmp_path / "afile" / "ck"), "a_file": str(tmp_path / "afile"), "empty": "", "blank": "  "}[case]
-    assert cli.main(["train", *_tiny.TINY, "--text-file", str(text), "--out", out, "--overwrite"]) == 1
+    assert cli.main(["train", *TINY, "--text-file", str(text), "--out", out, "--overwrite"]) == 1
     captured = capsys.readouterr()
     assert "training tiny" not in captured.out  # nothing trained
     assert ("empty" if case in ("empty", "blank") else "file") in captured.err
@@ -260,12 +254,12 @@ def test_train_with_a_bad_out_fails_before_training(tmp_path, capsys, case):
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
 def test_train_with_an_unwritable_out_fails_before_training(tmp_path, capsys):
     text = tmp_path / "t.txt"
-    text.write_text(_tiny.TEXT)
+    text.write_text(TEXT)
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o500)
     try:
-        assert cli.main(["train", *_tiny.TINY, "--text-file", str(text), "--out", str(ro / "ck")]) == 1
+        assert cli.main(["train", *TINY, "--text-file", str(text), "--out", str(ro / "ck")]) == 1
         assert "not writable" in capsys.readouterr().err
     finally:
         ro.chmod(0o700)
@@ -273,12 +267,12 @@ def test_train_with_an_unwritable_out_fails_before_training(tmp_path, capsys):
 
 def test_overwrite_refuses_a_folder_that_is_not_a_checkpoint(tmp_path, capsys):
     text = tmp_path / "t.txt"
-    text.write_text(_tiny.TEXT)
+    text.write_text(TEXT)
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "model.safetensors").write_bytes(b"my own weights")  # a checkpoint's file name, but no checkpoint.json
     before = snapshot(mine)
-    assert cli.main(["train", *_tiny.TINY, "--text-file", str(text), "--out", str(mine), "--overwrite"]) == 1
+    assert cli.main(["train", *TINY, "--text-file", str(text), "--out", str(mine), "--overwrite"]) == 1
     assert "not a gptlab checkpoint" in capsys.readouterr().err
     assert snapshot(mine) == before
 
@@ -341,13 +335,13 @@ def test_a_file_as_checkpoint_is_called_a_file(tmp_path, capsys):
 def test_non_utf8_text_names_the_file(tmp_path, capsys):
     f = tmp_path / "latin1.txt"
     f.write_bytes("café ".encode("latin-1") * 100)
-    assert cli.main(["train", *_tiny.TINY, "--text-file", str(f), "--out", str(tmp_path / "o")]) == 1
+    assert cli.main(["train", *TINY, "--text-file", str(f), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert "latin1.txt" in err and "not UTF-8" in err
 
 
 def test_a_closed_pipe_is_not_an_error(trained):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(_tiny.ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     p = subprocess.Popen([sys.executable, "-m", "gptlab", "generate", "--checkpoint", str(trained), "--device", "cpu",
                           "--max-new-tokens", "200000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     p.stdout.read(10)
