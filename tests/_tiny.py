@@ -27,13 +27,37 @@ TOK = CharTokenizer.from_text(TEXT)
 IDS = torch.tensor(TOK.encode(TEXT))
 TRAIN, VAL = IDS[: int(len(IDS) * 0.9)], IDS[int(len(IDS) * 0.9) :]
 MODEL_CFG = GPTConfig.from_preset("tiny", vocab_size=TOK.n_vocab)
-TINY = ["--preset", "tiny", "--max-steps", "4", "--eval-interval", "2", "--eval-iters", "2", "--batch-size", "4", "--no-progress"]
+TINY = [
+    "--preset",
+    "tiny",
+    "--max-steps",
+    "4",
+    "--eval-interval",
+    "2",
+    "--eval-iters",
+    "2",
+    "--batch-size",
+    "4",
+    "--no-progress",
+]
 
 
 def run_cfg(ckpt_dir=None, **kw) -> T.TrainConfig:
     """Four steps, evaluating and saving every two: a resumable checkpoint in a second or two."""
-    base = dict(max_steps=4, batch_size=4, lr=3e-3, min_lr=3e-4, warmup_steps=1, lr_decay_steps=8, eval_interval=2, eval_iters=2,
-                log_interval=1, ckpt_interval=2, progress=False, seed=7)
+    base = dict(
+        max_steps=4,
+        batch_size=4,
+        lr=3e-3,
+        min_lr=3e-4,
+        warmup_steps=1,
+        lr_decay_steps=8,
+        eval_interval=2,
+        eval_iters=2,
+        log_interval=1,
+        ckpt_interval=2,
+        progress=False,
+        seed=7,
+    )
     return T.TrainConfig(ckpt_dir=None if ckpt_dir is None else str(ckpt_dir), **{**base, **kw})
 
 
@@ -86,6 +110,7 @@ def edit_train_state(folder: Path, edit) -> None:
 @contextmanager
 def deadline(seconds: int):
     """Fail (instead of hanging) if the block takes longer than `seconds`; works while Python code runs."""
+
     def boom(*_):
         raise TimeoutError(f"took longer than {seconds} s")
 

@@ -97,8 +97,13 @@ MARKERS: dict[str, tuple[str, ...]] = {
     "test_cli.py::test_damaged_or_mismatched_checkpoints": ("slow", "subprocess"),
     "test_cli.py::test_a_closed_pipe_is_not_an_error": ("slow", "subprocess"),
     "test_teaching_kit.py::test_kit_cell_does_nothing_where_gptlab_is_installed": ("subprocess",),
-    "test_teaching_kit.py::test_kit_cell_on_a_fresh_kernel_installs_from_the_repository_and_fetches_the_data": ("slow", "subprocess"),
-    "test_teaching_kit.py::test_kit_cell_on_colab_with_gptlab_already_installed_only_sets_folders_and_fetches": ("subprocess",),
+    "test_teaching_kit.py::test_kit_cell_on_a_fresh_kernel_installs_from_the_repository_and_fetches_the_data": (
+        "slow",
+        "subprocess",
+    ),
+    "test_teaching_kit.py::test_kit_cell_on_colab_with_gptlab_already_installed_only_sets_folders_and_fetches": (
+        "subprocess",
+    ),
     "test_teaching_kit.py::test_a_lesson_run_by_tools_nb_stays_up_to_date": ("slow", "subprocess"),
     "test_teaching_kit.py::test_nb_clean_keeps_slide_types_and_tags": ("slow", "subprocess"),
     # slow: a few seconds or more on 2 cores (measured with --durations; most train a model for tens of steps)
@@ -180,7 +185,9 @@ MARKERS: dict[str, tuple[str, ...]] = {
     "test_lora.py::test_merge_gives_the_same_outputs_with_plain_linears": ("numerics",),
     "test_metrics.py::test_perplexity_of_short_text_is_the_plain_full_context_loss": ("numerics",),
     "test_metrics.py::test_perplexity_long_text_matches_hand_loops": ("numerics",),
-    "test_metrics.py::test_bits_per_char_is_log2_perplexity_for_a_char_model_and_counts_characters_otherwise": ("numerics",),
+    "test_metrics.py::test_bits_per_char_is_log2_perplexity_for_a_char_model_and_counts_characters_otherwise": (
+        "numerics",
+    ),
     "test_no_repeat.py::test_sampling_never_repeats_and_cache_agrees": ("numerics",),
     "test_pretrained.py::test_gptlab_generate_matches_transformers": ("slow", "numerics"),
     "test_pretrained.py::test_greedy_generation_matches_transformers": ("slow", "numerics"),
@@ -200,8 +207,12 @@ MARKERS: dict[str, tuple[str, ...]] = {
 @pytest.hookimpl(tryfirst=True)  # before -m/-k deselect, so that `-m "not slow"` sees the marks
 def pytest_collection_modifyitems(config, items):
     here = Path(__file__).parent
-    stale = [k for k in MARKERS if not (here / k.split("::")[0]).exists()
-             or ("::" in k and f"def {k.split('::')[1]}(" not in (here / k.split("::")[0]).read_text())]
+    stale = [
+        k
+        for k in MARKERS
+        if not (here / k.split("::")[0]).exists()
+        or ("::" in k and f"def {k.split('::')[1]}(" not in (here / k.split("::")[0]).read_text())
+    ]
     if stale:
         raise pytest.UsageError(f"tests/conftest.py MARKERS names tests that do not exist (renamed?): {stale}")
     for item in items:

@@ -89,8 +89,12 @@ def _module_imports(m: str, source: str) -> tuple[set[str], list[str]]:
                 private.append(f"gptlab/{m}.py:{node.lineno} imports {target}.{alias.name}")
             foreign[alias.asname or alias.name.split(".")[0]] = target
     for node in ast.walk(tree):  # GPT._init_weights(...), attention._window_bounds(...)
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in foreign
-                and re.match(r"_[^_]", node.attr)):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in foreign
+            and re.match(r"_[^_]", node.attr)
+        ):
             private.append(f"gptlab/{m}.py:{node.lineno} uses {node.value.id}.{node.attr} ({foreign[node.value.id]})")
     return targets, private
 
@@ -152,7 +156,11 @@ def test_the_scanner_sees_imports_inside_functions_and_private_names():
     )
     targets, private = _module_imports("model", source)
     assert targets == {"__init__", "data", "training", "checkpoint"}
-    assert [p.split(" ", 1)[1] for p in private] == ["imports training._private", "uses GPT._init_weights (__init__)", "uses d._cache (data)"]
+    assert [p.split(" ", 1)[1] for p in private] == [
+        "imports training._private",
+        "uses GPT._init_weights (__init__)",
+        "uses d._cache (data)",
+    ]
     graph, _ = _scan()
     assert {"config", "model"} <= graph["__init__"] and "cli" in graph["__main__"]
 
@@ -176,7 +184,9 @@ def test_no_module_imports_a_higher_layer():
     graph, _ = _scan()
     upward = sorted(
         f"{m} (layer {LAYERS[m]}) imports {t} (layer {LAYERS[t]})"
-        for m, targets in graph.items() for t in targets if LAYERS[t] > LAYERS[m]
+        for m, targets in graph.items()
+        for t in targets
+        if LAYERS[t] > LAYERS[m]
     )
     print("\n".join(upward))
     assert upward == [], "lower layers import upper ones:\n" + "\n".join(upward)
@@ -194,7 +204,8 @@ def test_one_backward_call_in_the_training_code():
     """Every training loop is the package's one loop: one `.backward(` call in gptlab (the scaling-law fit aside)."""
     calls = [
         f"gptlab/{m}.py:{node.lineno}"
-        for m in MODULES if m != "scaling"
+        for m in MODULES
+        if m != "scaling"
         for node in ast.walk(ast.parse((PACKAGE / f"{m}.py").read_text()))
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "backward"
     ]
