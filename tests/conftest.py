@@ -108,6 +108,7 @@ MARKERS: dict[str, tuple[str, ...]] = {
     "test_teaching_kit.py::test_nb_clean_keeps_slide_types_and_tags": ("slow", "subprocess"),
     # slow: a few seconds or more on 2 cores (measured with --durations; most train a model for tens of steps)
     "test_checkpoint.py::test_optimizer_state_is_checked_against_the_parameters_before_adamw_sees_it": ("slow",),
+    "test_checkpoint.py::test_a_fitting_optimizer_state_still_resumes": ("slow",),
     "test_cli.py::test_bpe_tokenizer": ("slow",),
     "test_cli.py::test_resume_continues_a_run": ("slow",),
     "test_cli.py::test_train_info_generate": ("slow",),

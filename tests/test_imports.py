@@ -8,6 +8,7 @@ gptlab module used in another. A failure prints what it found, e.g. the strongly
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -99,6 +100,7 @@ def _module_imports(m: str, source: str) -> tuple[set[str], list[str]]:
     return targets, private
 
 
+@functools.cache
 def _scan() -> tuple[dict[str, set[str]], list[str]]:
     """Every module's gptlab imports (module level and inside functions), and every private name used across."""
     graph: dict[str, set[str]] = {}
