@@ -2,19 +2,46 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+PIP    := $(PY) -m pip install -c constraints.txt
 
-.PHONY: install lab mine student slides book test test-full test-unit test-notebooks data bench clean mutants
+.PHONY: install install-dev install-docs lab mine student slides book test test-quick test-numerics test-full \
+	test-unit test-notebooks lint data bench clean mutants FORCE
 
-install: $(STAMP)
+# What each command installs, into one .venv, re-run only when the package list or the pins change:
+#   make lab (and install, student, data, bench)  -> the course extra: what a learner needs
+#   make test, test-quick, lint, mutants          -> + the dev extra (pytest, playwright, ruff)
+#   make slides, book                             -> + the docs extra (Jupyter Book 1)
+install: $(VENV)/.course
+install-dev: $(VENV)/.dev
+install-docs: $(VENV)/.docs
 
-# Re-runs only when the package list or the pins change.
-$(STAMP): pyproject.toml constraints.txt
+# A .venv made by a Python older than 3.11 (gptlab uses tomllib) is rebuilt, saying why.
+STALE := $(shell test -x $(PY) && $(PY) -c 'import sys; print("stale" if sys.version_info < (3, 11) else "")' 2>/dev/null)
+define venv
+	@if test -x $(PY) && ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
+	  echo "$(VENV) was made by Python $$($(PY) -c 'import platform; print(platform.python_version())'); gptlab needs 3.11 or newer: rebuilding it with $(PYTHON)"; \
+	  rm -rf $(VENV); fi
+	@test -x $(PY) || $(PYTHON) -c 'import sys; sys.exit("gptlab needs Python 3.11 or newer and $(PYTHON) is " + sys.version.split()[0] + ": install a newer one and run e.g. make lab PYTHON=python3.12") if sys.version_info < (3, 11) else None'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+endef
+
+# pip shows its progress here: the first `make lab` downloads PyTorch and JupyterLab (a few minutes).
+$(VENV)/.course: pyproject.toml constraints.txt $(if $(STALE),FORCE)
+	$(venv)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[course,dev,docs]"
+	$(PIP) -e ".[course]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
-	touch $(STAMP)
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.course
+	$(PIP) --quiet -e ".[course,dev]"
+	touch $@
+
+$(VENV)/.docs: $(VENV)/.course
+	$(PIP) --quiet -e ".[course,docs]"
+	touch $@
+
+FORCE:
 
 # JupyterLab rooted at the repository (so gptlab/*.py is one click away), opened on lesson 00.
 # make lab FAST=1: lessons train briefly (minutes -> seconds); a class on shared machines wants this.
@@ -36,25 +63,40 @@ student: install
 # Every lesson as a reveal.js deck (build/slides/NN_*.slides.html, opens offline; seconds per lesson),
 # and the course website from the committed notebooks (build/book/_build/html; nothing is re-run).
 # How to teach with them: docs/teaching.md.
-slides: install
+slides: install-docs
 	$(PY) tools/kit.py slides --out build/slides
 
-book: install
+book: install-docs
 	$(PY) tools/kit.py book --out build/book
 
 # Fast mode (the README's test command): every notebook trains briefly; about a few minutes on 2 cores.
-test: install
+test: install-dev
 	GPTLAB_FAST=1 $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
+# The unit tests without the slow, browser, docs and subprocess ones (markers: pyproject.toml): well under a
+# minute on 2 cores, for the edit-test loop. `make test` still runs everything.
+QUICK := not slow and not browser and not docs and not subprocess
+test-quick: install-dev
+	$(PY) -m pytest tests -m "$(QUICK)" -p no:cacheprovider
+
+# The floating-point tests again with PyTorch's portable kernels (no AVX2/AVX-512): a result that holds only on
+# one instruction set fails here, not on a learner's machine. CI runs it after `make test`.
+test-numerics: install-dev
+	ATEN_CPU_CAPABILITY=default $(PY) -m pytest tests -m numerics -p no:cacheprovider
+
 # The full lessons, as committed (long: tens of minutes on a laptop CPU).
-test-full: install
+test-full: install-dev
 	GPTLAB_FAST=0 $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
-test-unit: install
+test-unit: install-dev
 	$(PY) -m pytest tests
 
-test-notebooks: install
+test-notebooks: install-dev
 	GPTLAB_FAST=1 $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+# Style and the common bug patterns (ruff; configuration in pyproject.toml).
+lint: install-dev
+	$(PY) -m ruff check gptlab tests tools benchmarks
 
 data: install
 	$(PY) -m gptlab data fetch all
@@ -64,7 +106,7 @@ bench: install
 
 # Mutation testing (by hand, not in CI; about 30 min): see docs/CONTRIBUTING.md. E.g. MUTANTS_ARGS="--sample 40 --seed 1".
 MUTANTS_ARGS ?=
-mutants: install
+mutants: install-dev
 	$(PY) tools/mutants.py $(MUTANTS_ARGS)
 
 clean:

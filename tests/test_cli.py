@@ -9,16 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from _tiny import ROOT, TEXT, TINY  # the Romeo text and the 4-step training flags (tests/_tiny.py)
 
 from gptlab import cli
 
-ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path("/work/shared/data")
-TEXT = (
-    "ROMEO:\nBut, soft! what light through yonder window breaks?\nIt is the east, and Juliet is the sun.\n\n"
-    "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\n\n"
-) * 20
-TINY = ["--preset", "tiny", "--max-steps", "4", "--eval-interval", "2", "--eval-iters", "2", "--batch-size", "4", "--no-progress"]
 
 
 def gptlab(*args: str) -> subprocess.CompletedProcess:
@@ -192,3 +187,226 @@ def test_data_fetch(tmp_path, monkeypatch, capsys):
     assert "lunyu" in capsys.readouterr().out and (tmp_path / "lunyu.json").exists()
     assert cli.main(["data", "list"]) == 0
     assert "tinyshakespeare" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------------------------
+# Moved here from test_hardening.py and test_mutation_gaps.py (tests by module): hostile input and mutation-test gaps.
+# ----------------------------------------------------------------------------------------------------
+import time  # noqa: E402
+import torch  # noqa: E402
+from gptlab import GPT  # noqa: E402
+from gptlab import GPTConfig  # noqa: E402
+from gptlab import checkpoint as C  # noqa: E402
+from gptlab import training as T  # noqa: E402
+from gptlab.tokenizers import CharTokenizer  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+from _tiny import edit_meta, rehash, resume, snapshot  # noqa: E402
+
+
+@pytest.fixture
+def tobe_text_file(tmp_path):
+    p = tmp_path / "t.txt"
+    p.write_text("to be or not to be, that is the question.\n" * 20, encoding="utf-8")
+    return p
+
+
+@pytest.fixture
+def untrained_ckpt(tmp_path):
+    tok = CharTokenizer.from_text("ROMEO: what light\n")
+    torch.manual_seed(0)
+    C.save_checkpoint(tmp_path / "ck", GPT(GPTConfig.from_preset("tiny", vocab_size=tok.n_vocab)), tokenizer=tok)
+    return tmp_path / "ck"
+
+
+def test_info_checks_config_against_weights_like_generate(ck, capsys):
+    edit_meta(ck, lambda m: m["model_config"].__setitem__("n_embd", 64))  # a valid config, not the weights'
+    before = snapshot(ck)
+    assert cli.main(["info", str(ck)]) == 1
+    assert "does not fit the model config" in capsys.readouterr().err
+    assert cli.main(["generate", "--checkpoint", str(ck), "--max-new-tokens", "2", "--device", "cpu"]) == 1
+    assert "does not fit the model config" in capsys.readouterr().err
+    assert snapshot(ck) == before
+
+
+def test_train_with_a_huge_block_size_fails_before_any_allocation(tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text(TEXT)
+    t0 = time.perf_counter()
+    assert cli.main(["train", *TINY, "--text-file", str(text), "--out", str(tmp_path / "o"), "--block-size", "100000000"]) == 1
+    err = capsys.readouterr().err
+    assert "--block-size 100000000" in err and "too few" in err and time.perf_counter() - t0 < 30
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("case", ["under_a_file", "a_file", "empty", "blank"])
+def test_train_with_a_bad_out_fails_before_training(tmp_path, capsys, case):
+    text = tmp_path / "t.txt"
+    text.write_text(TEXT)
+    (tmp_path / "afile").write_text("x")
+    out = {"under_a_file": str(tmp_path / "afile" / "ck"), "a_file": str(tmp_path / "afile"), "empty": "", "blank": "  "}[case]
+    assert cli.main(["train", *TINY, "--text-file", str(text), "--out", out, "--overwrite"]) == 1
+    captured = capsys.readouterr()
+    assert "training tiny" not in captured.out  # nothing trained
+    assert ("empty" if case in ("empty", "blank") else "file") in captured.err
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_train_with_an_unwritable_out_fails_before_training(tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text(TEXT)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        assert cli.main(["train", *TINY, "--text-file", str(text), "--out", str(ro / "ck")]) == 1
+        assert "not writable" in capsys.readouterr().err
+    finally:
+        ro.chmod(0o700)
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_checkpoint(tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text(TEXT)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "model.safetensors").write_bytes(b"my own weights")  # a checkpoint's file name, but no checkpoint.json
+    before = snapshot(mine)
+    assert cli.main(["train", *TINY, "--text-file", str(text), "--out", str(mine), "--overwrite"]) == 1
+    assert "not a gptlab checkpoint" in capsys.readouterr().err
+    assert snapshot(mine) == before
+
+
+def test_generate_names_non_finite_weights(ck, capsys):
+    w = load_file(ck / "model.safetensors")
+    w["transformer.h.0.mlp.c_fc.weight"][0, 0] = float("nan")
+    save_file(w, ck / "model.safetensors")
+    rehash(ck)
+    assert cli.main(["generate", "--checkpoint", str(ck), "--max-new-tokens", "2", "--device", "cpu"]) == 1
+    assert "this checkpoint holds non-finite weights" in capsys.readouterr().err
+
+
+def test_resume_with_nothing_to_train_says_so(ck, capsys):
+    before = snapshot(ck)
+    for steps in ("4", "2"):
+        assert cli.main(["train", "--preset", "tiny", "--out", str(ck), "--resume", "--max-steps", steps, "--no-progress"]) == 1
+        err = capsys.readouterr().err
+        assert "already at step 4" in err and "saved" not in err
+    with pytest.raises(ValueError, match="already at step 4"):
+        resume(ck, max_steps=4)
+    assert snapshot(ck) == before
+
+
+def test_a_different_preset_on_resume_is_an_error(ck, capsys):
+    edit_meta(ck, lambda m: m["train_config"].__setitem__("preset", "tiny"))  # as `gptlab train --preset tiny` records it
+    before = snapshot(ck)
+    assert cli.main(["train", "--preset", "shakespeare-char", "--out", str(ck), "--resume", "--max-steps", "6", "--no-progress"]) == 1
+    assert "trained with --preset tiny" in capsys.readouterr().err
+    assert snapshot(ck) == before
+    edit_meta(ck, lambda m: m["train_config"].pop("preset"))  # an older checkpoint: the model's shape decides
+    assert cli.main(["train", "--preset", "shakespeare-char", "--out", str(ck), "--resume", "--max-steps", "6", "--no-progress"]) == 1
+    assert "is not a model of --preset shakespeare-char" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--max-new-tokens", str(10**12)], "--max-new-tokens must be between 1 and"),
+    (["--max-new-tokens", str(10**23)], "--max-new-tokens must be between 1 and"),
+    (["--seed", str(2**70)], "--seed must be in"),
+    (["--seed", "-1"], "--seed must be in"),
+    (["--temperature", "0"], "--greedy"),
+    (["--temperature", "nan"], "--temperature"),
+    (["--top-p", "1.5"], "--top-p"),
+    (["--top-k", "0"], "--top-k"),
+    (["--repetition-penalty", "0"], "--repetition-penalty"),
+])
+def test_generate_flags_are_bounded_and_named(trained, capsys, flags, needle):
+    assert cli.main(["generate", "--checkpoint", str(trained), "--device", "cpu", *flags]) == 1
+    err = capsys.readouterr().err
+    assert needle in err and "do_sample" not in err and len(err.splitlines()) == 1
+
+
+def test_a_file_as_checkpoint_is_called_a_file(tmp_path, capsys):
+    f = tmp_path / "model.safetensors"
+    f.write_bytes(b"x")
+    assert cli.main(["generate", "--checkpoint", str(f), "--device", "cpu"]) == 1
+    assert "is a file, not a checkpoint folder" in capsys.readouterr().err
+
+
+def test_non_utf8_text_names_the_file(tmp_path, capsys):
+    f = tmp_path / "latin1.txt"
+    f.write_bytes("café ".encode("latin-1") * 100)
+    assert cli.main(["train", *TINY, "--text-file", str(f), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "latin1.txt" in err and "not UTF-8" in err
+
+
+def test_a_closed_pipe_is_not_an_error(trained):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    p = subprocess.Popen([sys.executable, "-m", "gptlab", "generate", "--checkpoint", str(trained), "--device", "cpu",
+                          "--max-new-tokens", "200000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    p.stdout.read(10)
+    p.stdout.close()  # `| head -c 10`
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 141 and "error" not in err, err
+
+
+def test_generate_does_not_need_train_state(ck, capsys):
+    (ck / "train_state.pt").unlink()
+    assert cli.main(["generate", "--checkpoint", str(ck), "--max-new-tokens", "3", "--device", "cpu", "--seed", "1"]) == 0
+    assert capsys.readouterr().out.startswith("\n")
+    assert cli.main(["info", str(ck)]) == 1  # info verifies every file it lists
+    assert "train_state.pt is missing" in capsys.readouterr().err
+
+
+def test_cli_train_flags_reach_the_training_config(tobe_text_file, tmp_path, monkeypatch):
+    """Bug caught: a `gptlab train` flag (e.g. --grad-accum) parsed but never passed on."""
+    seen = {}
+
+    def fake_train(model, train_data, val_data, cfg, tokenizer=None, resume=False):
+        seen.update(cfg=cfg, model=model)
+        return T.History()
+
+    monkeypatch.setattr(T, "train", fake_train)
+    flags = dict(max_steps=7, batch_size=5, lr=0.02, min_lr=0.001, warmup_steps=2, lr_decay_steps=6, weight_decay=0.3,
+                 grad_clip=0.5, grad_accum=3, eval_interval=4, eval_iters=2, log_interval=2, ckpt_interval=3, seed=11, device="cpu")
+    shape = dict(n_layer=1, n_head=2, n_embd=16, block_size=24, dropout=0.25)
+    assert set(flags) == set(cli._TRAIN_FLAGS) and set(shape) == set(cli._MODEL_FLAGS)
+    argv = ["train", "--preset", "tiny", "--text-file", str(tobe_text_file), "--out", str(tmp_path / "ck"), "--no-progress", "--bf16", "off"]
+    for k, v in {**flags, **shape}.items():
+        argv += ["--" + k.replace("_", "-"), str(v)]
+    assert cli.main(argv) == 0
+    cfg, model = seen["cfg"], seen["model"]
+    assert {k: getattr(cfg, k) for k in flags} == flags
+    assert cfg.bf16 is False and cfg.progress is False and cfg.ckpt_dir == str(tmp_path / "ck")
+    assert {k: getattr(model.config, k) for k in shape} == shape
+
+
+def test_cli_generate_flags_reach_the_sampler(untrained_ckpt, monkeypatch, capsys):
+    """Bug caught: `gptlab generate` dropping --top-p, --repetition-penalty (or another sampling flag)."""
+    import gptlab.generation
+
+    calls = []
+
+    def fake_stream(model, tok, prompt, max_new_tokens, **kw):
+        calls.append(dict(kw, prompt=prompt, max_new_tokens=max_new_tokens))
+        return iter(["!"])
+
+    monkeypatch.setattr(gptlab.generation, "stream", fake_stream)
+    base = ["generate", "--checkpoint", str(untrained_ckpt), "--device", "cpu", "--prompt", "ROMEO:", "--max-new-tokens", "9"]
+    assert cli.main([*base, "--temperature", "0.6", "--top-k", "7", "--top-p", "0.85", "--repetition-penalty", "1.3", "--seed", "5"]) == 0
+    assert capsys.readouterr().out == "ROMEO:!\n"
+    kw = calls[-1]
+    assert (kw["prompt"], kw["max_new_tokens"], kw["do_sample"]) == ("ROMEO:", 9, True)
+    assert (kw["temperature"], kw["top_k"], kw["top_p"], kw["repetition_penalty"]) == (0.6, 7, 0.85, 1.3)
+    assert kw["generator"].initial_seed() == 5
+    assert cli.main(base) == 0  # the documented defaults
+    kw = calls[-1]
+    assert (kw["temperature"], kw["top_k"], kw["top_p"], kw["repetition_penalty"], kw["generator"]) == (0.8, 200, None, 1.0, None)
+    assert cli.main([*base, "--greedy"]) == 0
+    assert calls[-1]["do_sample"] is False and calls[-1]["top_k"] is None
+
+    beams = []
+    monkeypatch.setattr(gptlab.generation, "beam_search", lambda model, idx, n, num_beams: beams.append((n, num_beams)) or idx)
+    assert cli.main([*base, "--beams", "3"]) == 0
+    assert beams == [(9, 3)]

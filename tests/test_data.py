@@ -41,3 +41,11 @@ def test_split_and_loaders():
     assert torch.equal(seen_train, torch.arange(900))  # all of the training part and nothing else
     seen_val = torch.cat([torch.cat([x, y], dim=1).flatten() for x, y in va]).unique()
     assert torch.equal(seen_val, torch.arange(900, 1000))
+
+
+def test_training_loader_is_shuffled_by_its_seed_and_val_is_in_order():
+    ids = torch.arange(400)
+    first = {s: next(iter(data.make_loaders(ids, block_size=4, batch_size=8, seed=s)[0]))[0][:, 0].tolist() for s in (0, 1)}
+    assert first[0] != first[1] and first[0] != sorted(first[0])  # shuffled, differently per seed
+    _, val = data.make_loaders(ids, block_size=4, batch_size=8, seed=0)
+    assert torch.cat([x[:, 0] for x, _ in val]).tolist() == list(range(360, 396, 4))  # in order

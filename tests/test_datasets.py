@@ -113,3 +113,58 @@ def test_mirror_entry_larger_than_pinned_is_refused_without_filling_the_disk(tmp
     with pytest.raises(data.ChecksumError, match="not a regular file"):
         data.fetch("lunyu", cache_dir=cache, mirror=mirror)
     assert not any(cache.iterdir())
+
+
+# ----------------------------------------------------------------------------------------------------
+# Moved here from test_hardening.py and test_mutation_gaps.py (tests by module): hostile input and mutation-test gaps.
+# ----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_dataset(tmp_path, monkeypatch):
+    """A registered dataset of a few bytes, with a good mirror copy and no network."""
+    good = b"the right bytes\n" * 8
+    info = data.DatasetInfo("tiny_test", "tiny_test.txt", "https://example.invalid/tiny_test.txt",
+                            hashlib.sha256(good).hexdigest(), len(good), "test", "test", "test")
+    monkeypatch.setitem(data.DATASETS, info.name, info)
+
+    def refuse(*a, **k):
+        raise OSError("network is unreachable (test)")
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", refuse)
+    monkeypatch.delenv("GPTLAB_DATA_MIRROR", raising=False)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / info.filename).write_bytes(good)
+    return info, good, mirror
+
+
+def test_a_data_folder_that_is_a_file_and_a_bad_mirror_file_are_named(tmp_path, monkeypatch):
+    from gptlab.datasets import ChecksumError, DataUnavailableError, fetch
+
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("GPTLAB_DATA_DIR", str(tmp_path / "afile"))
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "tinyshakespeare.txt").write_text("not shakespeare")
+    monkeypatch.setenv("GPTLAB_DATA_MIRROR", str(mirror))
+    with pytest.raises(DataUnavailableError, match="GPTLAB_DATA_DIR"):
+        fetch("tinyshakespeare")
+    monkeypatch.setenv("GPTLAB_DATA_DIR", str(tmp_path / "cache"))
+    with pytest.raises(ChecksumError, match="mirror file") as e:
+        fetch("tinyshakespeare")
+    assert "download" not in str(e.value).split("unset")[0]
+    assert (mirror / "tinyshakespeare.txt").read_text() == "not shakespeare"
+
+
+def test_cached_file_with_the_right_size_but_wrong_bytes_is_fetched_again(tmp_path, small_dataset):
+    """Bug caught: a cached data file accepted because its size matches, without its sha256."""
+    info, good, mirror = small_dataset
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    bad = bytes([good[0] ^ 1]) + good[1:]  # one bit flipped: same size
+    (cache / info.filename).write_bytes(bad)
+    with pytest.raises(data.DataUnavailableError):  # offline, no mirror: refused, not served
+        data.fetch(info.name, cache_dir=cache)
+    assert data.fetch(info.name, cache_dir=cache, mirror=mirror).read_bytes() == good  # replaced by a checked copy
+    assert data.fetch(info.name, cache_dir=cache) == cache / info.filename  # and now served from the cache

@@ -18,7 +18,9 @@ def _make_n(*args: str) -> str:
         pytest.skip("make is not installed")
     # -n prints the commands without running them; the target's own command is the last line
     # (install steps, if the stamp is stale, come before it).
-    out = subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["make", "-n", "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     return [ln for ln in out.stdout.splitlines() if ln.strip() and not ln.startswith("make")][-1]
 
 
@@ -61,3 +63,16 @@ def test_licence_covers_code_and_content():
 
 def test_mine_copies_are_ignored_by_git():
     assert "mine/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_make_lab_installs_the_course_extra_only_and_shows_pips_progress():
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    out = subprocess.run(
+        ["make", "-n", "--no-print-directory", "-B", "install"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    pip = [ln for ln in out.splitlines() if "pip install" in ln and "-e " in ln]
+    assert pip == [pip[0]] and '".[course]"' in pip[0] and "--quiet" not in pip[0], out
+    quick = _make_n("test-quick")
+    assert '-m "not slow and not browser and not docs and not subprocess"' in quick
+    assert "test-quick" in (ROOT / "docs" / "CONTRIBUTING.md").read_text()

@@ -473,3 +473,149 @@ def test_stream_with_gptlab_char_tokenizer():
     out = "".join(stream(model, tok, "\n", 20, do_sample=False))
     ids = generate(model, torch.tensor([tok.encode("\n")]), 20, do_sample=False)[0, 1:].tolist()
     assert out == tok.decode(ids) and len(out) == 20
+
+
+# ----------------------------------------------------------------------------------------------------
+# Moved here from test_hardening.py and test_mutation_gaps.py (tests by module): hostile input and mutation-test gaps.
+# ----------------------------------------------------------------------------------------------------
+
+
+
+class LastTokenModel(nn.Module):
+    """A stand-in GPT whose next-token logits are `table[last token]`: the decoding code runs
+    unchanged on it, and every sequence's probability can be computed by hand."""
+
+    def __init__(self, table: torch.Tensor, block: int = 64) -> None:
+        super().__init__()
+        self.table = table
+        self.config = GPTConfig(vocab_size=table.size(0), block_size=block, n_layer=1, n_head=1, n_embd=4)
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def new_cache(self, max_len: int | None = None) -> KVCache:
+        return KVCache(self.config, max_len)
+
+    def forward(self, idx, targets=None, cache=None, last_only=False):
+        if cache is not None:
+            cache.advance(idx.size(1))
+        logits = self.table[idx]
+        return (logits[:, -1:] if last_only else logits), None
+
+
+def filtered_probs(logits: torch.Tensor, t: float, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    """The distribution sampling must follow, written out independently of gptlab:
+    softmax(logits / t), keep the top_k likeliest, renormalise, keep the smallest set
+    of the likeliest reaching top_p, renormalise."""
+    p = F.softmax(logits.double() / t, dim=-1)
+    order = p.argsort(descending=True).tolist()
+    keep = order[:top_k] if top_k is not None else order
+    if top_p is not None:
+        q = p[keep] / p[keep].sum()
+        cum, nucleus = 0.0, []
+        for tok, prob in zip(keep, q.tolist()):
+            nucleus.append(tok)
+            cum += prob
+            if cum >= top_p:
+                break
+        keep = nucleus
+    out = torch.zeros_like(p)
+    out[keep] = p[keep] / p[keep].sum()
+    return out
+
+
+def enumerate_best(logp: torch.Tensor, prompt: list[int], max_new: int, stop: int, length_penalty: float) -> list[int]:
+    """Score every possible continuation by brute force: a sequence ends at its first stop
+    token or after max_new tokens; score = total log-probability / (new tokens) ** length_penalty."""
+    best, best_score = None, -math.inf
+    V = logp.size(0)
+    for n in range(1, max_new + 1):
+        for new in itertools.product(range(V), repeat=n):
+            if stop in new[:-1] or (n < max_new and new[-1] != stop):
+                continue  # stopped earlier, or neither stopped nor at the length limit
+            seq = prompt + list(new)
+            total = sum(logp[a, b].item() for a, b in zip(seq[len(prompt) - 1 : -1], seq[len(prompt) :]))
+            if total / n**length_penalty > best_score:
+                best, best_score = seq, total / n**length_penalty
+    return best
+
+
+def test_tiny_temperatures_sample_the_argmax(model_tok):
+    from gptlab.generation import sample_next
+
+    logits = torch.tensor([[1.0, 3.0, 2.0], [5.0, -1.0, 0.0]])
+    for t in (1e-45, 1e-30, 1e-8):
+        assert sample_next(logits, temperature=t).flatten().tolist() == [1, 0]
+
+
+def test_huge_max_new_tokens_allocates_nothing_up_front(model_tok):
+    from gptlab.generation import stream
+
+    model, tok = model_tok
+    pieces = stream(model, tok, "ROMEO:", 10**23, generator=torch.Generator().manual_seed(0))
+    got = [next(pieces) for _ in range(5)]
+    pieces.close()
+    assert len("".join(got)) == 5
+
+
+def test_batch_size_0_is_a_value_error_in_forward_and_generate(model_tok):
+    from gptlab.generation import generate
+
+    model, _ = model_tok
+    empty = torch.zeros(0, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match="batch size 0"):
+        model(empty)
+    with pytest.raises(ValueError, match="batch size 0"):
+        generate(model, empty, 3)
+
+
+@pytest.mark.parametrize("t, top_k, top_p", [(2.0, None, None), (2.0, 4, None), (0.7, None, 0.8), (2.0, None, 0.8)])
+def test_generate_samples_from_the_filtered_softmax_at_temperature_t(t, top_k, top_p):
+    """Bug caught: temperature applied twice (in generate's loop or in sample_next).
+
+    Each of n = 20,000 rows draws one token; a token of probability p is drawn with
+    frequency p +- 4.5 binomial standard errors sqrt(p (1 - p) / n) (0.017 at most);
+    the same sampler at temperature t**2 is more than twice that far away.
+    """
+    probs = torch.tensor([0.4, 0.25, 0.15, 0.1, 0.06, 0.04])
+    table = probs.log().expand(6, 6).clone()
+    n = 20_000
+    out = generate(LastTokenModel(table), torch.zeros(n, 1, dtype=torch.long), 1, temperature=t, top_k=top_k, top_p=top_p,
+                   generator=torch.Generator().manual_seed(0))
+    freq = torch.bincount(out[:, 1], minlength=6).double() / n
+    want = filtered_probs(table[0], t, top_k, top_p)
+    tol = 4.5 * (want * (1 - want) / n).sqrt()
+    assert torch.all((freq - want).abs() <= tol), (freq, want)
+    twice = filtered_probs(table[0], t * t, top_k, top_p)
+    assert ((twice - want).abs() > 2 * tol).any()  # the test can tell t from t**2
+
+
+def test_beam_search_equals_brute_force_with_beams_that_stop_early_and_beams_that_go_on():
+    """Bug caught: finished (or running) beams normalised by the wrong length (e.g. counting
+    the prompt, or not counting the stop token).
+
+    With more beams than there are sequences nothing is pruned, so beam search must
+    return exactly the best-scoring sequence of a brute-force enumeration. A prompt of
+    3 tokens makes 'new tokens' and 'all tokens' differ; the random tables make short
+    (stopped) and long winners both occur.
+    """
+    V, stop, max_new, prompt = 4, 3, 4, [1, 2, 0]
+    g = torch.Generator().manual_seed(0)
+    winners = set()
+    for case in range(10):
+        logp = F.log_softmax(1.5 * torch.randn(V, V, generator=g), dim=-1)
+        model = LastTokenModel(logp)
+        for lp in (0.0, 0.5, 1.0, 2.0):
+            want = enumerate_best(logp, prompt, max_new, stop, lp)
+            got = beam_search(model, torch.tensor([prompt]), max_new, num_beams=V**max_new, stop_tokens=stop,
+                              length_penalty=lp, use_cache=case % 2 == 0)
+            assert got[0].tolist() == want, (case, lp)
+            winners.add("stopped early" if len(want) - len(prompt) < max_new else "full length")
+    assert winners == {"stopped early", "full length"}
+
+
+def test_top_p_one_keeps_everything():
+    probs = torch.tensor([0.4, 0.3, 0.2, 0.1])
+    model = LastTokenModel(probs.log().expand(4, 4).clone())
+    idx = torch.zeros(500, 1, dtype=torch.long)
+    a = generate(model, idx, 1, top_p=1.0, generator=torch.Generator().manual_seed(0))
+    b = generate(model, idx, 1, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and set(a[:, 1].tolist()) == {0, 1, 2, 3}

@@ -383,3 +383,79 @@ def test_gpt2_folder_order(hf_dir, tmp_path, monkeypatch):
         pretrained.gpt2_folder("gpt2", download=False, cache_dir=tmp_path)
     cached = copy_dir(hf_dir, tmp_path / "hf" / "openai-community--gpt2")  # 2. the cache
     assert pretrained.gpt2_folder("gpt2", download=False, cache_dir=tmp_path) == cached
+
+
+# ----------------------------------------------------------------------------------------------------
+# Moved here from test_hardening.py (tests by module): hostile input and mutation-test gaps.
+# ----------------------------------------------------------------------------------------------------
+import os  # noqa: E402
+
+
+def shard(folder: Path, names: tuple[str, str]) -> None:
+    """Split model.safetensors into two shards named `names` (paths relative to the folder) plus an index."""
+    tensors = load_file(folder / "model.safetensors")
+    (folder / "model.safetensors").unlink()
+    keys = sorted(tensors)
+    parts = {names[0]: keys[: len(keys) // 2], names[1]: keys[len(keys) // 2 :]}
+    for name, ks in parts.items():
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: tensors[k] for k in ks}, target)
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {k: n for n, ks in parts.items() for k in ks}}))
+
+
+def test_a_sharded_folder_inside_loads(hf_folder):
+    from gptlab.pretrained import load_hf_gpt2
+
+    shard(hf_folder, ("a.safetensors", "b.safetensors"))
+    assert load_hf_gpt2(hf_folder).config.n_layer == 2
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink"])
+def test_shards_outside_the_folder_are_refused(hf_folder, tmp_path, kind):
+    from gptlab.pretrained import load_hf_gpt2
+
+    outside = tmp_path / "elsewhere" / "b.safetensors"
+    names = {"dotdot": ("a.safetensors", "../elsewhere/b.safetensors"),
+             "absolute": ("a.safetensors", str(outside)),
+             "symlink": ("a.safetensors", "../elsewhere/b.safetensors")}[kind]
+    shard(hf_folder, names)
+    if kind == "symlink":  # a name that looks local but is a link out of the folder
+        os.symlink(outside, hf_folder / "b.safetensors")
+        index = json.loads((hf_folder / "model.safetensors.index.json").read_text())
+        index["weight_map"] = {k: Path(v).name for k, v in index["weight_map"].items()}
+        (hf_folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match="outside the folder|not a file name inside"):
+        load_hf_gpt2(hf_folder)
+
+
+def test_config_symlinked_out_of_the_folder_is_refused(hf_folder, tmp_path):
+    from gptlab.pretrained import load_hf_gpt2
+
+    shutil.move(hf_folder / "config.json", tmp_path / "config.json")
+    os.symlink(tmp_path / "config.json", hf_folder / "config.json")
+    with pytest.raises(ValueError, match="outside the folder"):
+        load_hf_gpt2(hf_folder)
+
+
+def test_int32_weights_are_refused_by_load_hf_gpt2(hf_folder):
+    from gptlab.pretrained import load_hf_gpt2
+
+    w = load_file(hf_folder / "model.safetensors")
+    w["transformer.wpe.weight"] = w["transformer.wpe.weight"].to(torch.int32)
+    save_file(w, hf_folder / "model.safetensors")
+    with pytest.raises(ValueError, match="int32"):
+        load_hf_gpt2(hf_folder)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Moved here from test_model_switches.py (tests by module).
+# ----------------------------------------------------------------------------------------------------
+from test_model import make  # noqa: E402
+
+
+def test_export_rejects_switched_model(tmp_path):
+    from gptlab.pretrained import export_hf_gpt2
+
+    with pytest.raises(ValueError, match="GPT-2's layout"):
+        export_hf_gpt2(make(norm="rmsnorm"), tmp_path / "x")

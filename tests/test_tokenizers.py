@@ -288,3 +288,183 @@ def test_token_strings_for_every_kind(bpe):
     assert token_strings(char, torch.tensor([0, 1])) == ["\n", "a"]
     with pytest.raises(ValueError, match="out of range"):
         token_strings(enc, [50257])
+
+
+# ----------------------------------------------------------------------------------------------------
+# Moved here from test_hardening.py and test_mutation_gaps.py (tests by module): hostile input and mutation-test gaps.
+# ----------------------------------------------------------------------------------------------------
+import base64  # noqa: E402
+import collections  # noqa: E402
+import torch  # noqa: E402
+from gptlab import tokenizers as toks  # noqa: E402
+from _tiny import TEXT, TOK, deadline  # noqa: E402
+
+
+BPE = train_bpe(TEXT, 300, special_tokens=["<|endoftext|>"])
+
+
+def bpe_file(tmp_path: Path, **changes) -> Path:
+    d = {**BPE.to_dict(), **changes}
+    p = tmp_path / "tokenizer.json"
+    p.write_text(json.dumps(d), encoding="utf-8")
+    return p
+
+
+def leftmost_longest(text: str, specials: list[str]) -> list[tuple[str, bool]]:
+    """The rule, by hand: scan left to right; where special tokens start, take the longest."""
+    out, i, plain = [], 0, ""
+    while i < len(text):
+        match = max((s for s in specials if text.startswith(s, i)), key=len, default=None)
+        if match is None:
+            plain += text[i]
+            i += 1
+            continue
+        if plain:
+            out.append((plain, False))
+            plain = ""
+        out.append((match, True))
+        i += len(match)
+    if plain:
+        out.append((plain, False))
+    return out
+
+
+def fake_ranks_file(path) -> bytes:
+    """A well-formed ranks file (the 256 single bytes) that is not GPT-2's."""
+    raw = b"".join(base64.b64encode(bytes([b])) + f" {b}\n".encode() for b in range(256))
+    path.write_bytes(raw)
+    return raw
+
+
+@pytest.fixture
+def fresh_gpt2():
+    toks.gpt2.cache_clear()
+    yield
+    toks.gpt2.cache_clear()  # never leave a tokenizer built from a test file cached
+
+
+def naive_bpe(text: str, n_merges: int) -> list[tuple[int, int]]:
+    """The textbook algorithm with no bookkeeping: recount every pair over the chunks each
+    time, merge the most frequent (ties: the smallest pair)."""
+    import regex
+
+    chunks = collections.Counter(regex.findall(toks.GPT2_SPLIT_PATTERN, text))
+    words = [(list(w.encode("utf-8")), f) for w, f in chunks.items()]
+    merges = []
+    for new_id in range(256, 256 + n_merges):
+        counts: collections.Counter = collections.Counter()
+        for w, f in words:
+            for pair in zip(w, w[1:]):
+                counts[pair] += f
+        if not counts:
+            break
+        pair = min(counts, key=lambda p: (-counts[p], p))
+        merges.append(pair)
+        words = [(toks.merge(w, pair, new_id), f) for w, f in words]
+    return merges
+
+
+@pytest.mark.parametrize("changes, needle", [
+    (dict(special_tokens={"": 300}), "non-empty"),  # used to make encoding loop forever
+    (dict(merges=[[97, 97]] + [[256 + i, 256 + i] for i in range(60)]), "at most 4096 bytes"),  # doubles: 2**60 bytes
+    (dict(merges=[[97, 300]]), "does not exist yet"),  # refers forward
+    (dict(merges=[[97, 98], [97, 98]]), "same bytes"),
+    (dict(merges=[[97, 98.5]]), "integer token ids"),
+    (dict(merges=[[97, True]]), "integer token ids"),
+    (dict(pattern="(unclosed"), "not a valid regular expression"),
+    (dict(pattern="xyz"), "does not cover"),  # would drop text silently
+    (dict(pattern="a*"), "empty string"),
+    (dict(special_tokens={"<|endoftext|>": "300"}), "integer id"),
+    (dict(special_tokens={"<|endoftext|>": 7}), "special token ids must follow"),
+    (dict(special_tokens=[1]), "special_tokens"),
+])
+def test_tampered_bpe_files_fail_on_load_quickly(tmp_path, changes, needle):
+    p = bpe_file(tmp_path, **changes)
+    before = p.read_bytes()
+    with deadline(10), pytest.raises(ValueError, match="corrupt tokenizer file") as e:
+        load_tokenizer(p)
+    assert needle in str(e.value) and p.read_bytes() == before
+
+
+def test_tampered_char_tokenizer_files_and_junk_are_refused_by_name(tmp_path):
+    p = tmp_path / "t.json"
+    for content, needle in [('{"type": "char", "chars": "ab\\ud800"}', "lone surrogate"),
+                            ('{"type": "char", "chars": "aa"}', "duplicate"),
+                            ('{"type": "char", "chars": 5}', "chars"),
+                            ("[" * 100000 + "]" * 100000, "not a valid tokenizer file"),
+                            ('{"type": "char", "chars": ""}', "at least one character")]:
+        p.write_text(content)
+        with pytest.raises(ValueError, match=needle):
+            load_tokenizer(p)
+
+
+def test_a_custom_pattern_must_cover_the_text_it_encodes():
+    tok = BPETokenizer(BPE.merges, pattern=r"[^\n]+|\n")  # covers every text
+    assert tok.decode(tok.encode(TEXT[:80])) == TEXT[:80]
+    sparse = BPETokenizer([], pattern=r"[\s\S]")  # one character at a time: fine
+    assert sparse.decode(sparse.encode("é!")) == "é!"
+    with pytest.raises(ValueError, match="does not cover"):
+        BPETokenizer([], pattern=r"\w+|\s+")  # punctuation would vanish
+
+
+def test_decode_takes_integers_only():
+    for bad in ([1.5], ["1"], [True]):
+        with pytest.raises(TypeError, match="must be integers"):
+            TOK.decode(bad)
+        with pytest.raises(TypeError, match="must be integers"):
+            BPE.decode(bad)
+    assert TOK.decode(torch.tensor([0, 1])) == TOK.decode([0, 1])
+
+
+def test_a_lone_surrogate_fails_when_the_vocabulary_is_built():
+    with pytest.raises(ValueError, match="lone surrogate"):
+        CharTokenizer.from_text("abc\udcff")
+
+
+def test_overlapping_special_tokens_take_the_longest_match_in_both_encoders():
+    """Bug caught: encode (tiktoken) and encode_slow disagreeing when one special token is a
+    prefix of another; the rule is leftmost, then longest."""
+    for order in (["<|a|>", "<|a|>b"], ["<|a|>b", "<|a|>"]):  # the id order must not matter
+        tok = BPETokenizer([(120, 120)], special_tokens={s: 257 + i for i, s in enumerate(order)})
+        long_id, short_id = tok.special_tokens["<|a|>b"], tok.special_tokens["<|a|>"]
+        assert tok.encode("x<|a|>b") == tok.encode_slow("x<|a|>b") == [120, long_id]
+        assert tok.encode("<|a|><|a|>bb") == tok.encode_slow("<|a|><|a|>bb") == [short_id, long_id, 98]
+        assert tok.decode(tok.encode("x<|a|>b")) == "x<|a|>b"
+
+    rng = random.Random(0)
+    pieces = ["<|", "|>", "a", "b", "x", " ", "<|a|>", "<|a|>b", "<|a|>bc", "<|b|>", "é"]
+    for _ in range(200):
+        specials = rng.sample(["<|a|>", "<|a|>b", "<|a|>bc", "<|b|>", "|>", "a|>b"], rng.randint(1, 4))
+        tok = BPETokenizer([(120, 120), (60, 124)], special_tokens={s: 258 + i for i, s in enumerate(specials)})
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        want = []
+        for part, is_special in leftmost_longest(text, specials):
+            want += [tok.special_tokens[part]] if is_special else tok.encoding.encode_ordinary(part)
+        assert tok.encode(text) == tok.encode_slow(text) == want, (specials, text)
+
+
+def test_gpt2_ranks_file_is_checked_whoever_provides_it(tmp_path, monkeypatch, fresh_gpt2):
+    """Bug caught: the GPT-2 ranks file accepted without its sha256 when it does not come
+    through fetch's own checks (here fetch is replaced by something that hands back a file)."""
+    fake = tmp_path / "gpt2.tiktoken"
+    fake_ranks_file(fake)
+    monkeypatch.setattr(toks, "fetch", lambda name, **kw: fake)
+    with pytest.raises(ValueError, match="sha256"):
+        toks.gpt2()
+    with pytest.raises(ValueError, match="sha256"):
+        toks.tiktoken_offline_cache(tmp_path / "cache")
+
+
+def test_train_bpe_equals_the_textbook_algorithm():
+    """train_bpe's heap and its per-pair chunk sets are bookkeeping: the merges must be
+    exactly those of recounting everything after every merge."""
+    rng = random.Random(0)
+    text = " ".join("".join(rng.choice("aaabbcdé中") for _ in range(rng.randint(1, 7))) for _ in range(500))
+    merges = toks.train_bpe(text, 256 + 80).merges
+    assert len(merges) == 80 and merges == naive_bpe(text, 80)
+
+
+def test_bpe_merge_may_only_use_ids_that_exist_already():
+    with pytest.raises(ValueError, match="merge 1 .* does not exist yet"):
+        BPETokenizer([(97, 98), (257, 97)])  # id 257 would be merge 1 itself
+    assert BPETokenizer([(97, 98), (256, 97)]).vocab[257] == b"aba"

@@ -434,3 +434,134 @@ def same_history(got: dict, want: dict) -> bool:
         else:
             assert got[k] == v, k
     return True
+
+
+# ----------------------------------------------------------------------------------------------------
+# Moved here from test_hardening.py and test_mutation_gaps.py (tests by module): hostile input and mutation-test gaps.
+# ----------------------------------------------------------------------------------------------------
+import _tiny  # noqa: E402
+
+
+def tiny_run(**kw) -> T.TrainConfig:
+    base = dict(max_steps=3, batch_size=4, lr=0.05, min_lr=0.0, warmup_steps=0, grad_clip=0.0, eval_interval=100, eval_iters=1,
+                log_interval=1, progress=False, seed=3, device="cpu", bf16=False)
+    return T.TrainConfig(**{**base, **kw})
+
+
+def tiny_data() -> torch.Tensor:
+    return torch.randint(0, 20, (600,), generator=torch.Generator().manual_seed(1))
+
+
+def tiny_model() -> GPT:
+    torch.manual_seed(0)
+    return GPT(GPTConfig.from_preset("tiny", vocab_size=20, block_size=16, dropout=0.0))
+
+
+def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+    path = tmp_path / "ck"
+    model = _tiny.fresh_model()
+
+    def poison(step, m, history):
+        if step == 4:  # from now on every forward pass gives NaN
+            m.lm_head.register_forward_hook(lambda mod, inp, out: out * float("nan"))
+
+    with pytest.raises(T.TrainingDiverged, match="diverged") as e:
+        T.train(model, _tiny.TRAIN, _tiny.VAL, _tiny.run_cfg(path, max_steps=8), tokenizer=_tiny.TOK, callback=poison)
+    assert "step 4" in str(e.value) and "kept" in str(e.value)
+    loaded, _, meta = C.load_checkpoint(path, device="cpu")  # intact and finite
+    assert meta["step"] == 4 and all(torch.isfinite(p).all() for p in loaded.parameters())
+
+
+def test_float_token_data_is_refused_not_truncated():
+    with pytest.raises(ValueError, match="integer token ids"):
+        T.train(_tiny.fresh_model(), _tiny.TRAIN.float() + 0.5, _tiny.VAL, _tiny.run_cfg())
+    with pytest.raises(ValueError, match="integer token ids"):
+        T.train(_tiny.fresh_model(), [float(i) for i in _tiny.TRAIN.tolist()], _tiny.VAL, _tiny.run_cfg())
+
+
+def test_grad_accum_averages_micro_batches(monkeypatch):
+    """Bug caught: the loss (for backward or for the record) not divided by grad_accum.
+
+    Two micro-batches of 4 draw the same windows as one batch of 8 (same generator), so
+    with plain SGD (whose step is proportional to the gradient, unlike Adam's) both runs
+    must record the same losses and end with the same weights.
+    """
+    monkeypatch.setattr(T, "make_optimizer", lambda model, cfg, device: torch.optim.SGD(model.parameters(), lr=cfg.lr))
+    data_ = tiny_data()
+    a, b = tiny_model(), tiny_model()
+    ha = T.train(a, data_[:500], data_[500:], tiny_run(batch_size=4, grad_accum=2))
+    hb = T.train(b, data_[:500], data_[500:], tiny_run(batch_size=8, grad_accum=1))
+    assert len(ha.train_loss) == 3
+    torch.testing.assert_close(torch.tensor(ha.train_loss), torch.tensor(hb.train_loss), rtol=1e-5, atol=0)
+    assert not torch.equal(a.lm_head.weight, tiny_model().lm_head.weight)  # it trained
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_train_refuses_two_dimensional_token_data():
+    with pytest.raises(ValueError, match="train_data must be a 1-D sequence"):
+        T.train(tiny_model(), tiny_data().view(20, 30), tiny_data(), tiny_run())
+
+
+def test_tokens_per_second_is_tokens_over_busy_time(monkeypatch):
+    """A fake clock that advances 0.5 s per reading: each step is timed as 0.5 s, so every
+    record must say 2 x (tokens per step) per second, however many steps it spans."""
+
+    class Clock:
+        now = 0.0
+
+        @classmethod
+        def perf_counter(cls):
+            cls.now += 0.5
+            return cls.now
+
+    monkeypatch.setattr(T, "time", Clock)
+    h = T.train(tiny_model(), tiny_data()[:500], tiny_data()[500:], tiny_run(max_steps=5, log_interval=2, grad_accum=2))
+    assert h.steps == [0, 2, 4]
+    assert h.tokens_per_s == [2 * 4 * 16 * 2] * 3  # batch 4 x block 16 x grad_accum 2, per 0.5 s
+
+
+def test_history_val_loss_is_the_last_evaluation():
+    assert T.History(eval_steps=[0, 5, 9], evals={"val_loss": [4.0, 3.0, 2.5]}).val_loss == 2.5
+    assert T.History().val_loss is None
+
+
+# ----------------------------------------------------------------------------------------------------
+# Moved here from test_model_switches.py (tests by module): lesson 14's schedule and optimizer.
+# ----------------------------------------------------------------------------------------------------
+from gptlab.training import lr_at, make_optimizer, train  # noqa: E402
+from test_model import SWITCHES, make  # noqa: E402
+
+
+def test_wsd_schedule():
+    cfg = TrainConfig(max_steps=100, lr=1e-3, min_lr=1e-4, warmup_steps=10, schedule="wsd", decay_frac=0.2)
+    lrs = [lr_at(s, cfg) for s in range(100)]
+    assert lrs[0] < lrs[9] < 1e-3
+    assert all(lr == 1e-3 for lr in lrs[10:80])  # stable
+    assert all(a > b for a, b in zip(lrs[80:], lrs[81:]))  # linear decay over the last 20%
+    assert lrs[99] == pytest.approx(1e-4 + 0.9e-3 / 20)
+    assert lr_at(100, cfg) == 1e-4
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(schedule="linear")
+    with pytest.raises(ValueError, match="decay_frac"):
+        TrainConfig(decay_frac=0)
+
+
+def test_muon_splits_parameters_and_trains():
+    model = make(**SWITCHES["all"]).train()
+    cfg = TrainConfig(optimizer="muon", lr=1e-3, muon_lr=0.02)
+    opt = make_optimizer(model, cfg, torch.device("cpu"))
+    muon, adamw = opt.optimizers
+    assert isinstance(muon, torch.optim.Muon) and isinstance(adamw, torch.optim.AdamW)
+    in_muon = {id(p) for g in muon.param_groups for p in g["params"]}
+    assert id(model.transformer.h[0].attn.c_attn.weight) in in_muon
+    assert id(model.lm_head.weight) not in in_muon and id(model.transformer.wte.weight) not in in_muon
+    n_opt = sum(p.numel() for g in opt.param_groups for p in g["params"])
+    assert n_opt == model.get_num_params()  # every parameter once
+    torch.manual_seed(0)
+    data = torch.randint(0, 96, (4000,))
+    hist = train(model, data, data, TrainConfig(max_steps=30, batch_size=8, optimizer="muon", warmup_steps=3,
+                                                eval_interval=30, eval_iters=2, progress=False))
+    assert hist.eval_val_loss[-1] < hist.eval_val_loss[0]
+    with pytest.raises(ValueError, match="muon.*cannot be checkpointed"):
+        TrainConfig(optimizer="muon", ckpt_dir="somewhere")

@@ -453,3 +453,40 @@ def test_viz_knows_nothing_of_argparse_or_checkpoints():
 
     source = inspect.getsource(viz)
     assert "argparse" not in source and "load_checkpoint" not in source and not hasattr(viz, "cli_attention")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Moved here from test_mutation_gaps.py (tests by module): hostile input and mutation-test gaps.
+# ----------------------------------------------------------------------------------------------------
+import html  # noqa: E402
+from gptlab.tokenizers import BPETokenizer  # noqa: E402
+
+
+def status_text(value: str) -> str:
+    """The text of a status line whose only markup may be gptlab's own <code>, <i>, <div> and <span>
+    (with style attributes): any other '<' or '>' is text that was not escaped."""
+    rest = re.sub(r"</?(code|i|div|span)(\s[^<>]*)?>", "", value)
+    assert "<" not in rest and ">" not in rest, value
+    return html.unescape(rest)
+
+
+def test_explorer_status_line_escapes_tokens_and_messages():
+    """Bug caught: a token such as <b> (or an error message quoting '<') written into the
+    status line as HTML. The only markup there is gptlab's own <code>, <i>, <div> and <span>."""
+    from gptlab import viz
+
+    tok = BPETokenizer([], special_tokens={"<b>": 256})  # "<b>" is one token
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.from_preset("tiny", vocab_size=tok.n_vocab))
+    ex = viz.AttentionExplorer(model, tok, "x<b>y", render=False)
+    assert ex.maps.tokens == ["x", "<b>", "y"]
+    for i in range(3):
+        ex.select(i)
+        assert ("<b>" in status_text(ex.status_w.value)) == (i > 0)  # shown as text wherever it is listed
+
+    chars = CharTokenizer.from_text("abc")  # cannot encode '<': the error message quotes it
+    ex = viz.AttentionExplorer(GPT(GPTConfig.from_preset("tiny", vocab_size=3)), chars, "", render=False)
+    for text, shown in [("<b>", "'<'"), ("abc", "2 ‹c›"), ("a<b>", "'<'")]:  # error with no map yet, good prompt, error after it
+        ex.set_text(text)
+        assert shown in status_text(ex.status_w.value)
+    assert ex.maps.T == 3

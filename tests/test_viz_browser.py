@@ -5,7 +5,6 @@ package; nothing is downloaded. Without a browser the test is skipped locally an
 fails in CI (where .ci/run installs chromium), so a broken CI setup cannot hide it.
 """
 
-import pytest
 import torch
 
 from gptlab.attention import AttentionMaps

@@ -64,16 +64,14 @@ MODULES = ("model", "generation", "tokenizers", "training", "data")
 # first (pytest -x stops at the first failure). End-to-end runs (training for tens of steps,
 # resume after kill -9, the CLI in subprocesses) are left out: with them a mutant costs minutes.
 TESTS: dict[str, list[str]] = {
-    "model": ["tests/test_config_model.py", "tests/test_attention.py"],
-    "generation": ["tests/test_mutation_gaps.py", "tests/test_generation.py", "-k",
-                   "test_generation or samples or beam or top_p or cli_generate"],
-    "tokenizers": ["tests/test_mutation_gaps.py", "tests/test_tokenizers.py", "-k",
-                   "test_tokenizers or special or ranks or textbook or merge_may"],
-    "training": ["tests/test_mutation_gaps.py", "tests/test_training.py", "-k",
+    "model": ["tests/test_config.py", "tests/test_model.py", "tests/test_attention.py"],
+    "generation": ["tests/test_generation.py", "tests/test_cli.py", "-k", "test_generation or cli_generate"],
+    "tokenizers": ["tests/test_tokenizers.py"],
+    "training": ["tests/test_training.py", "tests/test_checkpoint.py", "-k",
                  "grad_accum or tokens_per or two_dim or another_format or bad_config or presets or lr_schedule or get_batch "
                  "or weight_decay or bf16 or bad_training or refuses or round_trip or damaged or bad_checkpoint or unpickled "
                  "or atomic or other_files"],
-    "data": ["tests/test_mutation_gaps.py", "tests/test_data.py", "-k", "test_data or cached or loader"],
+    "data": ["tests/test_data.py"],
 }
 EQUIVALENT = ROOT / "tools" / "mutants_equivalent.txt"
 
