@@ -11,6 +11,7 @@ import signal
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import torch
 
 from gptlab import GPT, GPTConfig
@@ -124,3 +125,15 @@ def deadline(seconds: int):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+def same_history(got: dict, want: dict) -> bool:
+    """Equal step lists, and losses equal to float32 rounding: the recorded history came from one CPU
+    and thread count; another instruction set or split of a reduction moves the last bits (~1e-7)."""
+    assert got.keys() == want.keys()
+    for k, v in want.items():
+        if isinstance(v, list) and v and isinstance(v[0], float):
+            assert got[k] == pytest.approx(v, rel=1e-5, abs=1e-6), k
+        else:
+            assert got[k] == v, k
+    return True

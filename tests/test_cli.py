@@ -192,7 +192,6 @@ def test_data_fetch(tmp_path, monkeypatch, capsys):
 # ----------------------------------------------------------------------------------------------------
 # Moved here from test_hardening.py and test_mutation_gaps.py (tests by module): hostile input and mutation-test gaps.
 # ----------------------------------------------------------------------------------------------------
-import time  # noqa: E402
 import torch  # noqa: E402
 from gptlab import GPT  # noqa: E402
 from gptlab import GPTConfig  # noqa: E402
@@ -232,10 +231,9 @@ def test_info_checks_config_against_weights_like_generate(ck, capsys):
 def test_train_with_a_huge_block_size_fails_before_any_allocation(tmp_path, capsys):
     text = tmp_path / "t.txt"
     text.write_text(TEXT)
-    t0 = time.perf_counter()
     assert cli.main(["train", *TINY, "--text-file", str(text), "--out", str(tmp_path / "o"), "--block-size", "100000000"]) == 1
     err = capsys.readouterr().err
-    assert "--block-size 100000000" in err and "too few" in err and time.perf_counter() - t0 < 30
+    assert "--block-size 100000000" in err and "too few" in err  # refused by the size check, not by an allocation failure
     assert not (tmp_path / "o").exists()
 
 

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from test_training import same_history
+from _tiny import same_history
 import torch
 
 from gptlab import GPT, GPTConfig

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _tiny import same_history
 import torch
 
 from gptlab import GPT, GPTConfig
@@ -422,18 +423,6 @@ def test_loss_history_is_that_of_mains_loop():
         log_interval=1, bf16=False, device="cpu", progress=False, seed=5))
     assert same_history({"steps": h.steps, "train_loss": h.train_loss, "lr": h.lr, "eval_steps": h.eval_steps,
                          "eval_train_loss": h.eval_train_loss, "eval_val_loss": h.eval_val_loss}, want["lm"])
-
-
-def same_history(got: dict, want: dict) -> bool:
-    """Equal step lists, and losses equal to float32 rounding: the recorded history came from one CPU
-    and thread count; another instruction set or split of a reduction moves the last bits (~1e-7)."""
-    assert got.keys() == want.keys()
-    for k, v in want.items():
-        if isinstance(v, list) and v and isinstance(v[0], float):
-            assert got[k] == pytest.approx(v, rel=1e-5, abs=1e-6), k
-        else:
-            assert got[k] == v, k
-    return True
 
 
 # ----------------------------------------------------------------------------------------------------
