@@ -34,7 +34,10 @@ _CHILD = r"""
 import json, sys, time, torch
 torch.set_num_threads(1)
 kind, steps, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-from gptlab.datasets import read_text
+try:
+    from gptlab.datasets import read_text
+except ImportError:  # a checkout from before gptlab.datasets existed
+    from gptlab.data import read_text
 from gptlab.data import split_tokens
 from gptlab.tokenizers import CharTokenizer
 text = read_text("tinyshakespeare")
