@@ -51,8 +51,7 @@ if kind == "nanogpt":
     cpu = time.process_time() - c0
 else:
     from gptlab import GPT, GPTConfig
-    from gptlab.training import train
-    from gptlab.config import TrainConfig
+    from gptlab.training import TrainConfig, train  # (TrainConfig's home is gptlab.config; main had it in training)
     torch.manual_seed(seed)
     model = GPT(GPTConfig.from_preset("shakespeare-char", vocab_size=tok.n_vocab))
     cfg = TrainConfig.from_preset("shakespeare-char", seed=seed, max_steps=steps, eval_interval=10**9, eval_iters=1,
