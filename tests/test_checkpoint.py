@@ -56,7 +56,7 @@ def run_cfg(ckpt=None, **kw):
 
 
 @pytest.fixture
-def ck(tmp_path) -> Path:
+def clf_ck(tmp_path) -> Path:
     """A classifier checkpoint at step 6 (best weights, AdamW state, history)."""
     FT.train_classifier(clf(), TRAIN, DEV, run_cfg(tmp_path / "ck"))
     return tmp_path / "ck"
@@ -95,21 +95,21 @@ def test_a_claimed_200000_layers_is_refused_from_the_header(tmp_path, capsys):
 # ---------------------------------------------------------------- classifier checkpoints (D05-D14)
 
 
-def test_D05_resume_refuses_another_pool_or_adapters(ck):
-    before = snapshot(ck)
+def test_D05_resume_refuses_another_pool_or_adapters(clf_ck):
+    before = snapshot(clf_ck)
     with pytest.raises(ValueError, match="its head is .*'pool': 'last'.*this model's is .*'pool': 'mean'"):
-        FT.train_classifier(clf(pool="mean"), TRAIN, DEV, run_cfg(ck, max_steps=9), resume=True)
+        FT.train_classifier(clf(pool="mean"), TRAIN, DEV, run_cfg(clf_ck, max_steps=9), resume=True)
     with pytest.raises(ValueError, match="its lora is None"):
-        FT.train_classifier(clf(lora=True), TRAIN, DEV, run_cfg(ck, max_steps=9), resume=True)
-    assert snapshot(ck) == before
+        FT.train_classifier(clf(lora=True), TRAIN, DEV, run_cfg(clf_ck, max_steps=9), resume=True)
+    assert snapshot(clf_ck) == before
 
 
-def test_D06_divergence_stops_and_keeps_the_last_good_checkpoint(ck, tmp_path):
-    before = snapshot(ck)
+def test_D06_divergence_stops_and_keeps_the_last_good_checkpoint(clf_ck, tmp_path):
+    before = snapshot(clf_ck)
     with pytest.warns(UserWarning, match="changed settings"), \
             pytest.raises(T.TrainingDiverged, match="the last good checkpoint \\(step 6\\) in .* is kept"):
-        FT.train_classifier(clf(), TRAIN, DEV, run_cfg(ck, max_steps=12, lr=1e30, min_lr=1e29), resume=True)
-    assert snapshot(ck) == before  # never overwritten by NaN weights
+        FT.train_classifier(clf(), TRAIN, DEV, run_cfg(clf_ck, max_steps=12, lr=1e30, min_lr=1e29), resume=True)
+    assert snapshot(clf_ck) == before  # never overwritten by NaN weights
     model = clf()
     with torch.no_grad():
         model.head.weight[0, 0] = float("nan")
@@ -133,51 +133,51 @@ def test_D07_the_output_folder_is_checked_before_training(tmp_path, monkeypatch)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
-def test_D08_a_save_killed_between_its_renames_is_recovered(ck):
-    want, _ = FT.load_classifier(ck, "cpu")
-    os.replace(ck, ck.parent / f".{ck.name}.tmp")  # the kill: the new copy complete, not yet renamed into place
-    got, _ = FT.load_classifier(ck, "cpu")  # readers read it where it lies
+def test_D08_a_save_killed_between_its_renames_is_recovered(clf_ck):
+    want, _ = FT.load_classifier(clf_ck, "cpu")
+    os.replace(clf_ck, clf_ck.parent / f".{clf_ck.name}.tmp")  # the kill: the new copy complete, not yet renamed into place
+    got, _ = FT.load_classifier(clf_ck, "cpu")  # readers read it where it lies
     x = torch.tensor([[3, 4, 5]])
     torch.testing.assert_close(got(x), want(x), rtol=0, atol=0)
-    h = FT.train_classifier(clf(), TRAIN, DEV, run_cfg(ck, max_steps=9), resume=True)  # the writer finishes the rename
-    assert ck.is_dir() and not (ck.parent / f".{ck.name}.tmp").exists() and h.eval_steps == [3, 6, 9]
+    h = FT.train_classifier(clf(), TRAIN, DEV, run_cfg(clf_ck, max_steps=9), resume=True)  # the writer finishes the rename
+    assert clf_ck.is_dir() and not (clf_ck.parent / f".{clf_ck.name}.tmp").exists() and h.eval_steps == [3, 6, 9]
 
 
 HOLD_LOCK = "import sys, time\nfrom gptlab.checkpoint import writer_lock\nwith writer_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)"
 
 
-def test_D09_a_second_writer_is_refused(ck):
+def test_D09_a_second_writer_is_refused(clf_ck):
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(ck)],
+        [sys.executable, "-c", HOLD_LOCK, str(clf_ck)],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         assert holder.stdout.readline().strip() == "held"
-        before = snapshot(ck)
+        before = snapshot(clf_ck)
         with pytest.raises(CheckpointBusyError, match="another gptlab process is training into"):
-            FT.train_classifier(clf(), TRAIN, DEV, run_cfg(ck, max_steps=9), resume=True)
-        assert snapshot(ck) == before
+            FT.train_classifier(clf(), TRAIN, DEV, run_cfg(clf_ck, max_steps=9), resume=True)
+        assert snapshot(clf_ck) == before
     finally:
         holder.kill()
         holder.wait()
 
 
 @pytest.mark.parametrize("where", ["weights", "best"])
-def test_D10_non_finite_weights_are_refused_on_load(ck, where):
+def test_D10_non_finite_weights_are_refused_on_load(clf_ck, where):
     from safetensors.torch import load_file, save_file
 
     if where == "weights":
-        w = load_file(ck / "model.safetensors")
+        w = load_file(clf_ck / "model.safetensors")
         w["head.weight"][0, 0] = float("inf")
-        save_file(w, ck / "model.safetensors", metadata={"format": "pt"})
+        save_file(w, clf_ck / "model.safetensors", metadata={"format": "pt"})
     else:
-        state = torch.load(ck / "train_state.pt", weights_only=True)
+        state = torch.load(clf_ck / "train_state.pt", weights_only=True)
         state["best"]["head.bias"][0] = float("nan")
-        torch.save(state, ck / "train_state.pt")
-    rehash(ck)
+        torch.save(state, clf_ck / "train_state.pt")
+    rehash(clf_ck)
     with pytest.raises(CheckpointError, match="NaN|non-finite"):
-        FT.load_classifier(ck, "cpu")
+        FT.load_classifier(clf_ck, "cpu")
     with pytest.raises(CheckpointError, match="NaN|non-finite"):
-        FT.train_classifier(clf(), TRAIN, DEV, run_cfg(ck, max_steps=9), resume=True)
+        FT.train_classifier(clf(), TRAIN, DEV, run_cfg(clf_ck, max_steps=9), resume=True)
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -189,26 +189,26 @@ def test_D10_non_finite_weights_are_refused_on_load(ck, where):
     (lambda m: m.update(history={"eval_dev_accuracy": ["x"]}), "history\\['eval_dev_accuracy'\\] must be a list of numbers"),
     (lambda m: m["history"].update(best_step=-1), "best_step"),
 ])
-def test_D11_the_schema_is_checked_in_one_place(ck, edit, message):
-    rehash(ck, edit)
+def test_D11_the_schema_is_checked_in_one_place(clf_ck, edit, message):
+    rehash(clf_ck, edit)
     with pytest.raises(CheckpointError, match=message):
-        FT.load_classifier(ck, "cpu")
+        FT.load_classifier(clf_ck, "cpu")
 
 
-def test_D11_a_step_beyond_max_steps_is_refused(ck):
-    rehash(ck, lambda m: m.update(step=10**9))
+def test_D11_a_step_beyond_max_steps_is_refused(clf_ck):
+    rehash(clf_ck, lambda m: m.update(step=10**9))
     with pytest.raises((CheckpointError, ValueError)):
-        FT.train_classifier(clf(), TRAIN, DEV, run_cfg(ck, max_steps=9), resume=True)
+        FT.train_classifier(clf(), TRAIN, DEV, run_cfg(clf_ck, max_steps=9), resume=True)
 
 
-def test_D12_the_file_map_is_confined_and_complete(ck, tmp_path):
-    rehash(ck, lambda m: m["files"].update({"../../../../etc/hostname": m["files"]["model.safetensors"]}))
+def test_D12_the_file_map_is_confined_and_complete(clf_ck, tmp_path):
+    rehash(clf_ck, lambda m: m["files"].update({"../../../../etc/hostname": m["files"]["model.safetensors"]}))
     with pytest.raises(CheckpointError, match="'files' must be"):
-        FT.load_classifier(ck, "cpu")
-    rehash(ck, lambda m: m["files"].pop("../../../../etc/hostname"))
-    rehash(ck, lambda m: m.update(files={}))  # "skip every hash"
+        FT.load_classifier(clf_ck, "cpu")
+    rehash(clf_ck, lambda m: m["files"].pop("../../../../etc/hostname"))
+    rehash(clf_ck, lambda m: m.update(files={}))  # "skip every hash"
     with pytest.raises(CheckpointError, match="exactly one of model.safetensors"):
-        FT.load_classifier(ck, "cpu")
+        FT.load_classifier(clf_ck, "cpu")
     # a model.safetensors that is a symlink into another checkpoint
     FT.train_classifier(clf(seed=1), TRAIN, DEV, run_cfg(tmp_path / "other"))
     FT.train_classifier(clf(), TRAIN, DEV, run_cfg(tmp_path / "ck2"))
@@ -218,50 +218,50 @@ def test_D12_the_file_map_is_confined_and_complete(ck, tmp_path):
     with pytest.raises(CheckpointError, match="points outside the checkpoint folder"):
         FT.load_classifier(tmp_path / "ck2", "cpu")
     # a train_state.pt the map does not record
-    rehash(ck, lambda m: m.update(files={k: v for k, v in json.loads((tmp_path / "ck2" / "checkpoint.json").read_text())["files"].items()
+    rehash(clf_ck, lambda m: m.update(files={k: v for k, v in json.loads((tmp_path / "ck2" / "checkpoint.json").read_text())["files"].items()
                                           if k == "model.safetensors"}))
     with pytest.raises(CheckpointError):
-        FT.load_classifier(ck, "cpu")
+        FT.load_classifier(clf_ck, "cpu")
 
 
 @pytest.mark.parametrize("field, value", [("n_embd", 32768), ("vocab_size", 2_000_000_000), ("n_layer", 4000)])
-def test_D13_a_huge_config_is_refused_before_anything_is_built(ck, field, value):
+def test_D13_a_huge_config_is_refused_before_anything_is_built(clf_ck, field, value):
     def edit(m):
         m["model_config"][field] = value
         if field == "n_embd":
             m["model_config"]["n_head"] = 4
-    rehash(ck, edit)
+    rehash(clf_ck, edit)
     with pytest.raises(CheckpointError, match="claims"):
-        FT.load_classifier(ck, "cpu")  # the header says otherwise: no 12.9 GB model is built
+        FT.load_classifier(clf_ck, "cpu")  # the header says otherwise: no 12.9 GB model is built
 
 
 @pytest.mark.parametrize("shape, value", [((1,), 0.0), ((3,), 0.0), (None, float("nan"))])
-def test_D14_optimizer_state_is_checked_before_adamw_uses_it(ck, shape, value):
-    state = torch.load(ck / "train_state.pt", weights_only=True)
+def test_D14_optimizer_state_is_checked_before_adamw_uses_it(clf_ck, shape, value):
+    state = torch.load(clf_ck / "train_state.pt", weights_only=True)
     for s in state["optimizer"]["state"].values():
         for k in ("exp_avg", "exp_avg_sq"):
             s[k] = torch.full(shape or s[k].shape, value)
-    torch.save(state, ck / "train_state.pt")
-    rehash(ck)
+    torch.save(state, clf_ck / "train_state.pt")
+    rehash(clf_ck)
     model = clf()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     with pytest.raises(CheckpointError, match="train_state.pt is damaged"):
-        FT.train_classifier(model, TRAIN, DEV, run_cfg(ck, max_steps=9), resume=True)  # no SIGSEGV
+        FT.train_classifier(model, TRAIN, DEV, run_cfg(clf_ck, max_steps=9), resume=True)  # no SIGSEGV
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())  # nothing loaded into the model
 
 
-def test_optimizer_state_for_an_unknown_parameter_is_refused(ck):
-    state = torch.load(ck / "train_state.pt", weights_only=True)
+def test_optimizer_state_for_an_unknown_parameter_is_refused(clf_ck):
+    state = torch.load(clf_ck / "train_state.pt", weights_only=True)
     state["optimizer"]["state"][999] = dict(state["optimizer"]["state"][0])
-    torch.save(state, ck / "train_state.pt")
-    rehash(ck)
+    torch.save(state, clf_ck / "train_state.pt")
+    rehash(clf_ck)
     with pytest.raises(CheckpointError, match="parameter 999"):
-        FT.train_classifier(clf(), TRAIN, DEV, run_cfg(ck, max_steps=9), resume=True)
+        FT.train_classifier(clf(), TRAIN, DEV, run_cfg(clf_ck, max_steps=9), resume=True)
 
 
-def test_a_classifier_checkpoint_is_not_loaded_as_a_language_model(ck):
+def test_a_classifier_checkpoint_is_not_loaded_as_a_language_model(clf_ck):
     with pytest.raises(CheckpointError, match="load it with gptlab.finetune.load_classifier"):
-        load_checkpoint(ck, "cpu")
+        load_checkpoint(clf_ck, "cpu")
 
 
 # ---------------------------------------------------------------- moved from test_hardening.py and test_mutation_gaps.py
