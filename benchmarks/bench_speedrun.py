@@ -37,10 +37,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nanogpt_peer import NanoConfig, NanoGPT, nano_train  # noqa: E402
 
 from gptlab import GPT, GPTConfig  # noqa: E402
-from gptlab.training import make_optimizer, train  # noqa: E402
 from gptlab.config import TrainConfig
-from gptlab.device import autocast, resolve_bf16
 from gptlab.data import get_batch
+from gptlab.device import autocast, resolve_bf16
+from gptlab.training import make_optimizer, train  # noqa: E402
 
 TARGET_SPEED, TARGET_LOSS = 1.5, 1.75
 

@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 
 from gptlab import GPT, GPTConfig
+from gptlab.config import TrainConfig
 from gptlab.data import get_batch
 from gptlab.device import autocast, bf16_supported, resolve_bf16
 from gptlab.training import estimate_loss, make_optimizer, train
-from gptlab.config import TrainConfig
 
 NANOGPT_VAL_LOSS = 1.88  # nanoGPT README, shakespeare-char on CPU
 

@@ -641,8 +641,8 @@ def lr_schedule(fn: Callable[[int, Any], float]) -> Result:
     """fn(step, cfg: TrainConfig) -> learning rate: linear warmup, then cosine decay to min_lr (gptlab.training.lr_at)."""
 
     def run() -> int:
-        from gptlab.training import lr_at
         from gptlab.config import TrainConfig
+        from gptlab.training import lr_at
 
         cfgs = [TrainConfig(lr=1e-3, min_lr=1e-4, warmup_steps=10, max_steps=100, lr_decay_steps=100),
                 TrainConfig(lr=6e-4, min_lr=6e-5, warmup_steps=0, max_steps=50, lr_decay_steps=40)]
@@ -798,7 +798,8 @@ def hf_to_gptlab(fn: Callable[[dict], dict]) -> Result:
 
     def run() -> int:
         from gptlab import GPT, GPTConfig
-        from gptlab.pretrained import convert_hf_state_dict, is_conv1d as conv
+        from gptlab.pretrained import convert_hf_state_dict
+        from gptlab.pretrained import is_conv1d as conv
 
         torch.manual_seed(0)
         cfg = GPTConfig.from_preset("tiny", n_embd=32, n_head=4, n_layer=2, vocab_size=40, block_size=16)

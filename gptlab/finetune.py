@@ -28,14 +28,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from gptlab.checkpoint import CheckpointError, check_best, load_trained
-from gptlab.config import GPTConfig
+from gptlab.config import GPTConfig, TrainConfig
 from gptlab.data import pad_batch, target_only_batch
 from gptlab.device import autocast, eval_mode, get_device, resolve_bf16
 from gptlab.lora import apply_lora, count_parameters
 from gptlab.model import GPT, IGNORE_INDEX
 from gptlab.seq2seq import source_mask
 from gptlab.training import History, fit
-from gptlab.config import TrainConfig
 
 Example = tuple[Sequence[int], int]  # (token ids, label)
 

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from gptlab import distributed
 from gptlab.checkpoint import (
     CheckpointError,
     check_save_target,
@@ -50,7 +51,6 @@ from gptlab.checkpoint import (
     save_checkpoint,
     writer_lock,
 )
-from gptlab import distributed
 from gptlab.config import GPTConfig, TrainConfig
 from gptlab.data import draw_batch
 from gptlab.device import autocast, eval_mode, get_device, resolve_bf16

@@ -39,9 +39,9 @@ import torch
 from gptlab.attention import (
     AttentionMaps,
     check_index,
-    window_bounds,
     get_attention,
     mean_attention_distance,
+    window_bounds,
 )
 
 # ----------------------------------------------------------------- token labels

@@ -3,8 +3,7 @@
 import pytest
 
 from gptlab import GPTConfig
-from gptlab.config import PRESETS
-from gptlab.config import TrainConfig
+from gptlab.config import PRESETS, TrainConfig
 
 
 def tiny(**kw) -> GPTConfig:

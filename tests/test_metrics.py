@@ -16,7 +16,6 @@ from gptlab.config import GPTConfig
 from gptlab.model import GPT
 from gptlab.tokenizers import CharTokenizer
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -195,8 +195,8 @@ def test_corpus_stats_sum_to_the_corpus_score():
 
 @pytest.mark.parametrize("kind", ["gpt", "seq2seq"])
 def test_training_lowers_the_loss_for_both_systems(tok, kind):
-    from gptlab.seq2seq import EncoderDecoder, Seq2SeqConfig
     from gptlab.config import TrainConfig
+    from gptlab.seq2seq import EncoderDecoder, Seq2SeqConfig
 
     torch.manual_seed(0)
     pairs = _pairs()

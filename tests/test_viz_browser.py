@@ -6,12 +6,11 @@ fails in CI (where .ci/run installs chromium), so a broken CI setup cannot hide 
 """
 
 import torch
+from _browser import ARGS, CHROMIUM
+from _browser import need_browser as _need_browser
 
 from gptlab.attention import AttentionMaps
 from gptlab.viz import save_attention_html
-
-from _browser import ARGS, CHROMIUM
-from _browser import need_browser as _need_browser
 
 EVIL = ["<script>", "window.__pwned=1", "</script>", "<img src=x onerror=window.__pwned=1>", "&amp;", "\n", "a", "b", "a", "b"]
 
