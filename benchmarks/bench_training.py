@@ -119,7 +119,7 @@ def speed(args, device, train_data) -> None:
             torch.cuda.synchronize()
         return tokens * steps / (time.perf_counter() - w0), tokens * steps / (time.process_time() - c0)
 
-    for label, bf16, model, opt, fn, ctx in contenders:  # warm-up (and compilation)
+    for _label, bf16, model, opt, fn, ctx in contenders:  # warm-up (and compilation)
         run(model, opt, fn, ctx, bf16, args.warmup_steps)
     wall = {c[0]: [] for c in contenders}
     cpu = {c[0]: [] for c in contenders}

@@ -483,7 +483,7 @@ def attention_head(fn: Callable[..., torch.Tensor]) -> Result:
             args = (x, *ws)
             mistakes = [
                 _Mistake("noscale", lambda *a: _head_ref(*a, scale=1.0), "the scores are not divided by sqrt(head_size)"),
-                _Mistake("sqrtC", lambda *a: _head_ref(*a, scale=C ** -0.5), "scaled by sqrt(C), the model width; divide by sqrt(head_size)"),
+                _Mistake("sqrtC", lambda *a, C=C: _head_ref(*a, scale=C ** -0.5), "scaled by sqrt(C), the model width; divide by sqrt(head_size)"),
                 _Mistake("axis", lambda *a: _head_ref(*a, dim=-2), "softmax over the wrong axis: normalise each ROW (over keys, dim=-1)"),
                 _Mistake("nomask", lambda *a: _head_ref(*a, masked=False), "no causal mask: every position sees the future"),
                 _Mistake("offby1", lambda *a: _head_ref(*a, offset=1), "each position also sees the NEXT token: your mask lets the future in (tril, not tril(1))"),
@@ -622,10 +622,10 @@ def cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> R
             keep = (targets != -100).float()
             nll = -F.log_softmax(logits, -1).gather(-1, safe[..., None])[..., 0]
             mistakes = [
-                _Mistake("sum", lambda *a: (nll * keep).sum(), "you summed the losses; average them over the (non-ignored) positions"),
-                _Mistake("ignore", lambda *a: (nll * keep).sum() / nll.numel(), "the average counts the ignored (-100) positions; divide by the number of real targets"),
-                _Mistake("axis", lambda *a: (-F.log_softmax(logits, 1).gather(-1, safe[..., None])[..., 0] * keep).sum() / keep.sum(), "softmax over the wrong axis: normalise over the vocabulary (last axis)"),
-                _Mistake("nolog", lambda *a: (-(F.softmax(logits, -1).gather(-1, safe[..., None])[..., 0]) * keep).sum() / keep.sum(), "missing log: the loss is -log p(target)"),
+                _Mistake("sum", lambda *a, nll=nll, keep=keep: (nll * keep).sum(), "you summed the losses; average them over the (non-ignored) positions"),
+                _Mistake("ignore", lambda *a, nll=nll, keep=keep: (nll * keep).sum() / nll.numel(), "the average counts the ignored (-100) positions; divide by the number of real targets"),
+                _Mistake("axis", lambda *a, logits=logits, safe=safe, keep=keep: (-F.log_softmax(logits, 1).gather(-1, safe[..., None])[..., 0] * keep).sum() / keep.sum(), "softmax over the wrong axis: normalise over the vocabulary (last axis)"),
+                _Mistake("nolog", lambda *a, logits=logits, safe=safe, keep=keep: (-(F.softmax(logits, -1).gather(-1, safe[..., None])[..., 0]) * keep).sum() / keep.sum(), "missing log: the loss is -log p(target)"),
             ]
             got = fn(logits.clone(), targets.clone())
             got = _tensor(got, f"case {n}")
@@ -735,7 +735,7 @@ def previous_token_score(fn: Callable[[torch.Tensor], torch.Tensor]) -> Result:
             mistakes = [
                 _Mistake("diag", lambda w: w.diagonal(0, -2, -1).mean(-1), "you averaged the diagonal (a token attending to itself); take the offset -1 diagonal (i -> i-1)"),
                 _Mistake("above", lambda w: w.diagonal(1, -2, -1).mean(-1), "you took the diagonal above (i -> i+1), which a causal model never uses; take offset -1"),
-                _Mistake("rows", lambda w: w.diagonal(-1, -2, -1).sum(-1) / T, "divided by T; position 0 has no previous token, so average over the T-1 rows"),
+                _Mistake("rows", lambda w, T=T: w.diagonal(-1, -2, -1).sum(-1) / T, "divided by T; position 0 has no previous token, so average over the T-1 rows"),
             ]
             _same(fn(w.clone()), ref(w), f"case {n} (shape {shape})", mistakes=mistakes, args=(w,))
         return len(cases)
@@ -755,8 +755,8 @@ def mean_attention_distance(fn: Callable[[torch.Tensor], torch.Tensor]) -> Resul
             d = (torch.arange(T)[:, None] - torch.arange(T)[None, :]).float()
             mistakes = [
                 _Mistake("signed", lambda w: -ref(w), "distances come out negative: use i - j (how far BACK the key is)"),
-                _Mistake("row0", lambda w: (w * d).sum(-1).mean(-1), "row 0 is averaged in; position 0 can only look at itself, so average over queries i >= 1"),
-                _Mistake("sum", lambda w: (w * d).sum(-1)[..., 1:].sum(-1), "summed over query rows; average them"),
+                _Mistake("row0", lambda w, d=d: (w * d).sum(-1).mean(-1), "row 0 is averaged in; position 0 can only look at itself, so average over queries i >= 1"),
+                _Mistake("sum", lambda w, d=d: (w * d).sum(-1)[..., 1:].sum(-1), "summed over query rows; average them"),
             ]
             _same(fn(w.clone()), ref(w), f"case {n} (shape {shape})", mistakes=mistakes, args=(w,))
         return len(cases)
@@ -982,7 +982,7 @@ def last_token_pool(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) ->
             mistakes = [
                 _Mistake("last", lambda h, l: h[:, -1], "took position T-1 for every row: padded rows would be pooled on padding"),
                 _Mistake("first", lambda h, l: h[:, 0], "took the first token; a causal model has read the whole text only at the last one"),
-                _Mistake("offby1", lambda h, l: h[torch.arange(B), l.clamp(max=T - 1)], "off by one: the last real token of a row of length L is at index L-1"),
+                _Mistake("offby1", lambda h, l, B=B, T=T: h[torch.arange(B), l.clamp(max=T - 1)], "off by one: the last real token of a row of length L is at index L-1"),
                 _Mistake("mean", lambda h, l: h.mean(1), "averaged over all positions, padding included"),
             ]
             _same(fn(h.clone(), lengths.clone()), want, f"case {n} (lengths {lens}, T={T})", mistakes=mistakes, args=(h, lengths))
@@ -1005,9 +1005,9 @@ def lora_forward(fn: Callable[..., torch.Tensor]) -> Result:
             delta = x @ A.t() @ Bm.t()
             args = (x, w, b, A, Bm, alpha)
             mistakes = [
-                _Mistake("noscale", lambda *a: base + delta, "the update is not scaled: multiply it by alpha / r"),
-                _Mistake("inverse", lambda *a: base + delta * (r / alpha), "scaled by r / alpha; the factor is alpha / r"),
-                _Mistake("nobase", lambda *a: delta * (alpha / r), "the frozen base layer's output x W^T + b is missing"),
+                _Mistake("noscale", lambda *a, base=base, delta=delta: base + delta, "the update is not scaled: multiply it by alpha / r"),
+                _Mistake("inverse", lambda *a, base=base, delta=delta, r=r, alpha=alpha: base + delta * (r / alpha), "scaled by r / alpha; the factor is alpha / r"),
+                _Mistake("nobase", lambda *a, delta=delta, r=r, alpha=alpha: delta * (alpha / r), "the frozen base layer's output x W^T + b is missing"),
             ]
             _same(fn(*(a.clone() if isinstance(a, torch.Tensor) else a for a in args)), base + delta * (alpha / r),
                   f"case {n} (r={r}, alpha={alpha:g})", mistakes=mistakes, args=args)
@@ -1201,11 +1201,11 @@ def lstm_step(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Result:
                 raise Wrong(f"case {k + 1}: return a tuple (h_new, c_new), got {type(got).__name__}")
             ref = [a.detach() for a in args]
             mistakes = [
-                _Mistake("order", lambda: _lstm_ref(*ref, order="ifog")[1], "gates in the order i, f, o, g: PyTorch stacks them i, f, g, o"),
-                _Mistake("input", lambda: _lstm_ref(*ref, input_gate=False)[1], "c_new = f*c + g forgets the input gate: c_new = f*c + i*g"),
+                _Mistake("order", lambda ref=ref: _lstm_ref(*ref, order="ifog")[1], "gates in the order i, f, o, g: PyTorch stacks them i, f, g, o"),
+                _Mistake("input", lambda ref=ref: _lstm_ref(*ref, input_gate=False)[1], "c_new = f*c + g forgets the input gate: c_new = f*c + i*g"),
             ]
             _same(got[1], want_c, f"case {k + 1} (B={B}, I={I}, H={H}) c_new", atol=1e-5, mistakes=mistakes)
-            mistakes_h = [_Mistake("tanh", lambda: _lstm_ref(*ref, tanh_c=False)[0], "h_new = o * tanh(c_new): the tanh is missing")]
+            mistakes_h = [_Mistake("tanh", lambda ref=ref: _lstm_ref(*ref, tanh_c=False)[0], "h_new = o * tanh(c_new): the tanh is missing")]
             _same(got[0], want_h, f"case {k + 1} (B={B}, I={I}, H={H}) h_new", atol=1e-5, mistakes=mistakes_h)
         return len(cases)
 
