@@ -116,7 +116,8 @@ def switch_costs(args, vocab: int) -> None:
     models = {}
     for name, kw in [*SWITCHES.items(), ("speedrun (all)", None)]:
         torch.manual_seed(0)
-        cfg = GPTConfig.from_preset("speedrun", vocab_size=vocab) if kw is None else GPTConfig.from_preset("shakespeare-char", vocab_size=vocab, **kw)
+        cfg = (GPTConfig.from_preset("speedrun", vocab_size=vocab) if kw is None
+               else GPTConfig.from_preset("shakespeare-char", vocab_size=vocab, **kw))
         m = GPT(cfg)
         models[name] = (m, make_optimizer(m, TrainConfig(), torch.device("cpu")))
     x, y = torch.randint(0, vocab, (12, 64)), torch.randint(0, vocab, (12, 64))
