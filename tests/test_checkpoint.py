@@ -142,7 +142,8 @@ def test_D08_a_save_killed_between_its_renames_is_recovered(ck):
     assert ck.is_dir() and not (ck.parent / f".{ck.name}.tmp").exists() and h.eval_steps == [3, 6, 9]
 
 
-HOLD_LOCK = "import sys, time\nfrom gptlab.checkpoint import writer_lock\nwith writer_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)"
+HOLD_LOCK = ("import sys, time\nfrom gptlab.checkpoint import writer_lock\nwith writer_lock(sys.argv[1]):\n"
+             "    print('held', flush=True)\n    time.sleep(60)")
 
 
 def test_D09_a_second_writer_is_refused(ck):

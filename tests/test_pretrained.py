@@ -272,7 +272,8 @@ def test_unexpected_key_is_named(hf_dir, tmp_path):
 def test_wrong_shape_is_named(hf_dir, tmp_path):
     folder = copy_dir(hf_dir, tmp_path / "shape")
     # an nn.Linear-layout (out, in) weight where GPT-2's Conv1D (in, out) belongs
-    rewrite_weights(folder, lambda t: t.update({"transformer.h.0.attn.c_attn.weight": t["transformer.h.0.attn.c_attn.weight"].t().contiguous()}))
+    rewrite_weights(folder, lambda t: t.update({
+        "transformer.h.0.attn.c_attn.weight": t["transformer.h.0.attn.c_attn.weight"].t().contiguous()}))
     with pytest.raises(ValueError, match=r"'transformer.h.0.attn.c_attn.weight' has shape \(192, 64\), expected \(64, 192\)"):
         load_hf_gpt2(folder)
     rewrite_weights(folder, lambda t: t.update({"transformer.h.0.attn.c_attn.weight": torch.zeros(64, 192),
