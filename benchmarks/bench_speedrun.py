@@ -37,10 +37,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nanogpt_peer import NanoConfig, NanoGPT, nano_train  # noqa: E402
 
 from gptlab import GPT, GPTConfig  # noqa: E402
-from gptlab.training import make_optimizer, train  # noqa: E402
 from gptlab.config import TrainConfig
-from gptlab.device import autocast, resolve_bf16
 from gptlab.data import get_batch
+from gptlab.device import autocast, resolve_bf16
+from gptlab.training import make_optimizer, train  # noqa: E402
 
 TARGET_SPEED, TARGET_LOSS = 1.5, 1.75
 
@@ -116,7 +116,8 @@ def switch_costs(args, vocab: int) -> None:
     models = {}
     for name, kw in [*SWITCHES.items(), ("speedrun (all)", None)]:
         torch.manual_seed(0)
-        cfg = GPTConfig.from_preset("speedrun", vocab_size=vocab) if kw is None else GPTConfig.from_preset("shakespeare-char", vocab_size=vocab, **kw)
+        cfg = (GPTConfig.from_preset("speedrun", vocab_size=vocab) if kw is None
+               else GPTConfig.from_preset("shakespeare-char", vocab_size=vocab, **kw))
         m = GPT(cfg)
         models[name] = (m, make_optimizer(m, TrainConfig(), torch.device("cpu")))
     x, y = torch.randint(0, vocab, (12, 64)), torch.randint(0, vocab, (12, 64))

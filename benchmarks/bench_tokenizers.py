@@ -65,7 +65,8 @@ def main() -> None:
     peer_t, peer_ranks = timed(lambda: tiktoken_educational_bpe_train(small, args.peer_vocab, GPT2_SPLIT_PATTERN, visualise=None), 1)
     same = set(peer_ranks) == set(ours.vocab)
     print(f"gptlab.train_bpe                     {ours_t[0]:7.2f} s")
-    print(f"tiktoken._educational.bpe_train      {peer_t[0]:7.2f} s   -> gptlab is {peer_t[0] / ours_t[0]:.0f}x faster; same tokens learned: {same}")
+    print(f"tiktoken._educational.bpe_train      {peer_t[0]:7.2f} s   -> gptlab is {peer_t[0] / ours_t[0]:.0f}x faster; "
+          f"same tokens learned: {same}")
 
     # 2. encode throughput
     with tempfile.TemporaryDirectory() as cache:
@@ -84,7 +85,8 @@ def main() -> None:
         size = len(data.encode("utf-8"))
         times, ids = timed(lambda: encode(data), repeat)
         best = min(times)
-        print(f"{name:<34} {size / best / 1e6:8.2f} MB/s {len(ids) / best / 1e6:8.2f} M tokens/s   {len(ids):>9,} tokens ({size / len(ids):.2f} bytes/token)")
+        print(f"{name:<34} {size / best / 1e6:8.2f} MB/s {len(ids) / best / 1e6:8.2f} M tokens/s   "
+              f"{len(ids):>9,} tokens ({size / len(ids):.2f} bytes/token)")
         return best
 
     print(f"\n== encode throughput, one thread, best of {args.repeat + 2} ({n_bytes / 1e6:.2f} MB)")

@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 
 from gptlab import GPT, GPTConfig
+from gptlab.config import TrainConfig
 from gptlab.data import get_batch
 from gptlab.device import autocast, bf16_supported, resolve_bf16
 from gptlab.training import estimate_loss, make_optimizer, train
-from gptlab.config import TrainConfig
 
 NANOGPT_VAL_LOSS = 1.88  # nanoGPT README, shakespeare-char on CPU
 
@@ -119,7 +119,7 @@ def speed(args, device, train_data) -> None:
             torch.cuda.synchronize()
         return tokens * steps / (time.perf_counter() - w0), tokens * steps / (time.process_time() - c0)
 
-    for label, bf16, model, opt, fn, ctx in contenders:  # warm-up (and compilation)
+    for _label, bf16, model, opt, fn, ctx in contenders:  # warm-up (and compilation)
         run(model, opt, fn, ctx, bf16, args.warmup_steps)
     wall = {c[0]: [] for c in contenders}
     cpu = {c[0]: [] for c in contenders}

@@ -137,7 +137,8 @@ def nano_train(train_data: torch.Tensor, val_data: torch.Tensor, vocab_size: int
                 losses = []
                 for split in (train_data, val_data):
                     ge = torch.Generator().manual_seed(seed)
-                    losses.append(sum(model(*nano_batch(split, c.block_size, batch_size, ge))[1].item() for _ in range(eval_iters)) / eval_iters)
+                    losses.append(sum(model(*nano_batch(split, c.block_size, batch_size, ge))[1].item() for _ in range(eval_iters))
+                                  / eval_iters)
                 val = losses[1]
             model.train()
             out.append((it, time.process_time() - c0, time.perf_counter() - w0, val))

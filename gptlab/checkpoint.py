@@ -195,7 +195,8 @@ _SCHEMA: dict[str, tuple[bool, Any, str]] = {
     "torch_version": (False, lambda v: v is None or isinstance(v, str), "a string"),
     "step": (True, lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     "model_config": (True, lambda v: isinstance(v, dict), "an object (GPTConfig fields)"),
-    "tied_weights": (False, lambda v: v is None or (isinstance(v, dict) and all(isinstance(k, str) and isinstance(t, str) for k, t in v.items())),
+    "tied_weights": (False, lambda v: v is None or (isinstance(v, dict)
+                                                    and all(isinstance(k, str) and isinstance(t, str) for k, t in v.items())),
                      "an object {alias: tensor name}"),
     "train_config": (False, lambda v: v is None or isinstance(v, dict), "null or an object (TrainConfig fields)"),
     "tokenizer": (False, lambda v: v is None or (isinstance(v, dict) and v.get("file") == "tokenizer.json"
@@ -211,11 +212,13 @@ _SCHEMA: dict[str, tuple[bool, Any, str]] = {
                                             and v["alpha"] > 0 and isinstance(v["targets"], list) and 0 < len(v["targets"]) <= 10_000
                                             and all(isinstance(t, str) and 0 < len(t) <= 200 for t in v["targets"])),
              f'null or {{"r": integer in [1, {_MAX_LORA_RANK}], "alpha": finite number > 0, "targets": list of module names}}'),
-    "trainable": (False, lambda v: v is None or (isinstance(v, list) and all(isinstance(t, str) for t in v)), "null or a list of parameter names"),
+    "trainable": (False, lambda v: v is None or (isinstance(v, list) and all(isinstance(t, str) for t in v)),
+                  "null or a list of parameter names"),
     "files": (True, lambda v: isinstance(v, dict) and all(
         k in _OUR_FILES[:4] and isinstance(r, dict) and _is_int(r.get("bytes")) and r["bytes"] >= 0
         and isinstance(r.get("sha256"), str) and _HEX64.fullmatch(r["sha256"]) for k, r in v.items()),
-        'an object {"model.safetensors" | "adapters.safetensors" | "tokenizer.json" | "train_state.pt": {"bytes": integer, "sha256": 64 hex digits}}'),
+        'an object {"model.safetensors" | "adapters.safetensors" | "tokenizer.json" | "train_state.pt": '
+        '{"bytes": integer, "sha256": 64 hex digits}}'),
 }
 
 

@@ -286,7 +286,8 @@ def causality_probe(fn: Callable[[torch.nn.Module, torch.Tensor], bool]) -> Resu
                     hint = ("it leaks the future, but your probe says causal: change EVERY later token in turn (not only the last) "
                             "and compare every position before it (not only position 0)")
                 else:
-                    hint = "it leaks the future, but your probe says causal: change a later token and compare every earlier position, not only the last one"
+                    hint = ("it leaks the future, but your probe says causal: change a later token and compare every earlier position, "
+                            "not only the last one")
                 raise Wrong(f"{what}: {hint}")
         return len(cases)
 
@@ -483,11 +484,14 @@ def attention_head(fn: Callable[..., torch.Tensor]) -> Result:
             args = (x, *ws)
             mistakes = [
                 _Mistake("noscale", lambda *a: _head_ref(*a, scale=1.0), "the scores are not divided by sqrt(head_size)"),
-                _Mistake("sqrtC", lambda *a: _head_ref(*a, scale=C ** -0.5), "scaled by sqrt(C), the model width; divide by sqrt(head_size)"),
+                _Mistake("sqrtC", lambda *a, C=C: _head_ref(*a, scale=C ** -0.5),
+                         "scaled by sqrt(C), the model width; divide by sqrt(head_size)"),
                 _Mistake("axis", lambda *a: _head_ref(*a, dim=-2), "softmax over the wrong axis: normalise each ROW (over keys, dim=-1)"),
                 _Mistake("nomask", lambda *a: _head_ref(*a, masked=False), "no causal mask: every position sees the future"),
-                _Mistake("offby1", lambda *a: _head_ref(*a, offset=1), "each position also sees the NEXT token: your mask lets the future in (tril, not tril(1))"),
-                _Mistake("strict", lambda *a: _head_ref(*a, offset=-1), "each position is hidden from itself: the diagonal must be allowed"),
+                _Mistake("offby1", lambda *a: _head_ref(*a, offset=1),
+                         "each position also sees the NEXT token: your mask lets the future in (tril, not tril(1))"),
+                _Mistake("strict", lambda *a: _head_ref(*a, offset=-1),
+                         "each position is hidden from itself: the diagonal must be allowed"),
             ]
             got = fn(*(a.clone() for a in args))
             _same(got, _head_ref(*args), f"case {n} (B={B}, T={T}, C={C}, head_size={hs})", mistakes=mistakes, args=args)
@@ -519,9 +523,12 @@ def layer_norm(fn: Callable[..., torch.Tensor]) -> Result:
                 return (x - mu) / den * w + b
 
             mistakes = [
-                _Mistake("unbiased", lambda *a: var_ln(*a, unbiased=True), "unbiased variance (divides by n-1); LayerNorm uses the biased one (x.var(unbiased=False))"),
-                _Mistake("eps", lambda *a: var_ln(*a, inside=False), "eps is added outside the square root; it goes inside: sqrt(var + eps)"),
-                _Mistake("affine", lambda x, w, b, eps: var_ln(x, torch.ones_like(w), torch.zeros_like(b), eps), "the learned weight and bias are not applied"),
+                _Mistake("unbiased", lambda *a: var_ln(*a, unbiased=True),
+                         "unbiased variance (divides by n-1); LayerNorm uses the biased one (x.var(unbiased=False))"),
+                _Mistake("eps", lambda *a: var_ln(*a, inside=False),
+                         "eps is added outside the square root; it goes inside: sqrt(var + eps)"),
+                _Mistake("affine", lambda x, w, b, eps: var_ln(x, torch.ones_like(w), torch.zeros_like(b), eps),
+                         "the learned weight and bias are not applied"),
             ]
             got = fn(x.clone(), w.clone(), b.clone(), eps)
             _same(got, F.layer_norm(x, (shape[-1],), w, b, eps), f"case {n} (shape {shape})", atol=1e-5, mistakes=mistakes, args=args)
@@ -541,7 +548,8 @@ def gelu(fn: Callable[[torch.Tensor], torch.Tensor]) -> Result:
                 _Mistake("relu", lambda x: F.relu(x), "this is ReLU; GELU is smooth and slightly negative for x < 0"),
                 _Mistake("cubic", lambda x: 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * x)), "the 0.044715·x³ term is missing"),
             ]
-            _same(fn(x.clone()), F.gelu(x, approximate="tanh"), f"case {n} (shape {tuple(x.shape)})", atol=1e-6, mistakes=mistakes, args=(x,))
+            _same(fn(x.clone()), F.gelu(x, approximate="tanh"), f"case {n} (shape {tuple(x.shape)})", atol=1e-6,
+                  mistakes=mistakes, args=(x,))
         return len(xs)
 
     return _report("gelu", run)
@@ -622,16 +630,25 @@ def cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> R
             keep = (targets != -100).float()
             nll = -F.log_softmax(logits, -1).gather(-1, safe[..., None])[..., 0]
             mistakes = [
-                _Mistake("sum", lambda *a: (nll * keep).sum(), "you summed the losses; average them over the (non-ignored) positions"),
-                _Mistake("ignore", lambda *a: (nll * keep).sum() / nll.numel(), "the average counts the ignored (-100) positions; divide by the number of real targets"),
-                _Mistake("axis", lambda *a: (-F.log_softmax(logits, 1).gather(-1, safe[..., None])[..., 0] * keep).sum() / keep.sum(), "softmax over the wrong axis: normalise over the vocabulary (last axis)"),
-                _Mistake("nolog", lambda *a: (-(F.softmax(logits, -1).gather(-1, safe[..., None])[..., 0]) * keep).sum() / keep.sum(), "missing log: the loss is -log p(target)"),
+                _Mistake("sum", lambda *a, nll=nll, keep=keep: (nll * keep).sum(),
+                         "you summed the losses; average them over the (non-ignored) positions"),
+                _Mistake("ignore", lambda *a, nll=nll, keep=keep: (nll * keep).sum() / nll.numel(),
+                         "the average counts the ignored (-100) positions; divide by the number of real targets"),
+                _Mistake("axis",
+                         lambda *a, logits=logits, safe=safe, keep=keep:
+                         (-F.log_softmax(logits, 1).gather(-1, safe[..., None])[..., 0] * keep).sum() / keep.sum(),
+                         "softmax over the wrong axis: normalise over the vocabulary (last axis)"),
+                _Mistake("nolog",
+                         lambda *a, logits=logits, safe=safe, keep=keep:
+                         (-(F.softmax(logits, -1).gather(-1, safe[..., None])[..., 0]) * keep).sum() / keep.sum(),
+                         "missing log: the loss is -log p(target)"),
             ]
             got = fn(logits.clone(), targets.clone())
             got = _tensor(got, f"case {n}")
             if got.dim() != 0:
                 raise Wrong(f"case {n}: expected a scalar (0-dim) loss, got shape {tuple(got.shape)}")
-            _same(got, want, f"case {n} (B={B}, T={T}, V={V}{', with -100 targets' if ignore else ''})", atol=1e-5, mistakes=mistakes, args=())
+            _same(got, want, f"case {n} (B={B}, T={T}, V={V}{', with -100 targets' if ignore else ''})", atol=1e-5,
+                  mistakes=mistakes, args=())
         return len(cases)
 
     return _report("cross_entropy", run)
@@ -641,8 +658,8 @@ def lr_schedule(fn: Callable[[int, Any], float]) -> Result:
     """fn(step, cfg: TrainConfig) -> learning rate: linear warmup, then cosine decay to min_lr (gptlab.training.lr_at)."""
 
     def run() -> int:
-        from gptlab.training import lr_at
         from gptlab.config import TrainConfig
+        from gptlab.training import lr_at
 
         cfgs = [TrainConfig(lr=1e-3, min_lr=1e-4, warmup_steps=10, max_steps=100, lr_decay_steps=100),
                 TrainConfig(lr=6e-4, min_lr=6e-5, warmup_steps=0, max_steps=50, lr_decay_steps=40)]
@@ -654,13 +671,16 @@ def lr_schedule(fn: Callable[[int, Any], float]) -> Result:
                     got = got.item()
                 n += 1
                 if not math.isclose(float(got), want, rel_tol=1e-6, abs_tol=1e-12):
-                    where = ("warmup" if step < cfg.warmup_steps else "after the decay ends" if step >= (cfg.lr_decay_steps or cfg.max_steps) else "cosine decay")
+                    where = ("warmup" if step < cfg.warmup_steps
+                             else "after the decay ends" if step >= (cfg.lr_decay_steps or cfg.max_steps) else "cosine decay")
                     hint = ""
                     if where == "warmup" and math.isclose(float(got), cfg.lr * step / cfg.warmup_steps, rel_tol=1e-6):
                         hint = " — warmup must not start at 0: use lr * (step + 1) / (warmup_steps + 1)"
-                    elif where != "warmup" and want > 0 and math.isclose(float(got), (want - cfg.min_lr) * cfg.lr / (cfg.lr - cfg.min_lr), rel_tol=1e-6):
+                    elif where != "warmup" and want > 0 and math.isclose(float(got), (want - cfg.min_lr) * cfg.lr / (cfg.lr - cfg.min_lr),
+                                                                         rel_tol=1e-6):
                         hint = " — the cosine must end at min_lr, not at 0"
-                    raise Wrong(f"step {step} ({where}, warmup={cfg.warmup_steps}, decay until {cfg.lr_decay_steps}): got {float(got):.6g}, expected {want:.6g}{hint}")
+                    raise Wrong(f"step {step} ({where}, warmup={cfg.warmup_steps}, decay until {cfg.lr_decay_steps}): "
+                                f"got {float(got):.6g}, expected {want:.6g}{hint}")
         return n
 
     return _report("lr_schedule", run)
@@ -679,7 +699,8 @@ def top_k(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> Result:
             logits = torch.randn(B, V, generator=_gen(n))
             args = (logits, k)
             mistakes = [
-                _Mistake("zero", lambda l, k: top_k_filter(l, k).masked_fill(top_k_filter(l, k).isinf(), 0.0), "removed logits are set to 0; use -inf (softmax of 0 is not 0)"),
+                _Mistake("zero", lambda l, k: top_k_filter(l, k).masked_fill(top_k_filter(l, k).isinf(), 0.0),
+                         "removed logits are set to 0; use -inf (softmax of 0 is not 0)"),
                 _Mistake("k-1", lambda l, k: top_k_filter(l, max(1, k - 1)), "keeps k-1 tokens; keep exactly k"),
                 _Mistake("k+1", lambda l, k: top_k_filter(l, min(k + 1, l.size(-1))), "keeps k+1 tokens; keep exactly k"),
                 _Mistake("smallest", lambda l, k: -top_k_filter(-l, k), "keeps the k SMALLEST logits; keep the largest"),
@@ -705,8 +726,10 @@ def top_p(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> Result:
             logits = torch.randn(B, V, generator=_gen(n)) * 2
             mistakes = [
                 _Mistake("excl", excl, "the token whose probability carries the total past p is dropped; keep it (the set must reach p)"),
-                _Mistake("probs", lambda l, p: F.softmax(top_p_filter(l, p), -1), "returned probabilities; return the filtered LOGITS (-inf where removed)"),
-                _Mistake("zero", lambda l, p: top_p_filter(l, p).masked_fill(top_p_filter(l, p).isinf(), 0.0), "removed logits are set to 0; use -inf"),
+                _Mistake("probs", lambda l, p: F.softmax(top_p_filter(l, p), -1),
+                         "returned probabilities; return the filtered LOGITS (-inf where removed)"),
+                _Mistake("zero", lambda l, p: top_p_filter(l, p).masked_fill(top_p_filter(l, p).isinf(), 0.0),
+                         "removed logits are set to 0; use -inf"),
             ]
             _same(fn(logits.clone(), p), top_p_filter(logits, p), f"case {n} (B={B}, V={V}, p={p})", mistakes=mistakes, args=(logits, p))
         return len(cases)
@@ -733,9 +756,12 @@ def previous_token_score(fn: Callable[[torch.Tensor], torch.Tensor]) -> Result:
             w = _rand_attention(shape, n)
             T = shape[-1]
             mistakes = [
-                _Mistake("diag", lambda w: w.diagonal(0, -2, -1).mean(-1), "you averaged the diagonal (a token attending to itself); take the offset -1 diagonal (i -> i-1)"),
-                _Mistake("above", lambda w: w.diagonal(1, -2, -1).mean(-1), "you took the diagonal above (i -> i+1), which a causal model never uses; take offset -1"),
-                _Mistake("rows", lambda w: w.diagonal(-1, -2, -1).sum(-1) / T, "divided by T; position 0 has no previous token, so average over the T-1 rows"),
+                _Mistake("diag", lambda w: w.diagonal(0, -2, -1).mean(-1),
+                         "you averaged the diagonal (a token attending to itself); take the offset -1 diagonal (i -> i-1)"),
+                _Mistake("above", lambda w: w.diagonal(1, -2, -1).mean(-1),
+                         "you took the diagonal above (i -> i+1), which a causal model never uses; take offset -1"),
+                _Mistake("rows", lambda w, T=T: w.diagonal(-1, -2, -1).sum(-1) / T,
+                         "divided by T; position 0 has no previous token, so average over the T-1 rows"),
             ]
             _same(fn(w.clone()), ref(w), f"case {n} (shape {shape})", mistakes=mistakes, args=(w,))
         return len(cases)
@@ -755,8 +781,9 @@ def mean_attention_distance(fn: Callable[[torch.Tensor], torch.Tensor]) -> Resul
             d = (torch.arange(T)[:, None] - torch.arange(T)[None, :]).float()
             mistakes = [
                 _Mistake("signed", lambda w: -ref(w), "distances come out negative: use i - j (how far BACK the key is)"),
-                _Mistake("row0", lambda w: (w * d).sum(-1).mean(-1), "row 0 is averaged in; position 0 can only look at itself, so average over queries i >= 1"),
-                _Mistake("sum", lambda w: (w * d).sum(-1)[..., 1:].sum(-1), "summed over query rows; average them"),
+                _Mistake("row0", lambda w, d=d: (w * d).sum(-1).mean(-1),
+                         "row 0 is averaged in; position 0 can only look at itself, so average over queries i >= 1"),
+                _Mistake("sum", lambda w, d=d: (w * d).sum(-1)[..., 1:].sum(-1), "summed over query rows; average them"),
             ]
             _same(fn(w.clone()), ref(w), f"case {n} (shape {shape})", mistakes=mistakes, args=(w,))
         return len(cases)
@@ -798,7 +825,8 @@ def hf_to_gptlab(fn: Callable[[dict], dict]) -> Result:
 
     def run() -> int:
         from gptlab import GPT, GPTConfig
-        from gptlab.pretrained import convert_hf_state_dict, is_conv1d as conv
+        from gptlab.pretrained import convert_hf_state_dict
+        from gptlab.pretrained import is_conv1d as conv
 
         torch.manual_seed(0)
         cfg = GPTConfig.from_preset("tiny", n_embd=32, n_head=4, n_layer=2, vocab_size=40, block_size=16)
@@ -848,7 +876,8 @@ def hf_to_gptlab(fn: Callable[[dict], dict]) -> Result:
                     raise Wrong(f"{k}: wrong shape {tuple(g.shape)}, expected {tuple(w.shape)} — {hint}")
                 if not torch.equal(g, w):
                     if g.dim() == 2 and torch.equal(g.t(), w):
-                        hint = ("not transposed: it is square, so the shape check passes, but it is still (in, out)" if conv(k.removeprefix("transformer."))
+                        hint = ("not transposed: it is square, so the shape check passes, but it is still (in, out)"
+                                if conv(k.removeprefix("transformer."))
                                 else "transposed, but only the four Conv1D weights need it")
                         raise Wrong(f"{k}: {hint}")
                     raise Wrong(f"{k}: values differ from the checkpoint's")
@@ -980,8 +1009,10 @@ def last_token_pool(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) ->
             want = h[torch.arange(B), lengths - 1]
             mistakes = [
                 _Mistake("last", lambda h, l: h[:, -1], "took position T-1 for every row: padded rows would be pooled on padding"),
-                _Mistake("first", lambda h, l: h[:, 0], "took the first token; a causal model has read the whole text only at the last one"),
-                _Mistake("offby1", lambda h, l: h[torch.arange(B), l.clamp(max=T - 1)], "off by one: the last real token of a row of length L is at index L-1"),
+                _Mistake("first", lambda h, l: h[:, 0],
+                         "took the first token; a causal model has read the whole text only at the last one"),
+                _Mistake("offby1", lambda h, l, B=B, T=T: h[torch.arange(B), l.clamp(max=T - 1)],
+                         "off by one: the last real token of a row of length L is at index L-1"),
                 _Mistake("mean", lambda h, l: h.mean(1), "averaged over all positions, padding included"),
             ]
             _same(fn(h.clone(), lengths.clone()), want, f"case {n} (lengths {lens}, T={T})", mistakes=mistakes, args=(h, lengths))
@@ -1004,9 +1035,11 @@ def lora_forward(fn: Callable[..., torch.Tensor]) -> Result:
             delta = x @ A.t() @ Bm.t()
             args = (x, w, b, A, Bm, alpha)
             mistakes = [
-                _Mistake("noscale", lambda *a: base + delta, "the update is not scaled: multiply it by alpha / r"),
-                _Mistake("inverse", lambda *a: base + delta * (r / alpha), "scaled by r / alpha; the factor is alpha / r"),
-                _Mistake("nobase", lambda *a: delta * (alpha / r), "the frozen base layer's output x W^T + b is missing"),
+                _Mistake("noscale", lambda *a, base=base, delta=delta: base + delta, "the update is not scaled: multiply it by alpha / r"),
+                _Mistake("inverse", lambda *a, base=base, delta=delta, r=r, alpha=alpha: base + delta * (r / alpha),
+                         "scaled by r / alpha; the factor is alpha / r"),
+                _Mistake("nobase", lambda *a, delta=delta, r=r, alpha=alpha: delta * (alpha / r),
+                         "the frozen base layer's output x W^T + b is missing"),
             ]
             _same(fn(*(a.clone() if isinstance(a, torch.Tensor) else a for a in args)), base + delta * (alpha / r),
                   f"case {n} (r={r}, alpha={alpha:g})", mistakes=mistakes, args=args)
@@ -1101,11 +1134,15 @@ def cross_attention(fn: Callable[..., torch.Tensor]) -> Result:
             src_len = torch.tensor(lens)
             args = (y, mem, *ws, src_len)
             mistakes = [
-                _Mistake("causal", lambda *a: _cross_ref(*a, causal=True), "a causal mask on cross-attention: the whole source is known, so every target position may see all of it"),
-                _Mistake("pad", lambda *a: _cross_ref(*a, pad=False), "padding positions of the source get attention: mask keys at positions >= src_len"),
-                _Mistake("axis", lambda *a: _cross_ref(*a, dim=-2), "softmax over the wrong axis: normalise over the source positions (dim=-1)"),
+                _Mistake("causal", lambda *a: _cross_ref(*a, causal=True),
+                         "a causal mask on cross-attention: the whole source is known, so every target position may see all of it"),
+                _Mistake("pad", lambda *a: _cross_ref(*a, pad=False),
+                         "padding positions of the source get attention: mask keys at positions >= src_len"),
+                _Mistake("axis", lambda *a: _cross_ref(*a, dim=-2),
+                         "softmax over the wrong axis: normalise over the source positions (dim=-1)"),
             ]
-            _same(fn(*(a.clone() for a in args)), _cross_ref(*args), f"case {n} (T={T}, S={S}, src_len={lens})", mistakes=mistakes, args=args)
+            _same(fn(*(a.clone() for a in args)), _cross_ref(*args), f"case {n} (T={T}, S={S}, src_len={lens})",
+                  mistakes=mistakes, args=args)
         return len(cases)
 
     return _report("cross_attention", run)
@@ -1127,9 +1164,12 @@ def rms_norm(fn: Callable[..., torch.Tensor]) -> Result:
             args = (x, w, eps)
             want = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
             mistakes = [
-                _Mistake("ln", lambda x, w, eps: F.layer_norm(x, (x.size(-1),), w, None, eps), "you subtracted the mean: that is LayerNorm; RMSNorm only divides by the root mean square"),
-                _Mistake("std", lambda x, w, eps: x / (x.pow(2).mean(-1, keepdim=True).sqrt() + eps) * w, "eps outside the square root; it goes inside: sqrt(mean(x²) + eps)"),
-                _Mistake("noweight", lambda x, w, eps: x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps), "the learned weight is not applied"),
+                _Mistake("ln", lambda x, w, eps: F.layer_norm(x, (x.size(-1),), w, None, eps),
+                         "you subtracted the mean: that is LayerNorm; RMSNorm only divides by the root mean square"),
+                _Mistake("std", lambda x, w, eps: x / (x.pow(2).mean(-1, keepdim=True).sqrt() + eps) * w,
+                         "eps outside the square root; it goes inside: sqrt(mean(x²) + eps)"),
+                _Mistake("noweight", lambda x, w, eps: x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps),
+                         "the learned weight is not applied"),
             ]
             _same(fn(x.clone(), w.clone(), eps), want, f"case {n} (shape {shape})", atol=1e-5, mistakes=mistakes, args=args)
         return len(cases)
@@ -1159,7 +1199,8 @@ def int8_quantize(fn: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]
                 raise Wrong(f"case {n}: q must be torch.int8 (1 byte per weight), got {q.dtype}")
             if scale.numel() == 1 and want_s.numel() > 1:
                 raise Wrong(f"case {n}: one scale for the whole matrix; use one per row (out, 1) so small rows keep their precision")
-            _same(scale.reshape(want_s.shape) if scale.numel() == want_s.numel() else scale, want_s, f"case {n} scale", rtol=1e-5, atol=1e-12)
+            _same(scale.reshape(want_s.shape) if scale.numel() == want_s.numel() else scale, want_s, f"case {n} scale",
+                  rtol=1e-5, atol=1e-12)
             if not torch.equal(q, want_q):
                 trunc = torch.trunc(w / want_s).clamp(-127, 127).to(torch.int8)
                 hint = " — truncated toward zero; round to the nearest integer" if torch.equal(q, trunc) else ""
@@ -1200,11 +1241,14 @@ def lstm_step(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Result:
                 raise Wrong(f"case {k + 1}: return a tuple (h_new, c_new), got {type(got).__name__}")
             ref = [a.detach() for a in args]
             mistakes = [
-                _Mistake("order", lambda: _lstm_ref(*ref, order="ifog")[1], "gates in the order i, f, o, g: PyTorch stacks them i, f, g, o"),
-                _Mistake("input", lambda: _lstm_ref(*ref, input_gate=False)[1], "c_new = f*c + g forgets the input gate: c_new = f*c + i*g"),
+                _Mistake("order", lambda ref=ref: _lstm_ref(*ref, order="ifog")[1],
+                         "gates in the order i, f, o, g: PyTorch stacks them i, f, g, o"),
+                _Mistake("input", lambda ref=ref: _lstm_ref(*ref, input_gate=False)[1],
+                         "c_new = f*c + g forgets the input gate: c_new = f*c + i*g"),
             ]
             _same(got[1], want_c, f"case {k + 1} (B={B}, I={I}, H={H}) c_new", atol=1e-5, mistakes=mistakes)
-            mistakes_h = [_Mistake("tanh", lambda: _lstm_ref(*ref, tanh_c=False)[0], "h_new = o * tanh(c_new): the tanh is missing")]
+            mistakes_h = [_Mistake("tanh", lambda ref=ref: _lstm_ref(*ref, tanh_c=False)[0],
+                                   "h_new = o * tanh(c_new): the tanh is missing")]
             _same(got[0], want_h, f"case {k + 1} (B={B}, I={I}, H={H}) h_new", atol=1e-5, mistakes=mistakes_h)
         return len(cases)
 
@@ -1226,7 +1270,8 @@ def _ece_ref(conf, correct, n_bins, weighted=True, midpoints=False):
 
 
 def expected_calibration_error(fn: Callable[[torch.Tensor, torch.Tensor, int], float]) -> Result:
-    """fn(confidence, correct, n_bins) -> ECE: equal-width bins (lo, hi] on [0, 1], the bin-size-weighted mean |accuracy - mean confidence|."""
+    """fn(confidence, correct, n_bins) -> ECE: equal-width bins (lo, hi] on [0, 1],
+    the bin-size-weighted mean |accuracy - mean confidence|."""
 
     def run() -> int:
         cases = [(200, 10), (1000, 15), (50, 5), (7, 10)]
@@ -1242,7 +1287,8 @@ def expected_calibration_error(fn: Callable[[torch.Tensor, torch.Tensor, int], f
             if math.isclose(got, _ece_ref(conf, correct, n_bins, weighted=False), abs_tol=1e-6):
                 raise Wrong(f"{case}: got {got:.4g}, expected {want:.4g} — weight each bin by its share of the predictions, not equally")
             if math.isclose(got, _ece_ref(conf, correct, n_bins, midpoints=True), abs_tol=1e-6):
-                raise Wrong(f"{case}: got {got:.4g}, expected {want:.4g} — compare with the mean confidence in the bin, not the bin's midpoint")
+                raise Wrong(f"{case}: got {got:.4g}, expected {want:.4g} — "
+                            "compare with the mean confidence in the bin, not the bin's midpoint")
             raise Wrong(f"{case}: got {got:.4g}, expected {want:.4g}")
         return len(cases)
 

@@ -162,7 +162,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.min_lr ({self.min_lr}) must not exceed lr ({self.lr}): the cosine decays from lr down to min_lr")
         if self.lr_decay_steps is not None and self.lr_decay_steps < self.warmup_steps:
             raise ValueError(
-                f"TrainConfig.lr_decay_steps ({self.lr_decay_steps}) must be >= warmup_steps ({self.warmup_steps}): decay starts after warmup"
+                f"TrainConfig.lr_decay_steps ({self.lr_decay_steps}) must be >= warmup_steps ({self.warmup_steps}): "
+                "decay starts after warmup"
             )
         betas = tuple(self.betas) if isinstance(self.betas, (list, tuple)) else ()
         if len(betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas):

@@ -28,14 +28,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from gptlab.checkpoint import CheckpointError, check_best, load_trained
-from gptlab.config import GPTConfig
+from gptlab.config import GPTConfig, TrainConfig
 from gptlab.data import pad_batch, target_only_batch
 from gptlab.device import autocast, eval_mode, get_device, resolve_bf16
 from gptlab.lora import apply_lora, count_parameters
 from gptlab.model import GPT, IGNORE_INDEX
 from gptlab.seq2seq import source_mask
 from gptlab.training import History, fit
-from gptlab.config import TrainConfig
 
 Example = tuple[Sequence[int], int]  # (token ids, label)
 
@@ -113,7 +112,8 @@ def freeze(model: GPTClassifier | GPT, trainable: str = "all") -> tuple[int, int
     elif trainable == "last" or (isinstance(trainable, str) and trainable.startswith("last_n:")):
         k_str = "1" if trainable == "last" else trainable.split(":", 1)[1]
         if not k_str.isdigit() or not 1 <= int(k_str) <= n_layer:
-            raise ValueError(f"trainable={trainable!r}: K in 'last_n:K' must be an integer in [1, {n_layer}] (the model has {n_layer} blocks)")
+            raise ValueError(f"trainable={trainable!r}: K in 'last_n:K' must be an integer in [1, {n_layer}] "
+                             f"(the model has {n_layer} blocks)")
         keep = [*gpt.transformer.h[n_layer - int(k_str):], gpt.transformer.ln_f] + ([clf.head] if clf is not None else [])
     else:
         raise ValueError(f"trainable must be 'all', 'head', 'last' or 'last_n:K', got {trainable!r}")
@@ -128,7 +128,8 @@ def freeze(model: GPTClassifier | GPT, trainable: str = "all") -> tuple[int, int
 # ---------------------------------------------------------------- evaluation
 
 
-def classification_scores(y_true: Sequence[int] | torch.Tensor, y_pred: Sequence[int] | torch.Tensor, num_classes: int = 2) -> dict[str, Any]:
+def classification_scores(y_true: Sequence[int] | torch.Tensor, y_pred: Sequence[int] | torch.Tensor,
+                          num_classes: int = 2) -> dict[str, Any]:
     """{"accuracy", "macro_f1", "confusion"}: confusion[i][j] counts true class i predicted as j.
 
     Macro-F1 averages each class's F1, so a model that always says the majority
@@ -169,7 +170,8 @@ def _check_batch_size(batch_size: int) -> None:
 
 
 @torch.no_grad()
-def predict_logits(clf: GPTClassifier, seqs: Sequence[Sequence[int]], batch_size: int = 64, pad_id: int = 0, bf16: bool = False) -> torch.Tensor:
+def predict_logits(clf: GPTClassifier, seqs: Sequence[Sequence[int]], batch_size: int = 64, pad_id: int = 0,
+                   bf16: bool = False) -> torch.Tensor:
     """(N, num_classes) float32 logits, in the order of `seqs`. Batches group similar lengths (less padding)."""
     _check_batch_size(batch_size)
     device = clf.head.weight.device
@@ -283,7 +285,8 @@ def _build_classifier(meta: dict[str, Any]) -> GPTClassifier:
     return clf
 
 
-def load_classifier(path: str | Path, device: str | torch.device | None = None, *, best: bool = True) -> tuple[GPTClassifier, dict[str, Any]]:
+def load_classifier(path: str | Path, device: str | torch.device | None = None, *,
+                    best: bool = True) -> tuple[GPTClassifier, dict[str, Any]]:
     """(classifier in eval mode, checkpoint.json) from a checkpoint folder of train_classifier.
 
     best=True gives the weights of the best dev evaluation so far (what
@@ -321,7 +324,8 @@ def _pad_columns(rows: list, pad: int) -> tuple[torch.Tensor, ...]:
     return tuple(pad_batch(c, pad if j < len(cols) - 1 else IGNORE_INDEX)[0] for j, c in enumerate(cols))
 
 
-def translation_batches(examples: list[tuple[list[int], ...]], batch_size: int, *, seed: int = 0, pad: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
+def translation_batches(examples: list[tuple[list[int], ...]], batch_size: int, *, seed: int = 0,
+                        pad: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
     """Endless padded batches of examples (tuples of id lists, all but the last padded with `pad`,
     the last -- the targets -- with -100), in a seeded order.
 

@@ -186,7 +186,8 @@ def load_lora(model: GPT, path: str | Path, *, freeze_rest: bool = True) -> GPT:
         if meta["model_config"] != model.config.to_dict():
             raise CheckpointError(f"{path} holds adapters for another base model (its config differs from this model's)")
         if have and (set(have) != set(lc["targets"]) or any(m.r != lc["r"] or m.alpha != float(lc["alpha"]) for m in have.values())):
-            raise CheckpointError(f"{path} holds adapters with r={lc['r']}, alpha={lc['alpha']} on {len(lc['targets'])} layers, but the model "
+            raise CheckpointError(f"{path} holds adapters with r={lc['r']}, alpha={lc['alpha']} on {len(lc['targets'])} layers, "
+                                  "but the model "
                                   f"already has others ({lora_config(model)}); load it into a model without adapters")
         shapes = {}
         for name in lc["targets"]:

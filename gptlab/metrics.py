@@ -418,7 +418,8 @@ def paired_bootstrap(
     p-value for "B is better").
     """
     if stats_a.dim() != 2 or stats_a.shape != stats_b.shape or stats_a.size(0) == 0:
-        raise ValueError(f"stats_a and stats_b must be equally long (n, k) tables with n >= 1, got {tuple(stats_a.shape)} and {tuple(stats_b.shape)}")
+        raise ValueError(f"stats_a and stats_b must be equally long (n, k) tables with n >= 1, "
+                         f"got {tuple(stats_a.shape)} and {tuple(stats_b.shape)}")
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:

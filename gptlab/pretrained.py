@@ -131,7 +131,8 @@ def _confined(folder: Path, p: Path) -> Path:
     try:
         real.relative_to(folder.resolve())
     except ValueError:
-        raise ValueError(f"{p} resolves to {real}, outside the folder {folder}; gptlab only reads files inside the folder it is given") from None
+        raise ValueError(f"{p} resolves to {real}, outside the folder {folder}; "
+                         "gptlab only reads files inside the folder it is given") from None
     return p
 
 
@@ -240,7 +241,8 @@ def convert_hf_state_dict(hf_tensors: dict[str, torch.Tensor], model: GPT, sourc
                                  f"(Conv1D layout (in, out) for n_embd={model.config.n_embd}); is config.json from the same model?")
             tensor = tensor.t()
         elif tensor.shape != want:
-            raise ValueError(f"{source}: {key!r} has shape {tuple(tensor.shape)}, expected {tuple(want)} for the model config.json describes")
+            raise ValueError(f"{source}: {key!r} has shape {tuple(tensor.shape)}, "
+                             f"expected {tuple(want)} for the model config.json describes")
         out[name] = tensor
     if unexpected:
         raise ValueError(f"{source}: unexpected tensor(s) {sorted(unexpected)[:5]}{' ...' if len(unexpected) > 5 else ''} "
@@ -396,7 +398,8 @@ def _download(url: str, target: Path, timeout: float) -> None:
         total = int(response.headers.get("Content-Length") or 0) or None
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as out, tqdm(total=total, unit="B", unit_scale=True, desc=target.name, disable=total is None or total < 1 << 20) as bar:
+            with os.fdopen(fd, "wb") as out, tqdm(total=total, unit="B", unit_scale=True, desc=target.name,
+                                                  disable=total is None or total < 1 << 20) as bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     bar.update(len(chunk))

@@ -32,7 +32,8 @@ def lstm_num_params(vocab_size: int, n_embd: int, n_hidden: int, n_layer: int = 
     [input, h] with two bias vectors (PyTorch keeps b_ih and b_hh): 4H(I + H) + 8H.
     Plus the embedding (V x E) and the output head (H x V + V).
     """
-    V, E, H, L = (_positive_int(v, n) for v, n in ((vocab_size, "vocab_size"), (n_embd, "n_embd"), (n_hidden, "n_hidden"), (n_layer, "n_layer")))
+    V, E, H, L = (_positive_int(v, n)
+                  for v, n in ((vocab_size, "vocab_size"), (n_embd, "n_embd"), (n_hidden, "n_hidden"), (n_layer, "n_layer")))
     first = 4 * H * (E + H) + 8 * H
     rest = (L - 1) * (4 * H * (H + H) + 8 * H)
     return V * E + first + rest + H * V + V
@@ -99,7 +100,8 @@ class CharLSTM(nn.Module):
         return (logits, loss, new_state) if return_state else (logits, loss)
 
     @torch.no_grad()
-    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
         """Sample `max_new_tokens` tokens after each row of idx (B, T): one step per token, carrying the state."""
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")

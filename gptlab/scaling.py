@@ -93,7 +93,8 @@ def fit_scaling_law(
     if len(N) < 5:
         raise ValueError(f"need at least 5 runs to fit 5 parameters, got {len(N)}")
     if len(torch.unique(N)) < 2 or len(torch.unique(D)) < 2:
-        raise ValueError("need at least 2 distinct model sizes N and 2 distinct token counts D: otherwise alpha or beta is not identifiable")
+        raise ValueError("need at least 2 distinct model sizes N and 2 distinct token counts D: "
+                         "otherwise alpha or beta is not identifiable")
     if not delta > 0:
         raise ValueError(f"delta must be > 0, got {delta}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -102,7 +103,9 @@ def fit_scaling_law(
 
     def objective(p: torch.Tensor) -> torch.Tensor:  # p: (K, 5) = a, alpha, b, beta, e -> (K,)
         a, alpha, b, beta, e = p.unbind(-1)
-        pred = torch.logsumexp(torch.stack([a[:, None] - alpha[:, None] * logN, b[:, None] - beta[:, None] * logD, e[:, None].expand(-1, len(N))]), dim=0)
+        pred = torch.logsumexp(torch.stack([a[:, None] - alpha[:, None] * logN,
+                                            b[:, None] - beta[:, None] * logD,
+                                            e[:, None].expand(-1, len(N))]), dim=0)
         return huber(pred - logL, delta).sum(-1)
 
     # A grid of starting points in the spirit of Hoffmann et al.'s (coarser: this runs in a lesson).

@@ -64,7 +64,8 @@ def _key_mask(mask: torch.Tensor | None, B: int, S: int, device: torch.device) -
     if mask is None:
         return None
     if mask.shape != (B, S) or mask.dtype != torch.bool:
-        raise ValueError(f"memory_mask must be a (batch, source_len) = {(B, S)} bool tensor (True = a real token), got {tuple(mask.shape)} {mask.dtype}")
+        raise ValueError(f"memory_mask must be a (batch, source_len) = {(B, S)} bool tensor (True = a real token), "
+                         f"got {tuple(mask.shape)} {mask.dtype}")
     return mask.to(device)
 
 

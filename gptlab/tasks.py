@@ -17,11 +17,10 @@ import torch
 
 from gptlab import data
 from gptlab.datasets import read_text
+from gptlab.device import eval_mode
 from gptlab.generation import beam_search, generate
 from gptlab.metrics import rouge
-from gptlab.device import eval_mode
 from gptlab.seq2seq import EncoderDecoder, source_mask
-
 
 # --- SST-2 sentiment (lesson 11) -------------------------------------------------
 

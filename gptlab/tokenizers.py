@@ -507,7 +507,8 @@ def _gpt2_ranks() -> tuple[bytes, dict[bytes, int]]:
     path = fetch("gpt2_tiktoken")
     raw = path.read_bytes()
     if hashlib.sha256(raw).hexdigest() != GPT2_TIKTOKEN_SHA256:
-        raise ValueError(f"{path} is not the GPT-2 ranks file (sha256 mismatch); delete it and run gptlab.datasets.fetch('gpt2_tiktoken') again")
+        raise ValueError(f"{path} is not the GPT-2 ranks file (sha256 mismatch); "
+                         "delete it and run gptlab.datasets.fetch('gpt2_tiktoken') again")
     ranks = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in raw.splitlines() if line)}
     return raw, ranks
 

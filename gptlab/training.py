@@ -39,6 +39,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from gptlab import distributed
 from gptlab.checkpoint import (
     CheckpointError,
     check_save_target,
@@ -50,7 +51,6 @@ from gptlab.checkpoint import (
     save_checkpoint,
     writer_lock,
 )
-from gptlab import distributed
 from gptlab.config import GPTConfig, TrainConfig
 from gptlab.data import draw_batch
 from gptlab.device import autocast, eval_mode, get_device, resolve_bf16
@@ -362,7 +362,8 @@ def train(
     train_data = _as_tokens(train_data, "train_data", block_size, vocab_size)
     val_data = _as_tokens(val_data, "val_data", block_size, vocab_size)
     if tokenizer is not None and tokenizer.n_vocab > vocab_size:
-        raise ValueError(f"the tokenizer has {tokenizer.n_vocab} tokens but the model's vocab_size is {vocab_size}; build the model with vocab_size={tokenizer.n_vocab}")
+        raise ValueError(f"the tokenizer has {tokenizer.n_vocab} tokens but the model's vocab_size is {vocab_size}; "
+                         f"build the model with vocab_size={tokenizer.n_vocab}")
     if cfg.ckpt_dir is None and resume:
         raise ValueError("resume=True needs TrainConfig.ckpt_dir: the folder of the checkpoint to continue")
     world = distributed.setup(device)
@@ -628,7 +629,8 @@ def _restore(cfg: TrainConfig, model: nn.Module, optimizer, batch_gen, tokenizer
             f"({meta['tokenizer'].get('type')}, {meta['tokenizer'].get('n_vocab')} tokens); token ids would mean different things"
         )
     old = meta.get("train_config") or {}
-    changed = [k for k in ("batch_size", "lr", "min_lr", "warmup_steps", "lr_decay_steps", "weight_decay", "betas", "grad_clip", "grad_accum", "seed")
+    changed = [k for k in ("batch_size", "lr", "min_lr", "warmup_steps", "lr_decay_steps", "weight_decay", "betas", "grad_clip",
+                           "grad_accum", "seed")
                if k in old and old[k] != cfg.to_dict()[k]]
     if old.get("lr_decay_steps", 0) is None and cfg.lr_decay_steps is None and old.get("max_steps") != cfg.max_steps:
         changed.append("max_steps (with lr_decay_steps=None it sets the cosine's length)")

@@ -39,9 +39,9 @@ import torch
 from gptlab.attention import (
     AttentionMaps,
     check_index,
-    window_bounds,
     get_attention,
     mean_attention_distance,
+    window_bounds,
 )
 
 # ----------------------------------------------------------------- token labels
@@ -840,7 +840,8 @@ def save_attention_html(maps: AttentionMaps, path: str | Path, **kw) -> Path:
 
 _PAGE = r"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:">
+<meta http-equiv="Content-Security-Policy"
+      content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:">
 <title>__TITLE__</title>
 <style>
 body{font-family:system-ui,sans-serif;margin:16px;color:#222}
@@ -873,7 +874,8 @@ h3{margin:0 0 6px}
 </div>
 <div id="legend"></div>
 <div id="main"><div id="left"><div id="tokens"></div><div id="info"></div></div>
-<div><canvas id="heat"></canvas><div id="hover"></div><div class="hint">rows: query, columns: key; hover a cell to read it, click a row to select</div></div></div>
+<div><canvas id="heat"></canvas><div id="hover"></div>
+<div class="hint">rows: query, columns: key; hover a cell to read it, click a row to select</div></div></div>
 <script type="application/json" id="data">__DATA__</script>
 <script>
 "use strict";
@@ -892,8 +894,12 @@ function weights(li, hi) {
 const state = {layer: D.layer, head: D.head, pinned: T - 1, hover: null, dir: "to", scale: D.scale};
 const RGB = {to: [31, 119, 180], from: [214, 96, 18]};
 const layerSel = document.getElementById("layer"), headSel = document.getElementById("head");
-D.layers.forEach((l, i) => { const o = document.createElement("option"); o.value = i; o.textContent = "layer " + l; layerSel.appendChild(o); });
-D.heads.forEach((h, i) => { const o = document.createElement("option"); o.value = i; o.textContent = "head " + h; headSel.appendChild(o); });
+D.layers.forEach((l, i) => {
+  const o = document.createElement("option"); o.value = i; o.textContent = "layer " + l; layerSel.appendChild(o);
+});
+D.heads.forEach((h, i) => {
+  const o = document.createElement("option"); o.value = i; o.textContent = "head " + h; headSel.appendChild(o);
+});
 layerSel.value = state.layer; headSel.value = state.head;
 document.getElementById("scale-" + state.scale).checked = true;
 function label(j) { return (j + OFF) + " \u2039" + D.tokens[j] + "\u203a"; }  // 44 ‹:›: position, then the token
@@ -913,7 +919,10 @@ document.querySelectorAll("input[name=dir]").forEach(r => r.addEventListener("ch
 document.querySelectorAll("input[name=scale]").forEach(r => r.addEventListener("change", () => { state.scale = r.value; draw(); }));
 // white text where it contrasts more than black (WCAG relative luminance below 0.179)
 function textColour(rgb, a) {
-  const lin = rgb.map(c => { const x = (255 + (c - 255) * a) / 255; return x <= 0.04045 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4); });
+  const lin = rgb.map(c => {
+    const x = (255 + (c - 255) * a) / 255;
+    return x <= 0.04045 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4);
+  });
   return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2] < 0.179 ? "#fff" : "#222";
 }
 const canvas = document.getElementById("heat"), hover = document.getElementById("hover");

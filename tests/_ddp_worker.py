@@ -17,10 +17,9 @@ from pathlib import Path
 
 import torch
 
-from gptlab.config import GPTConfig
+from gptlab.config import GPTConfig, TrainConfig
 from gptlab.model import GPT
 from gptlab.training import train
-from gptlab.config import TrainConfig
 
 MODEL = dict(vocab_size=32, block_size=16, n_layer=1, n_head=2, n_embd=32, dropout=0.0)
 PER_RANK_BATCH = 4

@@ -18,14 +18,13 @@ import torch
 from _tiny import ROOT, TEXT, TINY, deadline, edit_meta, edit_train_state, fresh_model, rehash, resume, snapshot
 from safetensors.torch import load_file, save_file
 
-from gptlab import GPT, GPTConfig
+from gptlab import GPT, GPTConfig, cli
+from gptlab import checkpoint as C
 from gptlab import finetune as FT
 from gptlab import training as T
 from gptlab.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_meta
 from gptlab.files import CheckpointBusyError
 from gptlab.lora import apply_lora
-from gptlab import cli
-from gptlab import checkpoint as C
 from gptlab.tokenizers import CharTokenizer
 
 FIXTURE = Path(__file__).parent / "fixtures" / "checkpoint_v1"  # written by gptlab 0.1.0 (main, format 1)
@@ -143,7 +142,8 @@ def test_D08_a_save_killed_between_its_renames_is_recovered(clf_ck):
     assert clf_ck.is_dir() and not (clf_ck.parent / f".{clf_ck.name}.tmp").exists() and h.eval_steps == [3, 6, 9]
 
 
-HOLD_LOCK = "import sys, time\nfrom gptlab.checkpoint import writer_lock\nwith writer_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)"
+HOLD_LOCK = ("import sys, time\nfrom gptlab.checkpoint import writer_lock\nwith writer_lock(sys.argv[1]):\n"
+             "    print('held', flush=True)\n    time.sleep(60)")
 
 
 def test_D09_a_second_writer_is_refused(clf_ck):

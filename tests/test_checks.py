@@ -158,10 +158,12 @@ CASES = {
                      (lambda T: torch.ones(T, T, dtype=torch.bool).tril(-1), "may not attend to itself"),
                      (lambda T: torch.ones(T, T).tril(), "bool")]),
     "attention_head": (_head, [(lambda *a: _head(*a, dim=-2), "wrong axis"), (lambda *a: _head(*a, scale=1.0), "sqrt(head_size)"),
-                               (lambda *a: _head(*a, offset=1), "lets the future in"), (lambda *a: _head(*a, mask=False), "no causal mask")]),
+                               (lambda *a: _head(*a, offset=1), "lets the future in"),
+                               (lambda *a: _head(*a, mask=False), "no causal mask")]),
     "layer_norm": (lambda x, w, b, eps: F.layer_norm(x, (x.size(-1),), w, b, eps),
                    [(lambda x, w, b, eps: _ln(x, w, b, eps, unbiased=True), "unbiased"),
-                    (lambda x, w, b, eps: (x - x.mean(-1, keepdim=True)) / (x.var(-1, keepdim=True, unbiased=False).sqrt() + eps) * w + b, "inside")]),
+                    (lambda x, w, b, eps: (x - x.mean(-1, keepdim=True)) / (x.var(-1, keepdim=True, unbiased=False).sqrt() + eps) * w + b,
+                     "inside")]),
     "gelu": (lambda x: F.gelu(x, approximate="tanh"), [(F.gelu, "erf"), (F.relu, "ReLU")]),
     "gpt_param_count": (_param_count, [(lambda c: _param_count(c) + c.vocab_size * c.n_embd, "counted twice"),
                                        (lambda c: _param_count(c) - c.block_size * c.n_embd, "wpe")]),
@@ -171,15 +173,20 @@ CASES = {
                       [(lambda l, t: F.cross_entropy(l.flatten(0, 1), t.flatten(), reduction="sum"), "summed"),
                        (lambda l, t: F.cross_entropy(l.flatten(0, 1), t.flatten(), reduction="sum") / t.numel(), "ignored"),
                        (lambda l, t: F.cross_entropy(l.flatten(0, 1), t.flatten()).reshape(1), "scalar")]),
-    "lr_schedule": (lr_at, [(lambda s, c: c.lr * s / c.warmup_steps if s < c.warmup_steps else lr_at(s, c), "must not start at 0"),
-                            (lambda s, c: lr_at(s, c) - c.min_lr * (1 - (lr_at(s, c) - c.min_lr) / (c.lr - c.min_lr)) if s >= c.warmup_steps else lr_at(s, c), "min_lr")]),
+    "lr_schedule": (lr_at, [(lambda s, c: c.lr * s / c.warmup_steps if s < c.warmup_steps else lr_at(s, c),
+                             "must not start at 0"),
+                            (lambda s, c: lr_at(s, c) - c.min_lr * (1 - (lr_at(s, c) - c.min_lr) / (c.lr - c.min_lr)) if s >= c.warmup_steps
+                                          else lr_at(s, c), "min_lr")]),
     "top_k": (top_k_filter, [(lambda l, k: top_k_filter(l, k).nan_to_num(neginf=0.0), "use -inf"),
                              (lambda l, k: top_k_filter(l, min(k + 1, l.size(-1))), "k+1")]),
-    "top_p": (top_p_filter, [(_top_p_exclusive, "carries the total past p"), (lambda l, p: F.softmax(top_p_filter(l, p), -1), "probabilities")]),
+    "top_p": (top_p_filter, [(_top_p_exclusive, "carries the total past p"),
+                             (lambda l, p: F.softmax(top_p_filter(l, p), -1), "probabilities")]),
     "previous_token_score": (previous_token_scores, [(lambda w: w.diagonal(0, -2, -1).mean(-1), "diagonal"),
                                                      (lambda w: w.diagonal(-1, -2, -1).sum(-1) / w.size(-1), "T-1 rows")]),
     "mean_attention_distance": (mean_attention_distance, [(lambda w: -mean_attention_distance(w), "negative"),
-                                                          (lambda w: (w * (torch.arange(w.size(-1))[:, None] - torch.arange(w.size(-1))).clamp(min=0)).sum(-1).mean(-1), "row 0")]),
+                                                          (lambda w: (w * (torch.arange(w.size(-1))[:, None]
+                                                                           - torch.arange(w.size(-1))).clamp(min=0)).sum(-1).mean(-1),
+                                                           "row 0")]),
     "is_conv1d": (is_conv1d, [(lambda n: n.endswith("weight") and ".h." in "." + n, "expected False"),
                               (lambda n: "c_attn" in n or "c_fc" in n, "transposed")]),
     "hf_to_gptlab": (_convert, [(lambda hf: _convert(hf, transpose=lambda k: k.endswith(("c_attn.weight", "c_fc.weight"))), "square"),
@@ -190,7 +197,8 @@ CASES = {
                          (lambda c, r: 0.0 if c == 0 else math.exp(1 - r / c), "not penalised")]),
     "lcs_length": (checks._lcs, [(_lcs_substring, "SUBSTRING"), (lambda a, b: len(set(a) & set(b)), "expected")]),
     "last_token_pool": (lambda h, l: h[torch.arange(h.size(0)), l - 1],
-                        [(lambda h, l: h[:, -1], "padding"), (lambda h, l: h[torch.arange(h.size(0)), l.clamp(max=h.size(1) - 1)], "off by one")]),
+                        [(lambda h, l: h[:, -1], "padding"),
+                         (lambda h, l: h[torch.arange(h.size(0)), l.clamp(max=h.size(1) - 1)], "off by one")]),
     "lora_forward": (lambda x, w, b, A, B, a: x @ w.t() + b + (a / A.size(0)) * (x @ A.t() @ B.t()),
                      [(lambda x, w, b, A, B, a: x @ w.t() + b + x @ A.t() @ B.t(), "not scaled"),
                       (lambda x, w, b, A, B, a: x @ w.t() + b + (A.size(0) / a) * (x @ A.t() @ B.t()), "r / alpha")]),
@@ -420,7 +428,9 @@ def _hf_prefixes_twice(hf):
     (_hf_keeps_buffers, "causal-mask buffer"),
     (_hf_drops_every_attn_bias, "real bias that also ends in 'attn.bias'"),
     (_hf_prefixes_twice, "second prefix"),
-    (lambda hf: {k: v for k, v in _hf_to_gptlab_full(hf).items()} | {"transformer.h.0.attn.c_attn.weight": _hf_to_gptlab_full(hf)["transformer.h.0.attn.c_attn.weight"].t()}, "wrong shape"),
+    (lambda hf: {k: v for k, v in _hf_to_gptlab_full(hf).items()}
+                | {"transformer.h.0.attn.c_attn.weight": _hf_to_gptlab_full(hf)["transformer.h.0.attn.c_attn.weight"].t()},
+     "wrong shape"),
 ])
 def test_hf_to_gptlab_rejects_mappings_that_fail_on_openais_checkpoint(wrong, phrase, capsys):
     assert bool(checks.hf_to_gptlab(wrong)) is False
@@ -428,7 +438,8 @@ def test_hf_to_gptlab_rejects_mappings_that_fail_on_openais_checkpoint(wrong, ph
     assert out.count("\n") == 1 and phrase in out, out
 
 
-@pytest.mark.parametrize("lookup", [lambda i, w: w[i], lambda i, w: F.embedding(i, w), lambda i, w: w.index_select(0, i.flatten()).view(*i.shape, -1)])
+@pytest.mark.parametrize("lookup", [lambda i, w: w[i], lambda i, w: F.embedding(i, w),
+                                    lambda i, w: w.index_select(0, i.flatten()).view(*i.shape, -1)])
 def test_embedding_lookup_rejects_indexing_into_the_weight(lookup, capsys):
     assert bool(checks.embedding_lookup(lookup)) is False
     out = capsys.readouterr().out

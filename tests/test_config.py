@@ -3,8 +3,7 @@
 import pytest
 
 from gptlab import GPTConfig
-from gptlab.config import PRESETS
-from gptlab.config import TrainConfig
+from gptlab.config import PRESETS, TrainConfig
 
 
 def tiny(**kw) -> GPTConfig:
@@ -59,7 +58,8 @@ def test_presets_and_unknown_names():
 def test_switches_round_trip_through_dict():
     cfg = GPTConfig.from_preset("speedrun")
     assert GPTConfig.from_dict(cfg.to_dict()) == cfg
-    old = {k: v for k, v in GPTConfig.from_preset("tiny").to_dict().items() if k in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "dropout", "bias")}
+    old = {k: v for k, v in GPTConfig.from_preset("tiny").to_dict().items()
+           if k in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "dropout", "bias")}
     assert GPTConfig.from_dict(old).is_gpt2  # a checkpoint saved before the switches loads as GPT-2
 
 

@@ -20,9 +20,9 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from gptlab.data import get_batch
 from gptlab.distributed import RanksInOne
 from gptlab.training import train
-from gptlab.data import get_batch
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "_ddp_worker.py"

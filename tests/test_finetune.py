@@ -3,15 +3,14 @@
 import json
 
 import pytest
-from _tiny import same_history
 import torch
+from _tiny import same_history
 
-from gptlab import GPT, GPTConfig
-from gptlab import data
+from gptlab import GPT, GPTConfig, data
 from gptlab import finetune as FT
 from gptlab.checkpoint import CheckpointError
-from gptlab.lora import apply_lora, count_parameters
 from gptlab.config import TrainConfig
+from gptlab.lora import apply_lora, count_parameters
 
 CFG = GPTConfig.from_preset("tiny", vocab_size=20, block_size=16, n_layer=3)
 

@@ -24,7 +24,6 @@ from gptlab.generation import (
 )
 from gptlab.model import GPT, KVCache
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -12,7 +12,6 @@ import functools
 import re
 from pathlib import Path
 
-
 PACKAGE = Path(__file__).resolve().parent.parent / "gptlab"
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py"))
 

@@ -16,7 +16,6 @@ from gptlab.config import GPTConfig
 from gptlab.model import GPT
 from gptlab.tokenizers import CharTokenizer
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -117,7 +116,8 @@ def test_rouge_multi_reference_is_max_over_references():
 
 def test_rouge_stems_and_handles_empty_hypothesis():
     assert M.rouge(["the models were trained"], ["the model was training"])["rouge1"] == pytest.approx(
-        100 * rouge_scorer.RougeScorer(["rouge1"], use_stemmer=True).score("the model was training", "the models were trained")["rouge1"].fmeasure
+        100 * rouge_scorer.RougeScorer(["rouge1"], use_stemmer=True)
+            .score("the model was training", "the models were trained")["rouge1"].fmeasure
     )
     got = M.rouge(["", HYPS[0]], [REFS2[0], REFS2[0]])
     want = _rouge_by_hand(["", HYPS[0]], [REFS2[0], REFS2[0]])
@@ -256,7 +256,8 @@ def test_perplexity_long_text_matches_hand_loops():
         hand = _hand_nll_strided(model, ids, stride)
         assert len(hand) == 69
         for bs in (1, 4, 100):
-            torch.testing.assert_close(M.token_nlls(model, ids, stride=stride, batch_size=bs), torch.tensor(hand, dtype=torch.float64), rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(M.token_nlls(model, ids, stride=stride, batch_size=bs), torch.tensor(hand, dtype=torch.float64),
+                                       rtol=1e-5, atol=1e-5)
     # stride = block_size: non-overlapping windows, so tokens right after a window boundary get no context
     assert M.perplexity(model, ids, stride=16) != pytest.approx(M.perplexity(model, ids), rel=1e-9)
 

@@ -339,7 +339,9 @@ def gpt2_reference(model: GPT, idx: torch.Tensor) -> torch.Tensor:
     x = sd["transformer.wte.weight"][idx] + sd["transformer.wpe.weight"][:T]
     mask = torch.ones(T, T, dtype=torch.bool).tril()
     for i in range(cfg.n_layer):
-        p = lambda n: sd[f"transformer.h.{i}.{n}"]  # noqa: E731
+        def p(n: str, i: int = i) -> torch.Tensor:
+            return sd[f"transformer.h.{i}.{n}"]
+
         h = F.layer_norm(x, (C,), p("ln_1.weight"), p("ln_1.bias"))
         q, k, v = F.linear(h, p("attn.c_attn.weight"), p("attn.c_attn.bias")).split(C, dim=2)
         q, k, v = (t.view(B, T, nh, C // nh).transpose(1, 2) for t in (q, k, v))

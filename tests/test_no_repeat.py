@@ -9,7 +9,6 @@ from gptlab.config import GPTConfig
 from gptlab.generation import ban_repeated_ngrams, beam_search, generate, stream
 from gptlab.model import GPT
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

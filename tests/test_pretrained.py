@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import urllib.error
 from pathlib import Path
@@ -13,10 +14,10 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 from safetensors.torch import load_file, save_file  # noqa: E402
+from test_model import make  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 
-from gptlab import GPT, GPTConfig  # noqa: E402
-from gptlab import pretrained  # noqa: E402
+from gptlab import GPT, GPTConfig, pretrained  # noqa: E402
 from gptlab.pretrained import config_from_hf, convert_hf_state_dict, download_gpt2, export_hf_gpt2, load_hf_gpt2  # noqa: E402
 
 SMALL = dict(n_layer=2, n_head=4, n_embd=64, n_positions=128, vocab_size=1000)
@@ -271,7 +272,8 @@ def test_unexpected_key_is_named(hf_dir, tmp_path):
 def test_wrong_shape_is_named(hf_dir, tmp_path):
     folder = copy_dir(hf_dir, tmp_path / "shape")
     # an nn.Linear-layout (out, in) weight where GPT-2's Conv1D (in, out) belongs
-    rewrite_weights(folder, lambda t: t.update({"transformer.h.0.attn.c_attn.weight": t["transformer.h.0.attn.c_attn.weight"].t().contiguous()}))
+    rewrite_weights(folder, lambda t: t.update({
+        "transformer.h.0.attn.c_attn.weight": t["transformer.h.0.attn.c_attn.weight"].t().contiguous()}))
     with pytest.raises(ValueError, match=r"'transformer.h.0.attn.c_attn.weight' has shape \(192, 64\), expected \(64, 192\)"):
         load_hf_gpt2(folder)
     rewrite_weights(folder, lambda t: t.update({"transformer.h.0.attn.c_attn.weight": torch.zeros(64, 192),
@@ -388,7 +390,6 @@ def test_gpt2_folder_order(hf_dir, tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------------------------------
 # Moved here from test_hardening.py (tests by module): hostile input and mutation-test gaps.
 # ----------------------------------------------------------------------------------------------------
-import os  # noqa: E402
 
 
 def shard(folder: Path, names: tuple[str, str]) -> None:
@@ -451,7 +452,6 @@ def test_int32_weights_are_refused_by_load_hf_gpt2(hf_folder):
 # ----------------------------------------------------------------------------------------------------
 # Moved here from test_model_switches.py (tests by module).
 # ----------------------------------------------------------------------------------------------------
-from test_model import make  # noqa: E402
 
 
 def test_export_rejects_switched_model(tmp_path):

@@ -10,13 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from gptlab.config import GPTConfig
-from gptlab.data import ShardError, TokenShards, TokenWindows, prepare_shards, split_tokens
+from gptlab.config import GPTConfig, TrainConfig
+from gptlab.data import ShardError, TokenShards, TokenWindows, get_batch, prepare_shards, split_tokens
 from gptlab.model import GPT
 from gptlab.tokenizers import CharTokenizer
 from gptlab.training import train
-from gptlab.config import TrainConfig
-from gptlab.data import get_batch
 
 TEXTS = {  # read in sorted path order: a.txt, b.txt, sub/c.txt
     "b.txt": "Second file: the quick brown fox jumps over the lazy dog.\n" * 3,

@@ -87,7 +87,8 @@ def test_prompt_format():
 
 
 def test_sentence_baselines():
-    paper = Paper("p", "t", ("We like cats.", "Dogs chase red balls in parks.", "Birds sing."), ("dogs chase balls", "a dog chases a red ball"))
+    paper = Paper("p", "t", ("We like cats.", "Dogs chase red balls in parks.", "Birds sing."),
+                  ("dogs chase balls", "a dog chases a red ball"))
     assert lead_sentence(paper) == "We like cats."
     assert oracle_sentence(paper) == "Dogs chase red balls in parks."
     best = rouge([oracle_sentence(paper)], [list(paper.tldrs)])

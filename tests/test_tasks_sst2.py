@@ -52,5 +52,7 @@ def test_sentences_are_not_sub_phrases(data):
     assert sentences <= {t for t, _ in phrases}
     assert "charming" not in sentences and "charming" in {t for t, _ in phrases}
     # whole sentences look like dev's: similar mean length in characters
-    mean = lambda rows: sum(len(t) for t, _ in rows) / len(rows)
+    def mean(rows):
+        return sum(len(t) for t, _ in rows) / len(rows)
+
     assert abs(mean(train) - mean(data[0][1])) < 10 and mean(phrases) < 60

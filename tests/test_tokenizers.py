@@ -1,5 +1,7 @@
 """Tokenizers: characters, our byte-level BPE, and GPT-2 equal to tiktoken's."""
 
+import base64
+import collections
 import json
 import os
 import random
@@ -7,8 +9,11 @@ from pathlib import Path
 
 import pytest
 import tiktoken
+import torch
+from _tiny import TEXT, TOK, deadline
 
 from gptlab import tokenizers as T
+from gptlab import tokenizers as toks
 from gptlab.tokenizers import (
     BPETokenizer,
     CharTokenizer,
@@ -293,11 +298,6 @@ def test_token_strings_for_every_kind(bpe):
 # ----------------------------------------------------------------------------------------------------
 # Moved here from test_hardening.py and test_mutation_gaps.py (tests by module): hostile input and mutation-test gaps.
 # ----------------------------------------------------------------------------------------------------
-import base64  # noqa: E402
-import collections  # noqa: E402
-import torch  # noqa: E402
-from gptlab import tokenizers as toks  # noqa: E402
-from _tiny import TEXT, TOK, deadline  # noqa: E402
 
 
 BPE = train_bpe(TEXT, 300, special_tokens=["<|endoftext|>"])

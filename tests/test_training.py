@@ -11,19 +11,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import _tiny
 import pytest
-from _tiny import same_history
 import torch
+from _tiny import same_history
+from test_model import SWITCHES, make
 
 from gptlab import GPT, GPTConfig
-from gptlab.data import get_batch
 from gptlab import checkpoint as C
 from gptlab import training as T
-from gptlab.datasets import sha256_file
-from gptlab.tokenizers import CharTokenizer
 from gptlab.checkpoint import CheckpointError
 from gptlab.config import TrainConfig
-from gptlab.training import History
+from gptlab.data import get_batch
+from gptlab.datasets import sha256_file
+from gptlab.tokenizers import CharTokenizer
+from gptlab.training import History, lr_at, make_optimizer, train
 
 TEXT = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
@@ -428,7 +430,6 @@ def test_loss_history_is_that_of_mains_loop():
 # ----------------------------------------------------------------------------------------------------
 # Moved here from test_hardening.py and test_mutation_gaps.py (tests by module): hostile input and mutation-test gaps.
 # ----------------------------------------------------------------------------------------------------
-import _tiny  # noqa: E402
 
 
 def tiny_run(**kw) -> T.TrainConfig:
@@ -518,8 +519,6 @@ def test_history_val_loss_is_the_last_evaluation():
 # ----------------------------------------------------------------------------------------------------
 # Moved here from test_model_switches.py (tests by module): lesson 14's schedule and optimizer.
 # ----------------------------------------------------------------------------------------------------
-from gptlab.training import lr_at, make_optimizer, train  # noqa: E402
-from test_model import SWITCHES, make  # noqa: E402
 
 
 def test_wsd_schedule():

@@ -195,8 +195,8 @@ def test_corpus_stats_sum_to_the_corpus_score():
 
 @pytest.mark.parametrize("kind", ["gpt", "seq2seq"])
 def test_training_lowers_the_loss_for_both_systems(tok, kind):
-    from gptlab.seq2seq import EncoderDecoder, Seq2SeqConfig
     from gptlab.config import TrainConfig
+    from gptlab.seq2seq import EncoderDecoder, Seq2SeqConfig
 
     torch.manual_seed(0)
     pairs = _pairs()
@@ -205,7 +205,8 @@ def test_training_lowers_the_loss_for_both_systems(tok, kind):
         model = GPT(GPTConfig(vocab_size=tok.n_vocab, block_size=48, n_layer=2, n_head=2, n_embd=32))
         ex = [tasks.decoder_only_example(tok, p) for p in pairs]
     else:
-        model = EncoderDecoder(Seq2SeqConfig(vocab_size=tok.n_vocab, block_size=24, n_encoder_layer=1, n_decoder_layer=1, n_head=2, n_embd=32))
+        model = EncoderDecoder(Seq2SeqConfig(vocab_size=tok.n_vocab, block_size=24, n_encoder_layer=1, n_decoder_layer=1,
+                                             n_head=2, n_embd=32))
         ex = [tasks.encoder_decoder_example(tok, p) for p in pairs]
     before = finetune.mean_loss(model, ex, pad=end)
     seen = []

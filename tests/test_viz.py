@@ -1,6 +1,7 @@
 """Static figures, the offline HTML view, the widget explorer (gptlab.viz) and the `gptlab attention` command."""
 
 import base64
+import html
 import json
 import re
 import struct
@@ -14,10 +15,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from gptlab import GPT, GPTConfig  # noqa: E402
-from gptlab import viz  # noqa: E402
+from gptlab import GPT, GPTConfig, viz  # noqa: E402
 from gptlab.attention import AttentionMaps, head_scores  # noqa: E402
-from gptlab.tokenizers import CharTokenizer  # noqa: E402
+from gptlab.tokenizers import BPETokenizer, CharTokenizer  # noqa: E402
 
 EVIL = ["</script>", "<script>alert(1)</script>", "<img src=x onerror=window.__pwned=1>", "&amp;", "\n", "a", '"', "中"]
 
@@ -458,8 +458,6 @@ def test_viz_knows_nothing_of_argparse_or_checkpoints():
 # ----------------------------------------------------------------------------------------------------
 # Moved here from test_mutation_gaps.py (tests by module): hostile input and mutation-test gaps.
 # ----------------------------------------------------------------------------------------------------
-import html  # noqa: E402
-from gptlab.tokenizers import BPETokenizer  # noqa: E402
 
 
 def status_text(value: str) -> str:

@@ -6,12 +6,11 @@ fails in CI (where .ci/run installs chromium), so a broken CI setup cannot hide 
 """
 
 import torch
+from _browser import ARGS, CHROMIUM
+from _browser import need_browser as _need_browser
 
 from gptlab.attention import AttentionMaps
 from gptlab.viz import save_attention_html
-
-from _browser import ARGS, CHROMIUM
-from _browser import need_browser as _need_browser
 
 EVIL = ["<script>", "window.__pwned=1", "</script>", "<img src=x onerror=window.__pwned=1>", "&amp;", "\n", "a", "b", "a", "b"]
 
@@ -50,7 +49,8 @@ def test_html_view_in_headless_chromium_offline(tmp_path):
 
             tokens = page.locator("#tokens .tok")
             assert tokens.count() == len(EVIL)
-            assert tokens.all_text_contents() == ["<script>", "window.__pwned=1", "</script>", "<img src=x onerror=window.__pwned=1>", "&amp;", "↵", "a", "b", "a", "b"]
+            assert tokens.all_text_contents() == ["<script>", "window.__pwned=1", "</script>",
+                                                  "<img src=x onerror=window.__pwned=1>", "&amp;", "↵", "a", "b", "a", "b"]
             assert page.evaluate("document.querySelectorAll('#tokens script, #tokens img').length") == 0
             assert page.evaluate("typeof window.__pwned") == "undefined"
             assert page.locator("title").text_content() == "<i>test</i>"
@@ -162,7 +162,8 @@ def test_html_view_scale_contrast_hover_and_stable_layout(tmp_path):
 
             def rects():
                 return page.evaluate("['heat', 'tokens', 'info', 'hover', 'legend'].map(id => {"
-                                     "const r = document.getElementById(id).getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })")
+                                     "const r = document.getElementById(id).getBoundingClientRect(); "
+                                     "return [r.x, r.y, r.width, r.height]; })")
             tokens.nth(0).click()
             short = (page.locator("#info").text_content(), rects())
             page.select_option("#layer", "1")
