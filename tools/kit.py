@@ -3,7 +3,7 @@
     python tools/kit.py apply [NB.ipynb ...]    # first cell + slide metadata + launch links (idempotent)
     python tools/kit.py check [NB.ipynb ...]    # exit 1 if `apply` would change anything
     python tools/kit.py slides [--out DIR] [NB.ipynb ...]   # reveal.js decks, offline (make slides)
-    python tools/kit.py book [--out DIR]        # the course website, Jupyter Book 1 (make book)
+    python tools/kit.py book [--out DIR] [--solutions]   # the course website, Jupyter Book 1 (make book)
     python tools/kit.py links                   # Colab and Binder links, one line per lesson
 
 Without notebook arguments every lesson `notebooks/NN_*.ipynb` is meant, so a new lesson needs
@@ -27,6 +27,11 @@ fetches the datasets; anywhere else (a checkout, Binder, CI) it does nothing and
   and code cells longer than 30 lines that draw nothing;
 - everything else continues the current slide (`-`).
 
+**What readers see.** Decks and site never show the tests' markers (`# NBVAL_CHECK_OUTPUT`) nor
+the grading markers (`### BEGIN SOLUTION`): the site shows each exercise unsolved, as the student
+edition does (`tools/student.py`), and with `book --solutions` (`make book SOLUTIONS=1`, for after
+a deadline) its solution below it, collapsed under a "Solution" toggle.
+
 A tag overrides the rules for one cell: `slideshow:slide`, `slideshow:subslide`,
 `slideshow:fragment`, `slideshow:skip`, `slideshow:notes` or `slideshow:-`
 (tags survive `tools/nb.py`'s cleaning, so do the slideshow fields).
@@ -35,6 +40,7 @@ A tag overrides the rules for one cell: `slideshow:slide`, `slideshow:subslide`,
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import re
 import shutil
@@ -238,6 +244,65 @@ def apply(paths: list[Path], write: bool = True) -> list[str]:
     return changed
 
 
+# ---------------------------------------------------------------- what a reader of the decks and the site sees
+
+_GRADING_MARKER = re.compile(r"^[ \t]*### (?:BEGIN|END) SOLUTION[ \t]*(?:\n|$)", re.M)
+
+
+def _student():
+    """tools/student.py, the one place that knows the exercise markers (imported by path: tools/ is no package)."""
+    spec = importlib.util.spec_from_file_location("gptlab_student_tool", ROOT / "tools" / "student.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def solution_dropdown(source: str) -> str:
+    """A markdown cell's text: the solved exercise code, without any marker, under a collapsed "Solution" toggle."""
+    code = _GRADING_MARKER.sub("", _student().strip_test_markers(source)).strip("\n")
+    fence = "`" * max(4, 1 + max((len(m) for m in re.findall(r"`+", code)), default=0))
+    return f":::{{admonition}} Solution\n:class: dropdown\n\n{fence}python\n{code}\n{fence}\n:::"
+
+
+def reader_edition(nb, solutions: bool = False):
+    """The lesson as decks and the site show it: no test markers, each exercise unsolved (the student
+    edition's stub, its output cleared), and with `solutions` the solution in a collapsed toggle below it."""
+    student = _student()
+    solved = {c.get("id"): c.source for c in nb.cells if student.is_exercise_cell(c)}
+    out = student.student_edition(nb)
+    cells = []
+    for cell in out.cells:
+        if cell.cell_type == "code":
+            cell.source = student.strip_test_markers(cell.source)
+        cells.append(cell)
+        if solutions and cell.get("id") in solved:
+            cells.append(nbformat.v4.new_markdown_cell(solution_dropdown(solved[cell.get("id")])))
+    out.cells = cells
+    return out
+
+
+def stage_book_sources(stage: Path, solutions: bool = False, skip: Path | None = None) -> Path:
+    """A copy of the course's sources in `stage`, its lessons replaced by their reader edition; the site is built from it."""
+    top_level = {".git", "build", "data", "checkpoints", "runs", "mine", ".pytest_cache", ".whl", ".gl"}
+    anywhere = {"__pycache__", ".ipynb_checkpoints"}
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        here = Path(folder).resolve()
+        out = {n for n in names if n in anywhere or n.endswith(".egg-info") or n.startswith(".venv")}
+        if here == ROOT:
+            out |= {n for n in names if n in top_level}
+        if skip is not None:
+            out |= {n for n in names if (here / n).resolve() == skip.resolve()}
+        return out
+
+    if stage.exists():
+        shutil.rmtree(stage)
+    shutil.copytree(ROOT, stage, ignore=ignore)
+    for p in lessons():
+        nbformat.write(reader_edition(nbformat.read(p, as_version=4), solutions), stage / "notebooks" / p.name)
+    return stage
+
+
 # ---------------------------------------------------------------- slides (reveal.js, offline)
 
 TEMPLATES = ROOT / "tools" / "templates"
@@ -293,7 +358,7 @@ def build_slides(paths: list[Path], out: Path) -> list[Path]:
     exporter = SlidesExporter(config=c)
     written = []
     for p in paths:
-        nb = nbformat.read(p, as_version=4)
+        nb = reader_edition(nbformat.read(p, as_version=4), solutions=False)
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": p.stem}})
         dest = out / f"{p.stem}.slides.html"
         dest.write_text(body, encoding="utf-8")
@@ -320,15 +385,16 @@ def book_config(repo: str, dest: Path) -> Path:
     return dest
 
 
-def build_book(out: Path) -> Path:
-    """Build the site into OUT/_build/html from the committed notebooks (none is executed)."""
+def build_book(out: Path, solutions: bool = False) -> Path:
+    """Build the site into OUT/_build/html from the committed notebooks (none is executed), as readers see them."""
     exe = Path(sys.executable).with_name("jupyter-book")
     exe = str(exe) if exe.exists() else shutil.which("jupyter-book")
     if exe is None:
         raise SystemExit("jupyter-book is missing: install the docs extra, pip install -c constraints.txt -e '.[docs]' (make install does)")
-    cmd = [exe, "build", str(ROOT), "--path-output", str(out),
-           "--config", str(book_config(repository_url(), out / "_config.yml")), "--toc", str(BOOK / "_toc.yml"), "-W", "--keep-going"]
-    subprocess.run(cmd, check=True, cwd=ROOT)
+    src = stage_book_sources(out / "src", solutions, skip=out)
+    cmd = [exe, "build", str(src), "--path-output", str(out),
+           "--config", str(book_config(repository_url(), out / "_config.yml")), "--toc", str(src / "book" / "_toc.yml"), "-W", "--keep-going"]
+    subprocess.run(cmd, check=True, cwd=src)
     return out / "_build" / "html"
 
 
@@ -342,7 +408,9 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("notebooks", nargs="*", type=Path)
         if name == "slides":
             s.add_argument("--out", type=Path, default=ROOT / "build" / "slides")
-    sub.add_parser("book").add_argument("--out", type=Path, default=ROOT / "build" / "book")
+    book = sub.add_parser("book")
+    book.add_argument("--out", type=Path, default=ROOT / "build" / "book")
+    book.add_argument("--solutions", action="store_true", help="show each exercise's solution, collapsed under a 'Solution' toggle")
     sub.add_parser("links")
     a = ap.parse_args(argv)
     paths = [p.resolve() for p in getattr(a, "notebooks", [])] or lessons()
@@ -362,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{deck.name}: {slide_count(nbformat.read(src, as_version=4))} slides")
         print(f"{len(paths)} decks in {time.perf_counter() - t0:.1f}s, in {a.out}: open any *.slides.html in a browser (works offline)")
     elif a.cmd == "book":
-        html = build_book(a.out)
+        html = build_book(a.out, a.solutions)
         print(f"the site is in {html} ({time.perf_counter() - t0:.1f}s); open {html / 'index.html'}")
     elif a.cmd == "links":
         print(links_table())
