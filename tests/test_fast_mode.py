@@ -45,6 +45,7 @@ def test_signal_cells_are_checked_all_true_and_mode_blind(lesson):
         assert cell.cell_type == "code" and cell.source.startswith("# NBVAL_CHECK_OUTPUT\n" + MARKER)
         assert ids.index(after) < ids.index(cell_id), f"{cell_id} must come after {after}, whose results it judges"
         assert "FAST" not in cell.source, "a signal must not depend on the mode"
+        assert isinstance(cell.execution_count, int), "nbval refuses a cell with outputs but no execution count"
         out = _stdout(cell)
         assert out.count("\n") == 1 and re.findall(r"\b(True|False)\b", out) and "False" not in out, out
         for w in words:
