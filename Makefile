@@ -43,18 +43,21 @@ $(VENV)/.docs: $(VENV)/.course
 
 FORCE:
 
-# JupyterLab rooted at the repository (so gptlab/*.py is one click away), opened on lesson 00.
+# JupyterLab rooted at the repository (so gptlab/*.py is one click away), opened on your copy of lesson 00.
+# Your copies live in mine/ (git-ignored): the lessons with the exercises unsolved, made once and never
+# overwritten (delete one to get the lesson's latest version); the solved lessons stay in notebooks/.
 # make lab FAST=1: lessons train briefly (minutes -> seconds); a class on shared machines wants this.
 # make lab LAB_ARGS="--no-browser --port 8890" on a remote machine. Root (containers) gets --allow-root.
+# make lab LAB_OPEN=notebooks/00_setup_and_tour.ipynb opens the solved lessons instead.
 LAB_ARGS ?=
 FAST ?=
-LAB_OPEN ?= notebooks/00_setup_and_tour.ipynb
-lab: install
+LAB_OPEN ?= mine/00_setup_and_tour.ipynb
+lab: install mine
 	$(if $(FAST),GPTLAB_FAST=$(FAST) )$(VENV)/bin/jupyter lab --ServerApp.root_dir=. $(LAB_OPEN) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-# Your own working copies of the lessons in mine/ (git-ignored; never overwrites a file you changed).
-mine:
-	mkdir -p mine && cp -n notebooks/*.ipynb mine/ && echo "your copies are in mine/ - open them with: make lab LAB_OPEN=mine/00_setup_and_tour.ipynb"
+# Your own working copies of the lessons in mine/, exercises unsolved (never overwrites a file there).
+mine: install
+	$(PY) tools/student.py --learner mine
 
 # The student edition (solutions replaced by stubs) and per-lesson solution notebooks, in build/.
 student: install
@@ -66,8 +69,10 @@ student: install
 slides: install-docs
 	$(PY) tools/kit.py slides --out build/slides
 
+# make book SOLUTIONS=1: each exercise's solution under a collapsed "Solution" toggle (default: none shown).
+SOLUTIONS ?=
 book: install-docs
-	$(PY) tools/kit.py book --out build/book
+	$(PY) tools/kit.py book --out build/book $(if $(SOLUTIONS),--solutions)
 
 # Fast mode (the README's test command): every notebook trains briefly; about a few minutes on 2 cores.
 test: install-dev

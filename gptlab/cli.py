@@ -3,7 +3,7 @@
     gptlab data fetch tinyshakespeare          (or: all; `gptlab data list` names them)
     gptlab train --preset shakespeare-char      -> checkpoints/shakespeare-char
     gptlab generate --checkpoint checkpoints/shakespeare-char --prompt "ROMEO:"
-    gptlab info checkpoints/shakespeare-char
+    gptlab info --checkpoint checkpoints/shakespeare-char      (or: gptlab info checkpoints/shakespeare-char)
     gptlab attention --checkpoint checkpoints/shakespeare-char --text "To be" --out view.html
     gptlab data prepare corpus/ shards/corpus   (GPT-2 token shards; then: gptlab train --shards shards/corpus)
     torchrun --nproc_per_node=2 -m gptlab train --preset tiny --device cpu   (data-parallel; docs/scaling-out.md)
@@ -31,6 +31,8 @@ _TRAIN_FLAGS = (
 _MODEL_FLAGS = ("n_layer", "n_head", "n_embd", "block_size", "dropout")
 _MAX_NEW_TOKENS = 1_000_000  # a bound, so a typo cannot ask for 10**23 tokens; run again to continue further
 _SEED_RANGE = 2**63
+_SMALL_MODEL = 5_000_000  # parameters: below this, generate and attention use one CPU thread (see _cap_threads)
+_BARELY_TRAINED = 0.75  # a last val loss above this fraction of ln(vocab) (a uniform guess) means: barely trained
 _SHARD_VAL_TOKENS = 10_000_000  # with --shards, the last 10% of the tokens, at most this many, are the val split
 
 
@@ -277,6 +279,32 @@ def _train(args: argparse.Namespace, out: Path, text: Any, kind: str, preset_giv
 # ---------------------------------------------------------------- generate
 
 
+def _cap_threads(model: Any, device: Any) -> None:
+    """One CPU thread for a small model, unless OMP_NUM_THREADS says otherwise.
+
+    A course-sized model's matrices are too small to share out: thread hand-offs cost more than
+    they save, and on a busy machine far more (500 tokens from a 28k-parameter model: 22 s with
+    the default threads on a loaded 2-core machine, 0.34 s with one).
+    """
+    import torch
+
+    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ and model.get_num_params() < _SMALL_MODEL:
+        torch.set_num_threads(1)
+
+
+def _barely_trained_note(meta: dict) -> str | None:
+    """A one-line warning if the checkpoint's last val loss is still near a uniform guess's, else None."""
+    h = meta.get("history") or {}
+    losses, vocab = h.get("eval_val_loss") or [], (meta.get("model_config") or {}).get("vocab_size")
+    if not losses or not isinstance(vocab, int) or vocab < 2:
+        return None
+    uniform = math.log(vocab)
+    if not losses[-1] > _BARELY_TRAINED * uniform:
+        return None
+    return (f"note: this model is barely trained (step {meta.get('step')}, val loss {losses[-1]:.2f}; a uniform guess "
+            f"scores {uniform:.2f}), so expect gibberish; train it longer (gptlab train --resume --max-steps N --out DIR)")
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     import torch
 
@@ -301,11 +329,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.beams > 1 and (sampling_flags or args.greedy):
         names = ", ".join("--" + f.replace("_", "-") for f in sampling_flags) or "--greedy"
         raise ValueError(f"--beams searches for the most likely text and does not sample: drop {names}")
-    model, tok, _meta = load_checkpoint(args.checkpoint, device=args.device)
+    model, tok, meta = load_checkpoint(args.checkpoint, device=args.device)
     if tok is None:
         raise ValueError(f"{_rel(args.checkpoint)} holds no tokenizer.json, so the prompt cannot be encoded")
+    note = _barely_trained_note(meta)
+    if note:
+        print(note, file=sys.stderr, flush=True)  # stderr: stdout stays the generated text
     prompt = args.prompt.replace("\\n", "\n").replace("\\t", "\t") if args.escapes else args.prompt
     device = next(model.parameters()).device
+    _cap_threads(model, device)
     if args.beams > 1:
         idx = torch.tensor([tok.encode(prompt)], dtype=torch.long, device=device)
         if idx.size(1) == 0:
@@ -340,7 +372,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     from gptlab.checkpoint import load_checkpoint
     from gptlab.config import TrainConfig
 
-    path = Path(args.checkpoint)
+    if args.dir and args.checkpoint and Path(args.dir) != Path(args.checkpoint):
+        raise ValueError(f"two checkpoint folders given ({args.dir} and --checkpoint {args.checkpoint}); give one")
+    if not (args.dir or args.checkpoint):
+        raise ValueError("name the checkpoint folder: gptlab info --checkpoint DIR")
+    path = Path(args.checkpoint or args.dir)
     # What generate checks (hashes, config vs weights, finite weights, tokenizer vs model), and train_state.pt's hash too.
     model, _tok, meta = load_checkpoint(path, device="cpu", verify_train_state=True)
     c = meta["model_config"]
@@ -404,6 +440,7 @@ def cmd_attention(args: argparse.Namespace) -> int:
     model, tokenizer, _meta = load_checkpoint(args.checkpoint)
     if tokenizer is None:
         raise ValueError(f"{_rel(args.checkpoint)} holds no tokenizer.json, so --text cannot be encoded")
+    _cap_threads(model, next(model.parameters()).device)
     for name, value, limit in (("layer", args.layer, model.config.n_layer), ("head", args.head, model.config.n_head)):
         if value is not None and not 0 <= value < limit:
             raise ValueError(f"--{name} {value} out of range; this model has {limit} {name}s (0..{limit - 1})")
@@ -539,7 +576,8 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="describe a checkpoint and verify its files",
                        description="Print a checkpoint's model, tokenizer, training settings and last losses, after "
                        "checking every file against the sha256 recorded when it was saved.")
-    i.add_argument("checkpoint", metavar="DIR")
+    i.add_argument("--checkpoint", help="checkpoint folder (from `gptlab train`), as for generate and attention")
+    i.add_argument("dir", nargs="?", metavar="DIR", help="the same, without --checkpoint")
     i.set_defaults(func=cmd_info)
 
     a = sub.add_parser("attention", help="draw a checkpoint's attention maps for a text",

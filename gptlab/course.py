@@ -7,7 +7,11 @@ The committed notebooks show the outputs of a full run (GPTLAB_FAST=0).
 
 from __future__ import annotations
 
+import json
 import os
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 
@@ -84,19 +88,66 @@ def _char_model(name: str, model_overrides: dict, train_overrides: dict):
     path = checkpoint_dir() / name
     cfg = TrainConfig.from_preset("shakespeare-char", ckpt_dir=str(path), **train_overrides)
     model_cfg = GPTConfig.from_preset("shakespeare-char", **model_overrides)  # vocab_size 65: Tiny Shakespeare's characters
-    if (path / "checkpoint.json").exists():
+    with _claim(path, name, cfg.max_steps):  # another lesson training this model: wait for it, then load its result
+        if (path / "checkpoint.json").exists():
+            try:
+                model, tokenizer, meta = load_checkpoint(path)
+                tok = meta.get("tokenizer") or {}
+                if GPTConfig.from_dict(meta["model_config"]) == model_cfg and meta["step"] == cfg.max_steps and tok.get("type") == "char":
+                    return model, tokenizer, History.from_dict(meta.get("history") or {})
+                warnings.warn(f"checkpoints/{name} is not the {name} recipe's model (another run saved there); training it again", stacklevel=3)
+            except (CheckpointError, FileNotFoundError) as e:
+                warnings.warn(f"checkpoints/{name} is unreadable ({e}); training it again", stacklevel=3)
+        text = read_text("tinyshakespeare")
+        tokenizer = CharTokenizer.from_text(text)
+        train_data, val_data = split_tokens(tokenizer.encode(text), val_fraction=0.1)
+        torch.manual_seed(cfg.seed)
+        model = GPT(GPTConfig.from_preset("shakespeare-char", **{**model_overrides, "vocab_size": tokenizer.n_vocab}))
+        history = train(model, train_data, val_data, cfg, tokenizer=tokenizer)
+        return model.eval(), tokenizer, history
+
+
+def _saved_step(path: Path) -> int:
+    """The step of the checkpoint saved in `path` so far (0 if none, or if it cannot be read right now)."""
+    meta = path / "checkpoint.json"
+    try:
+        if meta.stat().st_size > 64 << 20:  # not ours: never read a huge file just to show progress
+            return 0
+        step = json.loads(meta.read_text(encoding="utf-8")).get("step")
+    except (OSError, ValueError, AttributeError):
+        return 0
+    return step if isinstance(step, int) and step >= 0 else 0
+
+
+@contextmanager
+def _claim(path: Path, name: str, total_steps: int, poll: float = 2.0) -> Iterator[None]:
+    """Hold the writer lock of checkpoints/<name>; while another process trains into it, wait, with its progress.
+
+    Two lessons open at once (say 10 and 15) both ask for the shared model before it
+    exists: the first trains it, the second would otherwise fail with
+    CheckpointBusyError. Instead it says so, shows the other process's saved steps,
+    and once the lock is free it loads what the other one saved. (Where file locks
+    do not exist, Windows, writer_lock does not lock and nothing waits.)
+    """
+    from tqdm.auto import tqdm
+
+    from gptlab.checkpoint import CheckpointBusyError, writer_lock
+
+    stack, bar, t0 = ExitStack(), None, time.monotonic()
+    while True:
         try:
-            model, tokenizer, meta = load_checkpoint(path)
-            tok = meta.get("tokenizer") or {}
-            if GPTConfig.from_dict(meta["model_config"]) == model_cfg and meta["step"] == cfg.max_steps and tok.get("type") == "char":
-                return model, tokenizer, History.from_dict(meta.get("history") or {})
-            warnings.warn(f"checkpoints/{name} is not the {name} recipe's model (another run saved there); training it again", stacklevel=3)
-        except (CheckpointError, FileNotFoundError) as e:
-            warnings.warn(f"checkpoints/{name} is unreadable ({e}); training it again", stacklevel=3)
-    text = read_text("tinyshakespeare")
-    tokenizer = CharTokenizer.from_text(text)
-    train_data, val_data = split_tokens(tokenizer.encode(text), val_fraction=0.1)
-    torch.manual_seed(cfg.seed)
-    model = GPT(GPTConfig.from_preset("shakespeare-char", **{**model_overrides, "vocab_size": tokenizer.n_vocab}))
-    history = train(model, train_data, val_data, cfg, tokenizer=tokenizer)
-    return model.eval(), tokenizer, history
+            stack.enter_context(writer_lock(path))
+            break
+        except CheckpointBusyError:
+            if bar is None:
+                print(f"another gptlab process (another lesson?) is training checkpoints/{name}: waiting for it, "
+                      "then this lesson loads it (interrupt the kernel to stop waiting)", flush=True)
+                bar = tqdm(total=total_steps, desc=f"{name}, trained elsewhere", unit="step", dynamic_ncols=True)
+            bar.n = min(_saved_step(path), total_steps)
+            bar.set_postfix_str(f"waited {time.monotonic() - t0:.0f} s", refresh=True)
+            time.sleep(poll)
+    if bar is not None:
+        bar.close()
+        print(f"checkpoints/{name} is free after {time.monotonic() - t0:.0f} s: loading it", flush=True)
+    with stack:
+        yield

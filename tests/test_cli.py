@@ -408,3 +408,47 @@ def test_cli_generate_flags_reach_the_sampler(untrained_ckpt, monkeypatch, capsy
     monkeypatch.setattr(gptlab.generation, "beam_search", lambda model, idx, n, num_beams: beams.append((n, num_beams)) or idx)
     assert cli.main([*base, "--beams", "3"]) == 0
     assert beams == [(9, 3)]
+
+
+def test_info_takes_checkpoint_like_the_other_commands(ckpt, capsys):
+    capsys.readouterr()
+    assert cli.main(["info", str(ckpt)]) == 0
+    positional = capsys.readouterr().out
+    assert cli.main(["info", "--checkpoint", str(ckpt)]) == 0
+    assert capsys.readouterr().out == positional and "step         4" in positional
+    assert cli.main(["info"]) == 1
+    assert "name the checkpoint folder: gptlab info --checkpoint DIR" in capsys.readouterr().err
+    assert cli.main(["info", str(ckpt), "--checkpoint", str(ckpt.parent)]) == 1
+    assert "two checkpoint folders given" in capsys.readouterr().err
+
+
+def test_generate_says_when_the_model_is_barely_trained(ckpt, capsys):
+    capsys.readouterr()
+    args = ["generate", "--checkpoint", str(ckpt), "--prompt", "R", "--max-new-tokens", "5", "--seed", "0", "--device", "cpu"]
+    assert cli.main(args) == 0
+    out, err = capsys.readouterr()
+    assert "barely trained (step 4" in err and "expect gibberish" in err
+    assert out.startswith("R") and "barely" not in out  # stdout stays the text
+    trained = {"step": 2000, "model_config": {"vocab_size": 65}, "history": {"eval_val_loss": [4.1, 1.47]}}
+    assert cli._barely_trained_note(trained) is None
+    assert "val loss 3.50" in cli._barely_trained_note({**trained, "step": 50, "history": {"eval_val_loss": [3.5]}})
+    assert cli._barely_trained_note({**trained, "history": {}}) is None  # no evaluation: nothing to say
+
+
+def test_small_models_generate_on_one_thread(ckpt, monkeypatch):
+    import torch
+
+    from gptlab.checkpoint import load_checkpoint
+
+    model, _, _ = load_checkpoint(ckpt, device="cpu")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        cli._cap_threads(model, torch.device("cpu"))
+        assert torch.get_num_threads() == 2  # the user's setting wins
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        cli._cap_threads(model, torch.device("cpu"))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -34,7 +34,7 @@ def test_make_test_runs_the_notebooks_in_fast_mode_and_test_full_does_not():
 
 def test_make_lab_roots_at_the_repository_and_opens_lesson_00():
     cmd = _make_n("lab")
-    assert "--ServerApp.root_dir=." in cmd and "notebooks/00_setup_and_tour.ipynb" in cmd
+    assert "--ServerApp.root_dir=." in cmd and "mine/00_setup_and_tour.ipynb" in cmd  # your copies: tools/student.py --learner
     assert "GPTLAB_FAST" not in cmd  # full lessons unless asked
     fast = _make_n("lab", "FAST=1")
     assert fast.startswith("GPTLAB_FAST=1 ") and "jupyter lab" in fast

@@ -48,7 +48,10 @@ def test_every_lesson_opens_with_objectives_time_and_the_kit_cell(path):
     assert kit.apply([path], write=False) == [], "slide types are stale: run python tools/kit.py apply"
 
 
-def _run_kit_cell(monkeypatch, gptlab_installed: bool, colab: bool):
+PUBLISHED = "https://github.com/a/b"  # a published course's repository (the real one is still the placeholder)
+
+
+def _run_kit_cell(monkeypatch, gptlab_installed: bool, colab: bool, repo: str = PUBLISHED):
     """Execute the kit cell's code as a kernel would, with pip and the CLI replaced by a recorder."""
     calls = []
     monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw)) or subprocess.CompletedProcess(cmd, 0))
@@ -63,7 +66,7 @@ def _run_kit_cell(monkeypatch, gptlab_installed: bool, colab: bool):
     before = dict(os.environ)
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        exec(compile(kit.kit_source(), "<kit cell>", "exec"), {"__builtins__": builtins})
+        exec(compile(kit.kit_source(repo), "<kit cell>", "exec"), {"__builtins__": builtins})
     return calls, out.getvalue(), {k: v for k, v in os.environ.items() if before.get(k) != v}
 
 
@@ -76,7 +79,7 @@ def test_kit_cell_on_a_fresh_kernel_installs_from_the_repository_and_fetches_the
     monkeypatch.chdir(tmp_path)
     calls, printed, env = _run_kit_cell(monkeypatch, gptlab_installed=False, colab=False)
     (pip, pip_kw), (fetch, fetch_kw) = calls
-    assert pip[1:5] == ["-m", "pip", "install", "-q"] and pip[-1] == f"gptlab[course] @ git+{kit.repository_url()}"
+    assert pip[1:5] == ["-m", "pip", "install", "-q"] and pip[-1] == f"gptlab[course] @ git+{PUBLISHED}"
     assert fetch[1:] == ["-m", "gptlab", "data", "fetch", "all"]
     assert pip_kw == fetch_kw == {"check": True}
     assert env == {"GPTLAB_DATA_DIR": str(tmp_path / "gptlab-data"), "GPTLAB_CHECKPOINT_DIR": str(tmp_path / "gptlab-checkpoints")}
@@ -173,22 +176,51 @@ def test_nb_clean_keeps_slide_types_and_tags(tmp_path):
     assert cleaned.cells[9].metadata["tags"] == ["slideshow:fragment"]
 
 
+def test_before_publishing_no_launch_link_and_the_first_cell_says_why_it_cannot_install(monkeypatch, tmp_path):
+    assert not kit.published(kit.PLACEHOLDER) and kit.published(PUBLISHED)
+    for page in kit.LINK_PAGES:
+        block = kit.launch_block(page, kit.PLACEHOLDER)
+        assert "](https://colab" not in block and "](https://mybinder" not in block
+        assert "python tools/kit.py publish https://github.com/OWNER/NAME" in block
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RuntimeError, match="no public repository to install it from yet"):
+        _run_kit_cell(monkeypatch, gptlab_installed=False, colab=True, repo=kit.PLACEHOLDER)
+    monkeypatch.undo()
+    calls, printed, _ = _run_kit_cell(monkeypatch, gptlab_installed=True, colab=False, repo=kit.PLACEHOLDER)
+    assert calls == [] and printed == ""  # in a checkout it still does nothing
+    cfg = kit.book_config(kit.PLACEHOLDER, tmp_path / "_config.yml").read_text()
+    assert "launch_buttons" not in cfg and "use_repository_button: false" in cfg
+
+
+def test_publish_sets_the_url_and_regenerates_every_link(monkeypatch, tmp_path):
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(f'[project]\nname = "x"\n\n[project.urls]\nRepository = "{kit.PLACEHOLDER}"\n')
+    applied = []
+    monkeypatch.setattr(kit, "apply", lambda paths: applied.append(paths) or ["README.md"])
+    assert kit.publish("https://github.com/me/course/", pyproject) == ["pyproject.toml", "README.md"]
+    assert kit.repository_url(pyproject) == "https://github.com/me/course" and applied == [kit.lessons()]
+    for bad in ("https://gitlab.com/me/course", "github.com/me/course", "https://github.com/me/course.git"):
+        with pytest.raises(ValueError, match="https://github.com/OWNER/NAME"):
+            kit.publish(bad, pyproject)
+    assert kit.repository_url(pyproject) == "https://github.com/me/course"  # a refused URL changes nothing
+
+
 def test_one_repository_url_drives_every_link(tmp_path):
-    repo = kit.repository_url()
+    repo = PUBLISHED
     owner_name = repo.removeprefix("https://github.com/")
     rel = "notebooks/03_causal_self_attention.ipynb"
-    assert kit.colab_url(rel) == f"https://colab.research.google.com/github/{owner_name}/blob/main/{rel}"
-    assert kit.binder_url(rel) == f"https://mybinder.org/v2/gh/{owner_name}/main?labpath={rel}"
-    table = kit.links_table()
-    assert table.count("[Colab](") == len(kit.lessons()) and kit.colab_url(rel) in table
+    assert kit.colab_url(rel, repo) == f"https://colab.research.google.com/github/{owner_name}/blob/main/{rel}"
+    assert kit.binder_url(rel, repo) == f"https://mybinder.org/v2/gh/{owner_name}/main?labpath={rel}"
+    table = kit.links_table(repo)
+    assert table.count("[Colab](") == len(kit.lessons()) and kit.colab_url(rel, repo) in table
     for page in kit.LINK_PAGES:  # README and the instructor guide carry the generated block, up to date
         text = (ROOT / page).read_text()
         assert kit.LINKS_START in text and kit.LINKS_END in text
         assert kit.with_links(text, kit.launch_block(page)) == text, f"{page}: launch links are stale; run python tools/kit.py apply"
-    assert kit.launch_block("docs/teaching.md") == table
-    assert kit.colab_url("notebooks/00_setup_and_tour.ipynb") in kit.launch_block("README.md")
+    assert kit.launch_block("docs/teaching.md", repo) == table
+    assert kit.colab_url("notebooks/00_setup_and_tour.ipynb", repo) in kit.launch_block("README.md", repo)
     cfg = kit.book_config(repo, tmp_path / "_config.yml").read_text()
-    assert f"url: {repo}" in cfg
+    assert f"url: {repo}" in cfg and "colab_url" in cfg  # launch buttons once published
     bad = tmp_path / "pyproject.toml"
     bad.write_text('[project]\nname = "x"\n[project.urls]\nRepository = "https://gitlab.com/a/b"\n')
     with pytest.raises(ValueError, match=r"\[project.urls\] Repository .* https://github.com/OWNER/NAME"):

@@ -15,6 +15,13 @@ build/student/NN_x.ipynb: the same lesson with each marked block replaced by a s
 NotImplementedError (the check then prints one line: "not implemented yet"), and the outputs of
 exercise cells cleared. build/solutions/NN_x_solutions.ipynb: the exercise section alone, solved,
 with its outputs. Teachers who use nbgrader can use the lessons directly (same markers).
+
+    python tools/student.py --learner mine      # what `make lab` opens: your own copies, exercises unsolved
+
+mine/NN_x.ipynb: the learner edition, written only where mine/ has no such file yet (your work is never
+overwritten; delete a copy to get the lesson's latest version). It is the student edition without the
+test markers (`# NBVAL_CHECK_OUTPUT`), and its first cell links the solved lesson in notebooks/, one
+deliberate click away.
 """
 
 from __future__ import annotations
@@ -96,12 +103,67 @@ def build(paths: list[Path], out_dir: Path) -> list[Path]:
     return written
 
 
+# ---------------------------------------------------------------- what a learner (and the website) reads
+
+_TEST_MARKER = re.compile(r"^[ \t]*#[ \t]*NBVAL_[A-Z_]+[ \t]*(?:\n|$)", re.M)
+
+
+def strip_test_markers(source: str) -> str:
+    """The source without nbval's marker lines (`# NBVAL_CHECK_OUTPUT`, ...): they steer the tests, readers need not see them."""
+    out = _TEST_MARKER.sub("", source)
+    return out.lstrip("\n") if out != source else out
+
+
+def without_test_markers(nb):
+    """A copy of the notebook whose code cells carry no nbval markers."""
+    out = copy.deepcopy(nb)
+    for cell in out.cells:
+        if cell.cell_type == "code":
+            cell.source = strip_test_markers(cell.source)
+    return out
+
+
+def learner_edition(nb, lesson: str):
+    """The student edition, without test markers, its first cell pointing at the solved lesson."""
+    out = without_test_markers(student_edition(nb))
+    note = (f"\n\n> **Your copy** (yours to change): the exercises are unsolved. The solved lesson is "
+            f"[notebooks/{lesson}.ipynb](../notebooks/{lesson}.ipynb), for when you want to compare.")
+    first = next((c for c in out.cells if c.cell_type == "markdown"), None)
+    if first is not None:
+        first.source = first.source.rstrip("\n") + note
+    return out
+
+
+def learner_copies(paths: list[Path], dest: Path) -> tuple[list[Path], list[Path]]:
+    """Write the learner edition of each lesson into dest/ unless a file of that name is there; (written, kept)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    written, kept = [], []
+    for path in paths:
+        target = dest / path.name
+        if target.exists():
+            kept.append(target)
+            continue
+        nb = learner_edition(nbformat.read(path, as_version=4), path.stem)
+        tmp = target.with_name(f".{target.name}.tmp")
+        nbformat.write(nb, tmp)
+        tmp.replace(target)  # a copy is whole or absent, never half written
+        written.append(target)
+    return written, kept
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("notebooks", nargs="*", type=Path)
     ap.add_argument("--out", type=Path, default=ROOT / "build")
+    ap.add_argument("--learner", type=Path, metavar="DIR", help="write your own copies (exercises unsolved) into DIR, keeping any already there")
     args = ap.parse_args(argv)
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if args.learner:
+        written, kept = learner_copies(paths, args.learner)
+        print(f"{args.learner.name}/: {len(written)} new lesson copies with the exercises unsolved"
+              + (f", {len(kept)} of yours kept as they are" if kept else "")
+              + " (the solved lessons stay in notebooks/)")
+        return 0
     written = build(paths, args.out)
     print(f"wrote {len(written) // 2} student notebooks to {args.out.name}/student and their solutions to {args.out.name}/solutions")
     return 0
