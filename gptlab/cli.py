@@ -98,10 +98,10 @@ def _prepare(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from gptlab.checkpoint import check_save_target, writer_lock
+    from gptlab.config import PRESETS
     from gptlab.course import checkpoint_dir
     from gptlab.datasets import read_text
     from gptlab.distributed import is_main
-    from gptlab.config import PRESETS
 
     preset_given = args.preset is not None
     args.preset = args.preset or "shakespeare-char"
@@ -153,16 +153,13 @@ def _train(args: argparse.Namespace, out: Path, text: Any, kind: str, preset_giv
     """Train on `text` (a str) or on token shards (a gptlab.data.TokenShards, whose tokenizer comes with it)."""
     import torch
 
-    from gptlab.data import TokenShards
-    from gptlab.distributed import is_main, world_size
-
     from gptlab.checkpoint import load_checkpoint_tokenizer, read_checkpoint_meta
-    from gptlab.config import GPTConfig
-    from gptlab.data import split_tokens
+    from gptlab.config import GPTConfig, TrainConfig
+    from gptlab.data import TokenShards, split_tokens
+    from gptlab.distributed import is_main, world_size
     from gptlab.model import GPT
     from gptlab.tokenizers import CharTokenizer, train_bpe
     from gptlab.training import train
-    from gptlab.config import TrainConfig
 
     train_over = {k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}
     model_over = {k: getattr(args, k) for k in _MODEL_FLAGS if getattr(args, k) is not None}
@@ -189,7 +186,8 @@ def _train(args: argparse.Namespace, out: Path, text: Any, kind: str, preset_giv
             have = GPTConfig.from_dict(meta["model_config"]).to_dict()  # fields added since take their defaults
             differs = sorted(k for k in want if k not in ("dropout", *model_over) and want[k] != have[k])
             if differs:
-                raise ValueError(f"{_rel(out)} is not a model of --preset {args.preset} (it differs in {differs}); drop --preset to continue it")
+                raise ValueError(f"{_rel(out)} is not a model of --preset {args.preset} (it differs in {differs}); "
+                                 "drop --preset to continue it")
         args.preset = saved_preset or args.preset
         if "max_steps" in train_over and train_over["max_steps"] <= meta["step"]:
             raise ValueError(

@@ -76,14 +76,13 @@ def _char_model(name: str, model_overrides: dict, train_overrides: dict):
 
     import torch
 
-    from gptlab.config import GPTConfig
+    from gptlab.checkpoint import CheckpointError, load_checkpoint
+    from gptlab.config import GPTConfig, TrainConfig
     from gptlab.data import split_tokens
     from gptlab.datasets import read_text
     from gptlab.model import GPT
     from gptlab.tokenizers import CharTokenizer
     from gptlab.training import History, train
-    from gptlab.checkpoint import CheckpointError, load_checkpoint
-    from gptlab.config import TrainConfig
 
     path = checkpoint_dir() / name
     cfg = TrainConfig.from_preset("shakespeare-char", ckpt_dir=str(path), **train_overrides)
@@ -95,7 +94,8 @@ def _char_model(name: str, model_overrides: dict, train_overrides: dict):
                 tok = meta.get("tokenizer") or {}
                 if GPTConfig.from_dict(meta["model_config"]) == model_cfg and meta["step"] == cfg.max_steps and tok.get("type") == "char":
                     return model, tokenizer, History.from_dict(meta.get("history") or {})
-                warnings.warn(f"checkpoints/{name} is not the {name} recipe's model (another run saved there); training it again", stacklevel=3)
+                warnings.warn(f"checkpoints/{name} is not the {name} recipe's model (another run saved there); "
+                              "training it again", stacklevel=3)
             except (CheckpointError, FileNotFoundError) as e:
                 warnings.warn(f"checkpoints/{name} is unreadable ({e}); training it again", stacklevel=3)
         text = read_text("tinyshakespeare")

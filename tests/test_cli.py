@@ -9,9 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from _tiny import ROOT, TEXT, TINY  # the Romeo text and the 4-step training flags (tests/_tiny.py)
+import torch
+from _tiny import ROOT, TEXT, TINY, edit_meta, rehash, resume, snapshot  # the Romeo text and the 4-step training flags (tests/_tiny.py)
+from safetensors.torch import load_file, save_file
 
-from gptlab import cli
+from gptlab import GPT, GPTConfig, cli
+from gptlab import checkpoint as C
+from gptlab import training as T
+from gptlab.tokenizers import CharTokenizer
 
 SHARED = Path("/work/shared/data")
 
@@ -72,8 +77,8 @@ def test_generate_streams_in_a_subprocess(ckpt):
     (settings under which dropping any one flag changes the text)."""
     import torch
 
-    from gptlab.generation import stream
     from gptlab.checkpoint import load_checkpoint
+    from gptlab.generation import stream
 
     r = gptlab("generate", "--checkpoint", str(ckpt), "--prompt", "JULIET:", "--max-new-tokens", "20", "--top-k", "40",
                "--top-p", "0.5", "--temperature", "1.3", "--repetition-penalty", "3.0", "--seed", "0", "--device", "cpu")
@@ -192,15 +197,6 @@ def test_data_fetch(tmp_path, monkeypatch, capsys):
 # ----------------------------------------------------------------------------------------------------
 # Moved here from test_hardening.py and test_mutation_gaps.py (tests by module): hostile input and mutation-test gaps.
 # ----------------------------------------------------------------------------------------------------
-import torch  # noqa: E402
-from gptlab import GPT  # noqa: E402
-from gptlab import GPTConfig  # noqa: E402
-from gptlab import checkpoint as C  # noqa: E402
-from gptlab import training as T  # noqa: E402
-from gptlab.tokenizers import CharTokenizer  # noqa: E402
-from safetensors.torch import load_file  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
-from _tiny import edit_meta, rehash, resume, snapshot  # noqa: E402
 
 
 @pytest.fixture
@@ -370,7 +366,8 @@ def test_cli_train_flags_reach_the_training_config(tobe_text_file, tmp_path, mon
                  grad_clip=0.5, grad_accum=3, eval_interval=4, eval_iters=2, log_interval=2, ckpt_interval=3, seed=11, device="cpu")
     shape = dict(n_layer=1, n_head=2, n_embd=16, block_size=24, dropout=0.25)
     assert set(flags) == set(cli._TRAIN_FLAGS) and set(shape) == set(cli._MODEL_FLAGS)
-    argv = ["train", "--preset", "tiny", "--text-file", str(tobe_text_file), "--out", str(tmp_path / "ck"), "--no-progress", "--bf16", "off"]
+    argv = ["train", "--preset", "tiny", "--text-file", str(tobe_text_file), "--out", str(tmp_path / "ck"),
+            "--no-progress", "--bf16", "off"]
     for k, v in {**flags, **shape}.items():
         argv += ["--" + k.replace("_", "-"), str(v)]
     assert cli.main(argv) == 0

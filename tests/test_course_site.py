@@ -16,7 +16,6 @@ from urllib.parse import unquote, urlsplit
 
 import nbformat
 import pytest
-
 from _browser import ARGS, CHROMIUM, need_browser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +30,8 @@ KNOWN_PAGE_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
 
 def _need_docs_tools():
     try:
-        import sphinx_revealjs  # noqa: F401
         import jupyter_book  # noqa: F401
+        import sphinx_revealjs  # noqa: F401
     except ImportError as e:
         if os.environ.get("CI"):
             pytest.fail(f"the docs extra is missing in CI ({e}); make install installs .[course,dev,docs]")
@@ -44,7 +43,8 @@ def _build(what: str, out: Path) -> None:
     env = dict(os.environ, CI="true", GPTLAB_FAST="1")
     run = subprocess.run([sys.executable, str(ROOT / "tools" / "kit.py"), what, "--out", str(out)], cwd=ROOT, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert run.returncode == 0, f"make {what} failed:\n" + "\n".join(ln for ln in run.stdout.splitlines() if re.search(r"WARNING|ERROR|Error", ln))[-3000:]
+    errors = "\n".join(ln for ln in run.stdout.splitlines() if re.search(r"WARNING|ERROR|Error", ln))
+    assert run.returncode == 0, f"make {what} failed:\n" + errors[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,8 @@ def test_every_deck_opens_offline_with_the_slides_its_cells_declare(decks):
                 text = page.evaluate("document.querySelector('.reveal .slides').textContent")
                 assert kit.KIT_FIRST_LINE not in text, "the kit cell is skipped in the deck"
                 assert kit.title(nb) in text
-                if "$" in "".join(c.source for c in nb.cells if c.cell_type == "markdown" and kit.slide_type(nb.cells, nb.cells.index(c)) != "skip"):
+                shown = [c for c in nb.cells if c.cell_type == "markdown" and kit.slide_type(nb.cells, nb.cells.index(c)) != "skip"]
+                if "$" in "".join(c.source for c in shown):
                     page.wait_for_function("document.querySelectorAll('.reveal mjx-container').length > 0", timeout=15000)
                 if kit.slide_count(nb) > 1:  # the deck moves on
                     page.evaluate("Reveal.next()")
@@ -189,7 +190,8 @@ def test_the_site_in_chromium_home_order_figures_maths_offline(site):
             page = b.open(site / "notebooks" / "03_causal_self_attention.html")
             page.wait_for_load_state("load")
             page.wait_for_function("document.querySelectorAll('mjx-container').length > 0", timeout=20000)
-            figures = page.evaluate("Array.from(document.querySelectorAll('img')).filter(i => i.src.includes('/_images/')).map(i => i.naturalWidth)")
+            figures = page.evaluate(
+                "Array.from(document.querySelectorAll('img')).filter(i => i.src.includes('/_images/')).map(i => i.naturalWidth)")
             assert figures and all(w > 0 for w in figures), figures
             content = page.locator("main").inner_text()
             assert "fast mode: False" in content, "the site shows the committed (full-run) outputs, not a re-run"

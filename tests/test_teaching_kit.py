@@ -56,7 +56,8 @@ def _run_kit_cell(monkeypatch, gptlab_installed: bool, colab: bool, repo: str = 
     calls = []
     monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw)) or subprocess.CompletedProcess(cmd, 0))
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gptlab" and not gptlab_installed else real_find_spec(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gptlab" and not gptlab_installed else real_find_spec(name, *a))
     if colab:
         monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     else:
@@ -237,7 +238,8 @@ def test_the_book_never_executes_notebooks(tmp_path, monkeypatch):
     assert "root: README" in toc and "glob: notebooks/[0-9][0-9]_*" in toc
     on = tmp_path / "book"
     on.mkdir()
-    (on / "_config.yml").write_text((ROOT / "book" / "_config.yml").read_text().replace('execute_notebooks: "off"', 'execute_notebooks: "auto"'))
+    config = (ROOT / "book" / "_config.yml").read_text()
+    (on / "_config.yml").write_text(config.replace('execute_notebooks: "off"', 'execute_notebooks: "auto"'))
     monkeypatch.setattr(kit, "BOOK", on)
     with pytest.raises(ValueError, match="execute_notebooks: 'off'"):
         kit.book_config("https://github.com/a/b", tmp_path / "out.yml")

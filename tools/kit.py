@@ -50,7 +50,6 @@ untrusted hands runs none of its code when opened.
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib.util
 import re
 import shutil
@@ -479,7 +478,8 @@ def build_book(out: Path, solutions: bool = False) -> Path:
         raise SystemExit("jupyter-book is missing: install the docs extra, pip install -c constraints.txt -e '.[docs]' (make install does)")
     src = stage_book_sources(out / "src", solutions, skip=out)
     cmd = [exe, "build", str(src), "--path-output", str(out),
-           "--config", str(book_config(repository_url(), out / "_config.yml")), "--toc", str(src / "book" / "_toc.yml"), "-W", "--keep-going"]
+           "--config", str(book_config(repository_url(), out / "_config.yml")), "--toc", str(src / "book" / "_toc.yml"),
+           "-W", "--keep-going"]
     subprocess.run(cmd, check=True, cwd=src)
     return out / "_build" / "html"
 

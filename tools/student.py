@@ -155,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("notebooks", nargs="*", type=Path)
     ap.add_argument("--out", type=Path, default=ROOT / "build")
-    ap.add_argument("--learner", type=Path, metavar="DIR", help="write your own copies (exercises unsolved) into DIR, keeping any already there")
+    ap.add_argument("--learner", type=Path, metavar="DIR",
+                    help="write your own copies (exercises unsolved) into DIR, keeping any already there")
     args = ap.parse_args(argv)
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if args.learner:
