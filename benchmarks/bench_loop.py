@@ -41,7 +41,7 @@ except ImportError:  # a checkout from before gptlab.datasets existed
 from gptlab.data import split_tokens
 from gptlab.tokenizers import CharTokenizer
 text = read_text("tinyshakespeare")
-tok = CharTokenizer(text)
+tok = CharTokenizer.from_text(text)
 train_data, val_data = split_tokens(tok.encode(text))
 if kind == "nanogpt":
     sys.path.insert(0, sys.argv[4])
