@@ -9,7 +9,8 @@ PIP    := $(PY) -m pip install -c constraints.txt
 
 # What each command installs, into one .venv, re-run only when the package list or the pins change:
 #   make lab (and install, student, data, bench)  -> the course extra: what a learner needs
-#   make test, test-quick, lint, mutants          -> + the dev extra (pytest, playwright, ruff)
+#   make test-quick, lint, mutants               -> + the dev extra (pytest, playwright, ruff)
+#   make test, test-full                         -> + the dev and docs extras (the site and deck tests)
 #   make slides, book                             -> + the docs extra (Jupyter Book 1)
 install: $(VENV)/.course
 install-dev: $(VENV)/.dev
@@ -75,7 +76,7 @@ book: install-docs
 	$(PY) tools/kit.py book --out build/book $(if $(SOLUTIONS),--solutions)
 
 # Fast mode (the README's test command): every notebook trains briefly; about a few minutes on 2 cores.
-test: install-dev
+test: install-dev install-docs
 	GPTLAB_FAST=1 $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 # The unit tests without the slow, browser, docs and subprocess ones (markers: pyproject.toml): well under a
@@ -90,7 +91,7 @@ test-numerics: install-dev
 	ATEN_CPU_CAPABILITY=default $(PY) -m pytest tests -m numerics -p no:cacheprovider
 
 # The full lessons, as committed (long: tens of minutes on a laptop CPU).
-test-full: install-dev
+test-full: install-dev install-docs
 	GPTLAB_FAST=0 $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 test-unit: install-dev

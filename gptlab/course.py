@@ -131,7 +131,8 @@ def _claim(path: Path, name: str, total_steps: int, poll: float = 2.0) -> Iterat
     """
     from tqdm.auto import tqdm
 
-    from gptlab.checkpoint import CheckpointBusyError, writer_lock
+    from gptlab.checkpoint import writer_lock
+    from gptlab.files import CheckpointBusyError
 
     stack, bar, t0 = ExitStack(), None, time.monotonic()
     while True:

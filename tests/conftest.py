@@ -106,6 +106,8 @@ MARKERS: dict[str, tuple[str, ...]] = {
     ),
     "test_teaching_kit.py::test_a_lesson_run_by_tools_nb_stays_up_to_date": ("slow", "subprocess"),
     "test_teaching_kit.py::test_nb_clean_keeps_slide_types_and_tags": ("slow", "subprocess"),
+    "test_teaching_kit.py::test_a_foreign_notebook_s_html_and_javascript_do_not_run_in_its_deck": ("docs",),  # reveal.js
+    "test_teaching_kit.py::test_a_course_lesson_s_html_passes_through": ("docs",),
     # slow: a few seconds or more on 2 cores (measured with --durations; most train a model for tens of steps)
     "test_checkpoint.py::test_optimizer_state_is_checked_against_the_parameters_before_adamw_sees_it": ("slow",),
     "test_checkpoint.py::test_a_fitting_optimizer_state_still_resumes": ("slow",),

@@ -28,9 +28,10 @@ def _recipe(target: str) -> str:
 
 def test_the_windows_steps_are_the_makefiles():
     steps = _powershell_block()
-    install = _recipe("$(STAMP)")
-    pip = re.search(r"pip install (?:--quiet )?(-c constraints.txt -e \"[^\"]+\")", install).group(1)
-    assert any(s.endswith(f"pip install {pip}") for s in steps), "the same package set and pins as make install"
+    install = _recipe("$(VENV)/.course")
+    extras = re.search(r"\$\(PIP\) (-e \"[^\"]+\")", install).group(1)
+    assert "PIP    := $(PY) -m pip install -c constraints.txt" in MAKEFILE
+    assert any(s.endswith(f"pip install -c constraints.txt {extras}") for s in steps), "the same package set and pins as make lab"
     assert any("ipykernel install --sys-prefix --name python3" in s for s in steps)
     mine = re.search(r"tools/student.py .*", _recipe("mine")).group(0).strip()
     assert any(s.endswith(mine) for s in steps), "make mine"
