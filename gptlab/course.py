@@ -34,6 +34,21 @@ def checkpoint_dir() -> Path:
     return Path(env).expanduser() if env else Path(__file__).resolve().parents[1] / "checkpoints"
 
 
+def results(name: str) -> dict:
+    """The record `benchmarks/results/<name>.json` written by a committed benchmark script.
+
+    Lessons quote a figure from a run too long for the lesson only through this: the
+    file carries the figures with the command, date, machine and seeds that made them
+    (`benchmarks/results.py` writes it), so the reader can find and re-run the run.
+    """
+    if not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"results name {name!r}: use letters, digits, '-' and '_' only")
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the results files ship with a clone of the course repository")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def shakespeare_char_model(fast: bool = FAST):
     """(model, tokenizer, history) of the character-level Tiny Shakespeare GPT, trained once and then loaded.
 
