@@ -405,6 +405,13 @@ def _rel(path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in args):
+        print(__doc__)
+        return 0
+    missing = [a for a in args if not Path(a).is_file()]
+    if missing:
+        print(f"claims: no such file: {', '.join(missing)} (give lesson notebooks or README.md)")
+        return 2
     lessons = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     paths = [Path(a) for a in args] if args else [*lessons, ROOT / "README.md"]
     problems: list[Unbacked] = []
