@@ -13,10 +13,13 @@ Three families, each answering a different question:
   has none (lesson 10 derives BLEU by hand and checks it against this one).
 - **What does a set of samples look like?** `distinct_n` and `self_bleu`
   (diversity across samples), `repetition_rate` (degeneration inside one sample),
-  `memorized_fraction` (copying the training text rather than generalising).
+  `memorized_fraction` (copying the training text rather than generalising),
+  `nonword_rate` (made-up words: a character model's misspellings).
 
 Is system B better than A, or lucky on this test set? `paired_bootstrap` resamples the
-test set (Koehn, 2004) from `corpus_stats`, the per-sentence counts BLEU and chrF sum.
+test set (Koehn, 2004) from `corpus_stats`, the per-sentence counts BLEU and chrF sum (or
+any per-item table, e.g. per-prompt NLL sums); `bootstrap_interval` gives one system's
+interval the same way. `spearman` (on average ranks) compares a metric with human ratings.
 
 Scales: `bleu`, `chrf`, `rouge` and `self_bleu` are on 0-100, as papers print them;
 `distinct_n`, `repetition_rate` and `memorized_fraction` are fractions in [0, 1].
@@ -33,7 +36,7 @@ import operator
 import re
 import unicodedata
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Union
 
 import torch
@@ -54,6 +57,11 @@ __all__ = [
     "chrf",
     "rouge",
     "memorized_fraction",
+    "nonword_rate",
+    "paired_bootstrap",
+    "bootstrap_interval",
+    "average_ranks",
+    "spearman",
     "words",
     "compression_ratio",
     "novel_ngrams",
@@ -324,6 +332,35 @@ def memorized_fraction(texts: Sequence[Tokens], corpus: Union[str, Sequence[Any]
     return sum(g in index for g in grams) / len(grams)
 
 
+@functools.lru_cache(maxsize=4)
+def _vocabulary(corpus: str) -> frozenset:
+    """The corpus's words (as `words` splits them), built once per corpus: a str's hash is cached."""
+    return frozenset(words(corpus))
+
+
+def nonword_rate(texts: Sequence[str], corpus: str) -> float:
+    """Share of the words of `texts` that never occur in `corpus` (the training text), pooled over texts.
+
+    A character model that samples an unlikely letter writes a word nobody wrote
+    ("winge", "grasin"): this counts such words, so a claim like "truncating the
+    tail removes misspellings" can be measured (lesson 10). Words as in `words`
+    (lowercased runs of ASCII letters and digits). Human text scores above 0 too:
+    names and rare words of held-out text are missing from any finite corpus, so
+    read the rate beside human text's.
+    """
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        raise TypeError(f"texts must be a list of str, got {type(texts).__name__}")
+    if len(texts) == 0:
+        raise ValueError("texts is empty: give at least one text")
+    if not isinstance(corpus, str) or not corpus.strip():
+        raise ValueError("corpus must be the training text, a non-empty str")
+    vocab = _vocabulary(corpus)
+    ws = [w for t in texts for w in words(t)]
+    if not ws:
+        raise ValueError("the texts have no words (runs of ASCII letters or digits) to look up")
+    return sum(w not in vocab for w in ws) / len(ws)
+
+
 # ----------------------------------------------------------------------------- reference-based: sacreBLEU, rouge-score
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -420,26 +457,82 @@ def paired_bootstrap(
     if stats_a.dim() != 2 or stats_a.shape != stats_b.shape or stats_a.size(0) == 0:
         raise ValueError(f"stats_a and stats_b must be equally long (n, k) tables with n >= 1, "
                          f"got {tuple(stats_a.shape)} and {tuple(stats_b.shape)}")
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
-        raise ValueError(f"alpha must be a number in (0, 1), e.g. 0.05 for a 95% interval, got {alpha!r}")
-    n = stats_a.size(0)
-    g = torch.Generator().manual_seed(seed)
-    diffs = []
-    for _ in range(n_samples):
-        counts = torch.bincount(torch.randint(0, n, (n,), generator=g), minlength=n).to(stats_a.dtype)
-        diffs.append(score(counts @ stats_b) - score(counts @ stats_a))
-    diffs.sort()
+    diffs = sorted(score(c @ stats_b) - score(c @ stats_a) for c in _resamples(stats_a, n_samples, seed, alpha))
     a, b = score(stats_a.sum(0)), score(stats_b.sum(0))
+    low, high = _percentiles(diffs, alpha)
     return {
         "a": a,
         "b": b,
         "diff": b - a,
-        "low": diffs[int(math.floor(alpha / 2 * n_samples))],
-        "high": diffs[min(n_samples - 1, int(math.ceil((1 - alpha / 2) * n_samples)) - 1)],
+        "low": low,
+        "high": high,
         "p_b_not_better": sum(d <= 0 for d in diffs) / n_samples,
     }
+
+
+def bootstrap_interval(
+    stats: torch.Tensor, score: Callable[[torch.Tensor], float], *, n_samples: int = 1000, seed: int = 0, alpha: float = 0.05,
+) -> tuple[float, float]:
+    """(alpha/2, 1 - alpha/2) percentile interval of score(stats) over test sets resampled with replacement.
+
+    The one-system half of `paired_bootstrap`: how much one system's score would
+    move on another test set of the same size drawn like this one. `stats` is an
+    (n, k) table of per-item statistics (e.g. a prompt's summed NLL and its
+    character count) and `score` turns a summed (k,) row into the metric.
+    """
+    if stats.dim() != 2 or stats.size(0) == 0:
+        raise ValueError(f"stats must be an (n, k) table with n >= 1, got shape {tuple(stats.shape)}")
+    return _percentiles(sorted(score(c @ stats) for c in _resamples(stats, n_samples, seed, alpha)), alpha)
+
+
+def _resamples(stats: torch.Tensor, n_samples: int, seed: int, alpha: float) -> Iterator[torch.Tensor]:
+    """n_samples rows of counts: how often each of the n items is drawn in a resample of n with replacement."""
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+        raise ValueError(f"alpha must be a number in (0, 1), e.g. 0.05 for a 95% interval, got {alpha!r}")
+    n = stats.size(0)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(n_samples):
+        yield torch.bincount(torch.randint(0, n, (n,), generator=g), minlength=n).to(stats.dtype)
+
+
+def _percentiles(sorted_values: list[float], alpha: float) -> tuple[float, float]:
+    k = len(sorted_values)
+    return sorted_values[int(math.floor(alpha / 2 * k))], sorted_values[min(k - 1, int(math.ceil((1 - alpha / 2) * k)) - 1)]
+
+
+def average_ranks(values: Sequence[float]) -> list[float]:
+    """Ranks 1..n of `values`, ties sharing the mean of the ranks they span: [3, 1, 3] -> [2.5, 1.0, 2.5]."""
+    vals = [float(v) for v in values]
+    order = sorted(range(len(vals)), key=vals.__getitem__)
+    ranks = [0.0] * len(vals)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and vals[order[j + 1]] == vals[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation: Pearson's r of the average ranks (ties handled, as scipy.stats.spearmanr).
+
+    Human ratings on a 4-12 rubric tie often; ranking ties by their order in the
+    list would make the value depend on that order. NaN when either side is constant.
+    """
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"spearman needs two equally long lists of at least 2 values, got {len(a)} and {len(b)}")
+    ra = torch.tensor(average_ranks(a), dtype=torch.float64)
+    rb = torch.tensor(average_ranks(b), dtype=torch.float64)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denom = (ra.square().sum() * rb.square().sum()).sqrt()
+    return float("nan") if denom == 0 else float((ra * rb).sum() / denom)
+
+
 
 
 @functools.lru_cache(maxsize=2)

@@ -379,7 +379,7 @@ def test_perplexity_rejects_bad_inputs():
 # ----------------------------------------------------------------------------- lesson 10's judge model
 
 
-def test_judge_model_is_deeper_saved_under_its_own_name_and_loaded_not_retrained(tmp_path, monkeypatch):
+def test_judge_model_uses_the_speedrun_recipe_saved_under_its_own_name_and_loaded_not_retrained(tmp_path, monkeypatch):
     from gptlab import course
     from gptlab import training as T
     from gptlab.checkpoint import save_checkpoint
@@ -390,20 +390,80 @@ def test_judge_model_is_deeper_saved_under_its_own_name_and_loaded_not_retrained
     calls = []
 
     def fake_train(model, tr, va, cfg, **kw):
-        calls.append((model.config.n_layer, cfg.max_steps, cfg.seed, cfg.ckpt_dir))
+        calls.append((model.config.pos_emb, model.config.norm, cfg.preset, cfg.schedule, cfg.max_steps, cfg.seed, cfg.ckpt_dir))
         save_checkpoint(cfg.ckpt_dir, model, tokenizer=kw["tokenizer"], step=cfg.max_steps, history=T.History())
         return T.History()
 
     monkeypatch.setattr(T, "train", fake_train)
     judge, tok, _ = course.judge_model(fast=True)
-    lesson_cfg = GPTConfig.from_preset("shakespeare-char")
-    assert judge.config.n_layer > lesson_cfg.n_layer and tok.n_vocab == 65
-    assert calls == [(6, 80, 2024, str(tmp_path / "shakespeare-char-judge-fast"))]
+    assert judge.config == GPTConfig.from_preset("speedrun") and tok.n_vocab == 65
+    assert calls == [("rotary", "rmsnorm", "speedrun", "wsd", 120, 2024, str(tmp_path / "shakespeare-char-judge-fast"))]
     # the second call loads what the first saved, and the full judge lives elsewhere
     monkeypatch.setattr(T, "train", lambda *a, **k: pytest.fail("retrained although a checkpoint exists"))
     again, _, _ = course.judge_model(fast=True)
     torch.testing.assert_close(again.lm_head.weight, judge.lm_head.weight)
     assert not (tmp_path / "shakespeare-char-judge").exists() and not (tmp_path / "shakespeare-char-fast").exists()
+    # the full judge trains the speedrun preset's own steps
+    monkeypatch.setattr(T, "train", fake_train)
+    course.judge_model(fast=False)
+    assert calls[-1][4] == 850 and calls[-1][6] == str(tmp_path / "shakespeare-char-judge")
+
+
+# ----------------------------------------------------------------------------- non-words, bootstrap intervals, Spearman
+
+
+def test_nonword_rate_counts_words_missing_from_the_corpus_pooled_over_texts():
+    corpus = "To be, or not to be: that is the question.\nWhether 'tis nobler"
+    assert M.nonword_rate(["to be or not"], corpus) == 0.0
+    assert M.nonword_rate(["To winge or BE"], corpus) == 0.25  # lowercased, punctuation dropped
+    assert M.nonword_rate(["grasin allout", "to be"], corpus) == 0.5  # pooled: 2 of 4 words
+    assert M.nonword_rate(["'tis"], corpus) == 0.0  # words() splits "'tis" into "tis", in both
+
+
+@pytest.mark.parametrize("texts, corpus, err, match", [
+    ("to be", "to be", TypeError, "list of str"),
+    ([], "to be", ValueError, "texts is empty"),
+    (["to be"], "  ", ValueError, "corpus must be the training text"),
+    (["... !!"], "to be", ValueError, "no words"),
+])
+def test_nonword_rate_refuses_bad_input_by_name(texts, corpus, err, match):
+    with pytest.raises(err, match=match):
+        M.nonword_rate(texts, corpus)
+
+
+def test_average_ranks_share_ties_and_spearman_matches_the_textbook_formula():
+    assert M.average_ranks([3, 1, 3]) == [2.5, 1.0, 2.5]
+    assert M.average_ranks([5, 5, 5, 5]) == [2.5] * 4
+    assert M.spearman([1, 2, 3, 4], [10, 20, 30, 45]) == pytest.approx(1.0)
+    assert M.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # without ties: 1 - 6 sum d^2 / (n (n^2 - 1)); d = (0, -2, 1, 1) -> 1 - 36/60
+    assert M.spearman([1, 2, 3, 4], [1, 4, 2, 3]) == pytest.approx(0.4, rel=1e-12)
+    # with ties the order of tied items in the list must not matter
+    a = [4, 7, 7, 9, 12, 7]
+    b = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    perm = [0, 5, 2, 3, 4, 1]  # swaps the first and last of the tied 7s
+    assert M.spearman(a, b) == pytest.approx(M.spearman([a[i] for i in perm], [b[i] for i in perm]), rel=1e-12)
+    # by hand: ranks of a = (1, 3, 3, 5, 6, 3); Pearson of (ranks - 3.5): 10.5 / sqrt(15.5 * 17.5)
+    assert M.spearman(a, b) == pytest.approx(10.5 / math.sqrt(15.5 * 17.5), rel=1e-12)
+    assert math.isnan(M.spearman([1, 1, 1], [1, 2, 3]))
+    with pytest.raises(ValueError, match="equally long"):
+        M.spearman([1, 2], [1, 2, 3])
+
+
+def test_bootstrap_interval_brackets_the_score_and_narrows_with_more_items():
+    torch.manual_seed(0)
+    small = torch.stack([torch.rand(20), torch.ones(20)], 1).double()  # (value, count) per item: score = mean
+    big = torch.stack([torch.rand(2000), torch.ones(2000)], 1).double()
+    mean = lambda row: (row[0] / row[1]).item()  # noqa: E731
+    lo, hi = M.bootstrap_interval(small, mean, n_samples=400)
+    assert lo < mean(small.sum(0)) < hi
+    lo2, hi2 = M.bootstrap_interval(big, mean, n_samples=400)
+    assert lo2 < mean(big.sum(0)) < hi2 and (hi2 - lo2) < (hi - lo) / 4  # ~ 1/sqrt(n): 10x more precise
+    assert M.bootstrap_interval(small, mean, n_samples=400, seed=3) == M.bootstrap_interval(small, mean, n_samples=400, seed=3)
+    with pytest.raises(ValueError, match=r"\(n, k\) table"):
+        M.bootstrap_interval(torch.zeros(5), mean)
+    with pytest.raises(ValueError, match="n_samples"):
+        M.bootstrap_interval(small, mean, n_samples=0)
 
 
 def test_rouge_refuses_texts_too_long_for_its_lcs_table_by_name():
