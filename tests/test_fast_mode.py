@@ -26,6 +26,9 @@ SIGNALS = {
                                                                  "train loss still falling after it: True"])},
     "08_attention_maps.ipynb": {"signal-induction": ("cell-030", ["below 0.2 at step 300: True",
                                                                  "an induction head (score above 0.5): True"])},
+    "10_evaluating_generated_text.ipynb": {"signal-decoding": ("cell-028", ["every continuation non-empty: True",
+                                                                          "judge ahead of the graded model on val: True",
+                                                                          "human text shares word trigrams with the training text: True"])},
     "12_translation.ipynb": {"signal-translation": ("cell-032", ["at least 95% of the test sentences: True",
                                                                 "GPT test BLEU above 1: True"])},
 }
