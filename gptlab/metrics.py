@@ -176,12 +176,14 @@ def token_nlls(model: nn.Module, ids: Any, *, stride: int | None = None, batch_s
     A model sees at most block_size tokens. The first window, ids[:block_size],
     scores all of its next-token predictions in one forward pass (token t sees
     all t tokens before it). Each later window is moved `stride` tokens to the
-    right and scores only the `stride` tokens that are new, so every token is
-    scored once and with at least block_size - stride + 1 tokens of context.
+    right and scores only the `stride` tokens that are new, so every token after
+    the first window is scored once and with at least block_size - stride + 1
+    tokens of context (the first window's see 1 to block_size).
     stride=None means stride 1: every token beyond the first window sees the last
     block_size tokens, exactly what it saw when the model generated it (the
     sliding-window rule of gptlab.generation); a larger stride is proportionally
-    cheaper and scores some tokens with less context (a slightly higher loss).
+    cheaper and scores some tokens with less context. Whether that raises the
+    loss is an empirical question, not a rule: lesson 10 measures it for its model.
     (This is Hugging Face's "perplexity of fixed-length models" recipe, with the
     last window aligned to the end of the text so it too has a full block.)
     A text of at most block_size + 1 tokens is one window: the plain full-context
