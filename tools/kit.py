@@ -16,8 +16,15 @@ launch buttons are all generated from it. Change it there, then run `apply` (and
 
 **The first cell** (the *kit cell*) is the first code cell of every lesson, right after the
 objectives. On Google Colab, or in any fresh kernel that cannot import gptlab, it installs the
-package from the repository, points the data and checkpoint folders at the working directory and
-fetches the datasets; anywhere else (a checkout, Binder, CI) it does nothing and prints nothing.
+package from the repository (gptlab alone, plus the one or two packages that lesson's code imports,
+never the `course` extra's JupyterLab and nbval), points the data and checkpoint folders at the
+working directory and fetches the datasets that lesson names (`lesson_needs`); anywhere else (a
+checkout, Binder, CI) it does nothing and prints nothing. On Colab it also turns fast mode on
+(GPTLAB_FAST=1 unless set) and says so, with how to get the full runs, and keeps trained models
+on Google Drive (`/content/drive/MyDrive/gptlab-checkpoints`, via GPTLAB_CHECKPOINT_DIR) when
+Drive is mounted; when it is not, they stay in the runtime's `gptlab-checkpoints/` (lost with the
+runtime) and the cell says how to mount Drive and run it again. After changing a lesson's imports
+or data, `python tools/kit.py apply` regenerates its first cell.
 
 **Slide rules** (`metadata.slideshow.slide_type`), applied to every cell each time:
 
@@ -51,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -69,29 +77,44 @@ SLIDE_TYPES = ("slide", "subslide", "fragment", "skip", "notes", "-")
 LONG_CELL = 30  # lines: longer code cells that draw nothing are skipped in the slides
 
 KIT_FIRST_LINE = "# Colab or a fresh kernel without gptlab: install the package and fetch the data."
-KIT_CELL = '''\
-# Colab or a fresh kernel without gptlab: install the package and fetch the data.
+DRIVE = "/content/drive/MyDrive"  # where Colab mounts Google Drive (drive.mount("/content/drive"))
+KIT_HEAD = f'''\
+{KIT_FIRST_LINE}
 # Wherever gptlab is already installed (your checkout, Binder, CI) this cell does nothing.
 import importlib.util, os, subprocess, sys
 if "google.colab" in sys.modules or importlib.util.find_spec("gptlab") is None:
+    local = os.path.abspath("gptlab-checkpoints")
+    if "google.colab" in sys.modules:  # fast mode, and trained models kept on Google Drive when it is mounted
+        os.environ.setdefault("GPTLAB_FAST", "1")
+        fast = os.environ["GPTLAB_FAST"].strip().lower() not in ("0", "false", "no", "off")
+        print(f"Colab: fast mode is {{'ON' if fast else 'off'}} (GPTLAB_FAST={{os.environ['GPTLAB_FAST']}}): " + (
+            "every model trains briefly, so results show at lower quality; for the full runs (much slower on Colab's CPU), "
+            "restart the session and run os.environ['GPTLAB_FAST'] = '0' before this cell" if fast else "the full runs"))
+        if os.path.isdir("{DRIVE}") and os.environ.get("GPTLAB_CHECKPOINT_DIR", local) == local:
+            os.environ["GPTLAB_CHECKPOINT_DIR"] = "{DRIVE}/gptlab-checkpoints"
+        if os.environ.get("GPTLAB_CHECKPOINT_DIR", local) != local:
+            print("trained models are kept in " + os.environ["GPTLAB_CHECKPOINT_DIR"] + ": they survive a new runtime")
+        else:
+            print("trained models are kept in " + local + " for this runtime only (a new one retrains them); to keep them, "
+                  "run from google.colab import drive; drive.mount('/content/drive') and then this cell again")
     os.environ.setdefault("GPTLAB_DATA_DIR", os.path.abspath("gptlab-data"))
-    os.environ.setdefault("GPTLAB_CHECKPOINT_DIR", os.path.abspath("gptlab-checkpoints"))
-    if importlib.util.find_spec("gptlab") is None:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "gptlab[course] @ git+{repository}"], check=True)
-        importlib.invalidate_caches()
-    subprocess.run([sys.executable, "-m", "gptlab", "data", "fetch", "all"], check=True)'''
-
-KIT_CELL_UNPUBLISHED = '''\
-# Colab or a fresh kernel without gptlab: install the package and fetch the data.
-# Wherever gptlab is already installed (your checkout, Binder, CI) this cell does nothing.
-import importlib.util, os, subprocess, sys
-if "google.colab" in sys.modules or importlib.util.find_spec("gptlab") is None:
-    os.environ.setdefault("GPTLAB_DATA_DIR", os.path.abspath("gptlab-data"))
-    os.environ.setdefault("GPTLAB_CHECKPOINT_DIR", os.path.abspath("gptlab-checkpoints"))
-    if importlib.util.find_spec("gptlab") is None:
+    os.environ.setdefault("GPTLAB_CHECKPOINT_DIR", local)
+    if importlib.util.find_spec("gptlab") is None:'''
+KIT_INSTALL = '''
+        print("installing gptlab (about a minute)")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", {packages}], check=True)
+        importlib.invalidate_caches()'''
+KIT_NOT_PUBLISHED = '''
         raise RuntimeError("gptlab is not installed, and the course has no public repository to install it from yet: "
-                           "run the lessons from a copy of the course (make lab, see its README)")
-    subprocess.run([sys.executable, "-m", "gptlab", "data", "fetch", "all"], check=True)'''
+                           "run the lessons from a copy of the course (make lab, see its README)")'''
+KIT_FETCH = '''
+    subprocess.run([sys.executable, "-m", "gptlab", "data", "fetch", {names}], check=True)  # any other data: on first use'''
+
+# What a lesson's code needs beyond gptlab itself: pip packages (Colab has both preinstalled; pip checks)
+# and datasets, found by the names and calls in its code cells.
+LESSON_PACKAGES = {r"\btransformers\b": "transformers", r"\b(ipywidgets|AttentionExplorer|explore)\b": "ipywidgets"}
+LESSON_DATA_CALLS = {r"\bsst2\(": ("sst2_train", "sst2_dev"), r"\bscitldr\(": ("scitldr_a_train", "scitldr_a_dev", "scitldr_a_test"),
+                     r"\bgpt2(_tokenizer)?\(\)": ("gpt2_tiktoken",)}
 PLACEHOLDER = "https://github.com/gptlab-course/gptlab"  # pyproject.toml's Repository until the course is published
 
 LINKS_START = "<!-- launch links: generated by `python tools/kit.py apply` from pyproject.toml's Repository URL -->"
@@ -196,9 +219,25 @@ def with_links(text: str, table: str) -> str:
 
 # ---------------------------------------------------------------- the kit cell and the slide rules
 
-def kit_source(repo: str | None = None) -> str:
+def lesson_needs(nb) -> tuple[list[str], list[str]]:
+    """(pip packages beyond gptlab, datasets) that a lesson's code cells use, in a stable order."""
+    from gptlab.datasets import DATASETS
+
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code" and not is_kit(c))
+    packages = sorted({pkg for pattern, pkg in LESSON_PACKAGES.items() if re.search(pattern, code)})
+    data = {name for name in DATASETS if re.search(rf"[\"']{name}[\"']", code)}
+    data |= {name for pattern, names in LESSON_DATA_CALLS.items() if re.search(pattern, code) for name in names}
+    return packages, [name for name in DATASETS if name in data]
+
+
+def kit_source(repo: str | None = None, nb=None) -> str:
+    """The first code cell of a lesson (`nb`; None: a lesson that needs nothing beyond gptlab and fetches no data)."""
     repo = repo or repository_url()
-    return KIT_CELL.format(repository=repo) if published(repo) else KIT_CELL_UNPUBLISHED
+    packages, data = lesson_needs(nb) if nb is not None else ([], [])
+    install = (KIT_INSTALL.format(packages=", ".join(json.dumps(p) for p in [f"gptlab @ git+{repo}", *packages]))
+               if published(repo) else KIT_NOT_PUBLISHED)
+    fetch = KIT_FETCH.format(names=", ".join(json.dumps(n) for n in data)) if data else ""
+    return KIT_HEAD + install + fetch
 
 
 def is_kit(cell) -> bool:
@@ -255,7 +294,7 @@ def slide_type(cells, i: int) -> str:
 
 def kit(nb, repo: str | None = None):
     """Put the kit cell first among the code cells (after the objectives) and set every cell's slide type."""
-    src = kit_source(repo)
+    src = kit_source(repo, nb)
     old = [c for c in nb.cells if is_kit(c)]
     nb.cells = [c for c in nb.cells if not is_kit(c)]
     cell = old[0] if old else nbformat.v4.new_code_cell(src)
