@@ -368,3 +368,38 @@ def test_a_course_lesson_s_html_passes_through(tmp_path, monkeypatch):
     assert kit.is_course_lesson(src)
     deck = kit.build_slides([src], tmp_path / "out")[0].read_text(encoding="utf-8")
     assert "<script>alert(3)</script>" in deck and "alert(4)" in deck
+
+
+# ---------------------------------------------------------------- widgets on the site and in the decks (issue 30, A5)
+
+
+def _widget_output(model_id: str, png: bool = True):
+    data = {kit.WIDGET_VIEW: {"model_id": model_id, "version_major": 2, "version_minor": 0},
+            "text/plain": "AttentionExplorer: ... (run the notebook in JupyterLab for the interactive view)"}
+    if png:
+        data["image/png"] = "iVBORw0KGgo="
+    return nbformat.v4.new_output("execute_result", data=data, execution_count=1)
+
+
+def test_a_widget_without_saved_state_shows_its_static_picture():
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    dead, saved, bare = code("explorer"), code("slider"), code("button")
+    dead.outputs, saved.outputs = [_widget_output("aaa")], [_widget_output("bbb")]
+    bare.outputs = [nbformat.v4.new_output("display_data", data={kit.WIDGET_VIEW: {"model_id": "ccc"}})]
+    nb = nbformat.v4.new_notebook(cells=[md("# 99 · x"), dead, saved, bare])
+    nb.metadata["widgets"] = {kit.WIDGET_STATE: {"state": {"bbb": {"model_name": "IntSliderModel"}}, "version_major": 2}}
+    out = kit.reader_edition(nb)
+    assert set(out.cells[1].outputs[0].data) == {"image/png", "text/plain"}, "no state saved: the PNG snapshot shows"
+    assert kit.WIDGET_VIEW in out.cells[2].outputs[0].data, "a widget whose state is saved stays a widget"
+    assert kit.WIDGET_VIEW in out.cells[3].outputs[0].data, "nothing to fall back on: left as it is"
+    assert kit.WIDGET_VIEW in nb.cells[1].outputs[0].data, "the lesson itself is not changed"
+
+
+def test_lesson_08s_explorer_shows_its_picture_on_the_site_and_in_the_deck():
+    path = next(p for p in kit.lessons() if p.name.startswith("08"))
+    nb = nbformat.read(path, as_version=4)
+    widgets = [o for c in nb.cells for o in c.get("outputs", []) if kit.WIDGET_VIEW in o.get("data", {})]
+    assert widgets and all("image/png" in o.data for o in widgets), "the committed explorer output carries a PNG snapshot"
+    shown = [o for c in kit.reader_edition(nb).cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert not any(kit.WIDGET_VIEW in o.data for o in shown)
+    assert sum(o.data["image/png"] == w.data["image/png"] for o in shown for w in widgets) == len(widgets)

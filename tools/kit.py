@@ -35,7 +35,9 @@ or data, `python tools/kit.py apply` regenerates its first cell.
   and code cells longer than 30 lines that draw nothing;
 - everything else continues the current slide (`-`).
 
-**What readers see.** Decks and site never show the tests' markers (`# NBVAL_CHECK_OUTPUT`) nor
+**What readers see.** A widget output whose state the notebook does not save (lesson 08's explorer)
+shows its static picture in decks and on the site (`static_widgets`): without a kernel the widget
+itself would draw nothing. Decks and site never show the tests' markers (`# NBVAL_CHECK_OUTPUT`) nor
 the grading markers (`### BEGIN SOLUTION`): the site shows each exercise unsolved, as the student
 edition does (`tools/student.py`), and with `book --solutions` (`make book SOLUTIONS=1`, for after
 a deadline) its solution below it, collapsed under a "Solution" toggle.
@@ -356,6 +358,28 @@ def solution_dropdown(source: str) -> str:
     return f":::{{admonition}} Solution\n:class: dropdown\n\n{fence}python\n{code}\n{fence}\n:::"
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def static_widgets(nb):
+    """`nb` with each widget output whose state was not saved shown as its static fallback (issue 30, A5).
+
+    A widget output is a reference to a model that lives in the kernel; a page or a deck that has no
+    kernel and no saved state (notebook metadata `widgets`) draws nothing for it, and renderers pick
+    the widget view over every other representation. The course's widgets (lesson 08's explorer)
+    also carry a PNG snapshot and a text line: drop the dead reference so those show instead.
+    """
+    saved = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            view = data.get(WIDGET_VIEW)
+            if view is not None and view.get("model_id") not in saved and set(data) - {WIDGET_VIEW}:
+                del data[WIDGET_VIEW]
+    return nb
+
+
 def reader_edition(nb, solutions: bool = False):
     """The lesson as decks and the site show it: no test markers, each exercise unsolved (the student
     edition's stub, its output cleared), and with `solutions` the solution in a collapsed toggle below it."""
@@ -370,7 +394,7 @@ def reader_edition(nb, solutions: bool = False):
         if solutions and cell.get("id") in solved:
             cells.append(nbformat.v4.new_markdown_cell(solution_dropdown(solved[cell.get("id")])))
     out.cells = cells
-    return out
+    return static_widgets(out)
 
 
 def stage_book_sources(stage: Path, solutions: bool = False, skip: Path | None = None) -> Path:
