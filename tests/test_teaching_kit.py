@@ -403,3 +403,48 @@ def test_lesson_08s_explorer_shows_its_picture_on_the_site_and_in_the_deck():
     shown = [o for c in kit.reader_edition(nb).cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert not any(kit.WIDGET_VIEW in o.data for o in shown)
     assert sum(o.data["image/png"] == w.data["image/png"] for o in shown for w in widgets) == len(widgets)
+
+
+# ---------------------------------------------------------------- decks that fit a slide (issue 30, A11; the browser check is in
+# tests/test_course_site.py::test_nothing_runs_off_a_slide_at_1280x720)
+
+
+def _slides(nb) -> list[list]:
+    """The visible cells of a deck, grouped by slide (a slide or subslide starts a group)."""
+    groups = []
+    for c in nb.cells:
+        kind = _type(c)
+        if kind in ("skip", "notes"):
+            continue
+        if not groups or kind in ("slide", "subslide"):
+            groups.append([])
+        groups[-1].append(c)
+    return groups
+
+
+def test_the_deck_edition_cuts_long_cells_and_splits_crowded_slides():
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    words = " ".join(f"w{i}" for i in range(80))
+    long_code = code("\n".join(f"a{i} = {i}" for i in range(25)))
+    long_out = code("for i in range(60): print(i)")
+    long_out.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"{i}\n") for i in range(60)]
+    table = md("| # | row |\n|---|---|\n" + "\n".join(f"| {i} | {words[:90]} |" for i in range(30)))
+    nb = kit.kit(nbformat.v4.new_notebook(cells=[md("# 99 · Dense\n\n**Objectives.** x"), md("## 1. A"), long_code, long_out,
+                                                 md("\n\n".join([words] * 10)), table,
+                                                 *[code(f"b{i} = {i}\nprint(b{i})") for i in range(25)]]))
+    before = nbformat.writes(nb)
+    deck = kit.deck_edition(kit.reader_edition(nb))
+    assert nbformat.writes(nb) == before, "the lesson itself is untouched"
+    for group in _slides(deck):
+        assert sum(kit.cell_height(c) for c in group) <= kit.SLIDE_HEIGHT, [c.source[:30] for c in group]
+    src = {c.source.splitlines()[0]: c for c in deck.cells if c.source}
+    assert src["a0 = 0"].source.splitlines()[-1] == f"# … {25 - kit.CODE_LINES + 1} more lines in the notebook"
+    printed = src["for i in range(60): print(i)"].outputs
+    assert len(printed) == 1 and printed[0].text.splitlines()[-1] == f"… {60 - kit.OUTPUT_LINES + 1} more lines in the notebook"
+    notes = [c for c in deck.cells if _type(c) == "notes"]
+    assert notes and "\n\n".join([c.source for c in deck.cells if words in c.source and "|" not in c.source]) \
+        .count(words) == 10, "dense text: the rest is in the speaker notes, not lost"
+    tables = [c.source for c in deck.cells if c.source.startswith("| # | row |")]
+    assert len(tables) > 1 and sum(t.count("\n| ") for t in tables) == 30, "a long table: every row, header on each slide"
+    assert [c.source for c in deck.cells if c.source.startswith("b24")], "crowded cells move to new subslides, none dropped"
+    assert kit.slide_count(deck) > kit.slide_count(nb)

@@ -419,6 +419,215 @@ def stage_book_sources(stage: Path, solutions: bool = False, skip: Path | None =
     return stage
 
 
+# ---------------------------------------------------------------- what fits on a slide (issue 30, A11)
+# The deck is drawn on reveal.js's 960 × 700 canvas (scaled to the screen: 1280 × 720 shows it whole) with
+# nbconvert's sizes: text 20 px (a line about 32 px high and 95 characters wide), code 19 px (about 26 px high,
+# 80 characters wide). The numbers below are in those pixels; tests/test_course_site.py measures a built deck.
+SLIDE_HEIGHT = 600      # px of cell content per slide, below reveal's margins
+FIGURE_HEIGHT = 380     # px: the deck's CSS caps every image at this height (gptlab_reveal template)
+CODE_LINES = 14         # a longer code cell shows its first CODE_LINES - 1 lines and a "… N more lines" line
+FIGURE_CODE_LINES = 6   # the same for a cell that draws: its figure needs the room
+CODE_WIDTH = 80         # characters: longer lines wrap (CSS pre-wrap), counted here as the lines they take
+OUTPUT_LINES = 8        # a longer text output shows its first OUTPUT_LINES - 1 lines and a "… N more lines" line
+TEXT_WIDTH = 95         # characters per line of markdown text
+TEXT_HEIGHT = 440       # px: the text of a markdown cell beyond this goes to the speaker notes (press S)
+
+
+def _wrapped(lines: list[str], width: int) -> int:
+    return sum(max(1, -(-len(ln.expandtabs()) // width)) for ln in lines)
+
+
+def _png_size(b64: str) -> tuple[int, int] | None:
+    """(width, height) from a base64 PNG's IHDR chunk, or None."""
+    import base64
+
+    head = base64.b64decode(b64[:44] + "=" * (-len(b64[:44]) % 4), validate=False)
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or len(head) < 24:
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def _markdown_height(text: str) -> int:
+    px = 0
+    for block in re.split(r"\n\s*\n", text.strip()):
+        lines = block.splitlines()
+        heading = re.match(r"^(#{1,6})\s", block)
+        if heading:
+            px += {1: 70, 2: 58, 3: 46}.get(len(heading.group(1)), 40) + 32 * (len(lines) - 1)
+        elif block.lstrip().startswith("$$") or block.lstrip().startswith("\\["):
+            px += 70 + 20 * len(lines)
+        elif block.lstrip().startswith("|"):  # a table: its rows wrap in their columns (links show their text only)
+            px += sum(16 + 30 * max(1, -(-len(re.sub(r"\]\([^)]*\)", "]", ln)) // 110)) for ln in lines
+                      if not re.match(r"^\|[-:| ]+\|$", ln.strip()))
+        elif block.lstrip().startswith("<img") or "![" in block:
+            px += FIGURE_HEIGHT
+        else:
+            px += 32 * _wrapped(lines, TEXT_WIDTH) + 16
+    return px
+
+
+def _output_height(out) -> int:
+    data = out.get("data", {})
+    if "image/png" in data:
+        size = _png_size(data["image/png"])
+        return min(FIGURE_HEIGHT, int(size[1] * min(1.0, 900 / max(size[0], 1)))) if size else FIGURE_HEIGHT
+    if "image/svg+xml" in data:
+        return FIGURE_HEIGHT
+    if "text/html" in data:
+        html = "".join(data["text/html"])
+        return min(SLIDE_HEIGHT, 40 + 30 * html.count("<tr") + 24 * html.count("<br"))
+    text = out.get("text") if out.get("output_type") == "stream" else data.get("text/plain", "")
+    return 16 + 24 * _wrapped(("".join(text) if isinstance(text, list) else text or "").splitlines(), CODE_WIDTH)
+
+
+def cell_height(cell) -> int:
+    """Estimated px that `cell` takes on a slide (code, its outputs, or rendered markdown)."""
+    if cell.cell_type == "markdown":
+        return _markdown_height(cell.source)
+    if cell.cell_type != "code":
+        return 32 * _wrapped(cell.source.splitlines(), TEXT_WIDTH)
+    px = 20 + 26 * _wrapped(cell.source.splitlines(), CODE_WIDTH) if cell.source.strip() else 0
+    return px + sum(_output_height(o) for o in cell.get("outputs", []))
+
+
+def _cut(lines: list[str], keep: int, more: str) -> list[str]:
+    return lines if len(lines) <= keep + 1 else [*lines[:keep], more.format(n=len(lines) - keep)]
+
+
+def _merge_streams(outputs: list) -> list:
+    """Consecutive prints to the same stream as one output, as Jupyter shows them (so they are cut as one)."""
+    merged = []
+    for out in outputs:
+        if (merged and out.get("output_type") == "stream" and merged[-1].get("output_type") == "stream"
+                and merged[-1].get("name") == out.get("name")):
+            merged[-1]["text"] = "".join(merged[-1]["text"]) + "".join(out["text"])
+        else:
+            merged.append(out)
+    return merged
+
+
+def _fit_code(cell) -> None:
+    """Shorten a code cell's source (then its text outputs) until the cell fits on one slide, or nothing is left to cut."""
+    lines = cell.source.splitlines()
+    body = [ln for ln in lines if not ln.startswith("# … ")]
+    keep = len(body)
+    while cell_height(cell) > SLIDE_HEIGHT and keep > 3:
+        keep -= 1
+        cell.source = "\n".join(_cut(body, keep, "# … {n} more lines in the notebook"))
+    if cell_height(cell) > SLIDE_HEIGHT:
+        _trim_outputs(cell, 3)
+
+
+def _trim_outputs(cell, limit: int = OUTPUT_LINES) -> None:
+    cell.outputs = _merge_streams(cell.get("outputs", []))
+    for out in cell.outputs:
+        key = "text" if out.get("output_type") == "stream" else None
+        data = out.get("data", {})
+        if key is None and "text/plain" in data and not set(data) - {"text/plain"}:
+            text = "".join(data["text/plain"]) if isinstance(data["text/plain"], list) else data["text/plain"]
+            data["text/plain"] = "\n".join(_cut(text.splitlines(), limit - 1, "… {n} more lines in the notebook"))
+        elif key:
+            text = "".join(out[key]) if isinstance(out[key], list) else out[key]
+            out[key] = "\n".join(_cut(text.splitlines(), limit - 1, "… {n} more lines in the notebook")) + "\n"
+
+
+def _split_markdown(source: str) -> tuple[str, str]:
+    """(what stays on the slide, what goes to the speaker notes): whole blocks, at least the first."""
+    blocks = re.split(r"\n\s*\n", source.strip())
+    kept, px = [], 0
+    for i, block in enumerate(blocks):
+        h = _markdown_height(block)
+        if kept and px + h > TEXT_HEIGHT:
+            return "\n\n".join(kept), "\n\n".join(blocks[i:])
+        kept.append(block)
+        px += h
+    return "\n\n".join(kept), ""
+
+
+def _split_tables(source: str) -> list[str]:
+    """A markdown cell's text as one or more slides' worth: a table taller than TEXT_HEIGHT is cut into
+    pieces of rows, each under the table's header (the text around it stays with the first and last piece)."""
+    blocks = re.split(r"\n\s*\n", source.strip())
+    parts, current = [], []
+    for block in blocks:
+        lines = block.splitlines()
+        if not (block.lstrip().startswith("|") and len(lines) > 3 and _markdown_height(block) > TEXT_HEIGHT):
+            current.append(block)
+            continue
+        head, rows, chunk = lines[:2], lines[2:], []
+        for row in rows:
+            if chunk and _markdown_height("\n".join([*head, *chunk, row])) > TEXT_HEIGHT:
+                parts.append("\n\n".join([*current, "\n".join([*head, *chunk])]))
+                current, chunk = [], []
+            chunk.append(row)
+        current.append("\n".join([*head, *chunk]))
+    return [*parts, "\n\n".join(current)]
+
+
+def _fit_markdown(cell) -> list:
+    """A markdown cell as the cells a deck shows: long tables over several subslides, text beyond TEXT_HEIGHT as notes."""
+    pieces = _split_tables(cell.source)
+    parts = [cell] + [nbformat.v4.new_markdown_cell(p, metadata={"slideshow": {"slide_type": "subslide"}}) for p in pieces[1:]]
+    cell.source = pieces[0]
+    out = []
+    for part in parts:
+        shown, rest = _split_markdown(part.source)
+        part.source = shown
+        out.append(part)
+        if rest:
+            out.append(nbformat.v4.new_markdown_cell(rest, metadata={"slideshow": {"slide_type": "notes"}}))
+    return out
+
+
+def _kind(cell) -> str:
+    return cell.metadata.get("slideshow", {}).get("slide_type", "-")
+
+
+def deck_edition(nb):
+    """The reader edition cut to slides that fit (no cell is executed; the notebook keeps everything):
+
+    - a code cell longer than CODE_LINES (FIGURE_CODE_LINES if it draws) shows its first lines and
+      "# … N more lines in the notebook";
+    - a text output longer than OUTPUT_LINES shows its first lines and "… N more lines in the notebook"
+      (consecutive prints count as one output), and a cell still taller than a slide loses more code lines;
+    - a table taller than TEXT_HEIGHT goes on as many slides as it needs, its header on each;
+    - a markdown cell taller than TEXT_HEIGHT keeps its first paragraphs, the rest becomes speaker notes;
+    - a cell that would push its slide past SLIDE_HEIGHT starts a new subslide (below, in reveal's grid).
+    Long lines wrap (the deck's CSS), and images are capped at FIGURE_HEIGHT, so nothing runs off at 1280 × 720.
+    """
+    import copy
+
+    out = copy.deepcopy(nb)
+    cells = []
+    for cell in out.cells:
+        if cell.cell_type == "markdown" and _kind(cell) not in ("skip", "notes"):
+            cells.extend(_fit_markdown(cell))
+            continue
+        cells.append(cell)
+        if _kind(cell) in ("skip", "notes"):
+            continue
+        if cell.cell_type == "code":
+            keep = (FIGURE_CODE_LINES if _draws(cell) else CODE_LINES) - 1
+            cell.source = "\n".join(_cut(cell.source.splitlines(), keep, "# … {n} more lines in the notebook"))
+            _trim_outputs(cell)
+            _fit_code(cell)
+    used = None
+    for cell in cells:
+        kind = _kind(cell)
+        if kind in ("skip", "notes"):
+            continue
+        h = cell_height(cell)
+        if used is None or kind in ("slide", "subslide"):
+            used = h
+        elif used + h > SLIDE_HEIGHT:
+            cell.metadata["slideshow"] = {"slide_type": "subslide"}
+            used = h
+        else:
+            used += h
+    out.cells = cells
+    return out
+
+
 # ---------------------------------------------------------------- slides (reveal.js, offline)
 
 TEMPLATES = ROOT / "tools" / "templates"
@@ -502,7 +711,7 @@ def build_slides(paths: list[Path], out: Path) -> list[Path]:
     foreign = SlidesExporter(config=c)
     written = []
     for p in paths:
-        nb = reader_edition(nbformat.read(p, as_version=4), solutions=False)
+        nb = deck_edition(reader_edition(nbformat.read(p, as_version=4), solutions=False))
         exporter = trusted if is_course_lesson(p) else foreign
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": p.stem}})
         dest = out / f"{p.stem}.slides.html"
@@ -578,7 +787,8 @@ def main(argv: list[str] | None = None) -> int:
     elif a.cmd == "slides":
         for src, deck in zip(paths, build_slides(paths, a.out)):
             note = "" if is_course_lesson(src) else " (not a course lesson: its HTML sanitized, its JavaScript dropped)"
-            print(f"{deck.name}: {slide_count(nbformat.read(src, as_version=4))} slides{note}")
+            n = slide_count(deck_edition(reader_edition(nbformat.read(src, as_version=4))))
+            print(f"{deck.name}: {n} slides{note}")
         print(f"{len(paths)} decks in {time.perf_counter() - t0:.1f}s, in {a.out}: open any *.slides.html in a browser (works offline)")
     elif a.cmd == "book":
         html = build_book(a.out, a.solutions)
