@@ -448,3 +448,17 @@ def test_the_deck_edition_cuts_long_cells_and_splits_crowded_slides():
     assert len(tables) > 1 and sum(t.count("\n| ") for t in tables) == 30, "a long table: every row, header on each slide"
     assert [c.source for c in deck.cells if c.source.startswith("b24")], "crowded cells move to new subslides, none dropped"
     assert kit.slide_count(deck) > kit.slide_count(nb)
+
+
+def test_the_home_pages_title_names_the_course_once(tmp_path):
+    """C10: Sphinx titles a page "PAGE — BOOK"; on the home page both are the course's name."""
+    page = tmp_path / "README.html"
+    page.write_text("<head><title>gptlab — build a GPT, one piece at a time &#8212; gptlab: build a GPT, one piece at a time"
+                    "</title></head>", encoding="utf-8")
+    kit.home_title(page)
+    assert page.read_text(encoding="utf-8") == "<head><title>gptlab — build a GPT, one piece at a time</title></head>"
+    other = tmp_path / "other.html"
+    other.write_text("<title>08 · Attention maps &#8212; gptlab: build a GPT</title>", encoding="utf-8")
+    kit.home_title(other)
+    assert "&#8212; gptlab" in other.read_text(encoding="utf-8")  # a lesson page keeps the site's name
+    kit.home_title(tmp_path / "missing.html")  # no page: nothing to do

@@ -753,7 +753,24 @@ def build_book(out: Path, solutions: bool = False) -> Path:
            "--config", str(book_config(repository_url(), out / "_config.yml")), "--toc", str(src / "book" / "_toc.yml"),
            "-W", "--keep-going"]
     subprocess.run(cmd, check=True, cwd=src)
-    return out / "_build" / "html"
+    html = out / "_build" / "html"
+    home_title(html / "README.html")
+    return html
+
+
+def home_title(page: Path) -> None:
+    """The home page's <title> without the book's title repeated after its own (C10: "gptlab — build a GPT… — gptlab:
+    build a GPT…"): Sphinx writes "PAGE — BOOK", and the README's heading already is the book's name."""
+    if not page.exists():
+        return
+    text = page.read_text(encoding="utf-8")
+    m = re.search(r"<title>(.*?) &#8212; (.*?)</title>", text)
+
+    def words(t: str) -> str:
+        return re.sub(r"\W+", " ", t).strip().lower()
+
+    if m and words(m.group(1)) == words(m.group(2)):
+        page.write_text(text.replace(m.group(0), f"<title>{m.group(1)}</title>", 1), encoding="utf-8")
 
 
 # ---------------------------------------------------------------- command line
