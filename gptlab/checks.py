@@ -211,6 +211,8 @@ def loss_at_init(fn: Callable[[int], float]) -> Result:
                     raise Wrong(f"V={v}: got {got:.4f} = log2(V), bits; PyTorch's cross-entropy uses the natural log (nats)")
                 if math.isclose(got, 1 / v, rel_tol=1e-6):
                     raise Wrong(f"V={v}: got {got:.4g} = 1/V, the probability; the loss is -ln(probability)")
+                if v > 1 and math.isclose(got, -want, rel_tol=1e-6):
+                    raise Wrong(f"V={v}: got {got:.4g} = ln(1/V), a negative loss; the loss is MINUS the log probability, -ln(1/V) = ln V")
                 raise Wrong(f"V={v}: got {got:.6g}, expected {want:.6g}")
         return len(sizes)
 
@@ -383,6 +385,7 @@ def windows(fn: Callable[[list[int], int, int], list]) -> Result:
             if len(got) != len(want):
                 hint = " — the last window needs block_size + 1 tokens (x and its shifted y)" if abs(len(got) - len(want)) == 1 else ""
                 raise Wrong(f"{case}: {len(got)} windows, expected {len(want)}{hint}")
+            _windows_order_slip(got, want, case)
             for i, ((gx, gy), (wx, wy)) in enumerate(zip(got, want)):
                 if gx != wx:
                     raise Wrong(f"{case}: window {i} x = {gx}, expected {wx}")
@@ -392,6 +395,14 @@ def windows(fn: Callable[[list[int], int, int], list]) -> Result:
         return len(cases)
 
     return _report("windows", run)
+
+
+def _windows_order_slip(got: list, want: list, case: str) -> None:
+    """Lesson 02: the windows come in text order; shuffling belongs to the batches, after a contiguous split."""
+    if got != want and sorted(map(repr, got)) == sorted(map(repr, want)):
+        raise Wrong(f"{case}: the right windows in a shuffled order; return them in text order (window i starts at i * stride): "
+                    "the lesson splits the text contiguously first, since shuffled overlapping windows would leak "
+                    "validation text into training; shuffle batches later, not here")
 
 
 class _Lookups(TorchFunctionMode):
@@ -414,6 +425,18 @@ class _Lookups(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+def _one_hot_dtype_slip(fn: Callable[..., Any], idx: torch.Tensor, weight: torch.Tensor, case: str) -> Any:
+    """Call fn; name the classic slip of lesson 02's one-hot × matrix: F.one_hot returns integers (int64)."""
+    try:
+        return fn(idx, weight)
+    except RuntimeError as e:
+        text = _text(e).lower()  # "expected m1 and m2 to have the same dtype, but got: long int != float", or einsum's wording
+        if "long" in text and "float" in text:
+            raise Wrong(f"{case}: F.one_hot returns integers (int64) and the weight is float: convert it first, "
+                        "F.one_hot(idx, V).float() @ weight") from None
+        raise
+
+
 def embedding_lookup(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Result:
     """fn(idx (B, T) ids, weight (V, C)) -> (B, T, C) via one-hot × matrix; equals nn.Embedding's lookup."""
 
@@ -424,7 +447,7 @@ def embedding_lookup(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -
             w = torch.randn(V, C, generator=_gen(10 + n))
             watched = w.clone()
             with _Lookups(watched) as seen:
-                got = fn(idx.clone(), watched)
+                got = _one_hot_dtype_slip(fn, idx.clone(), watched, f"case {n}")
             if seen.lookups:
                 raise Wrong(f"case {n}: you looked rows up in `weight` ({seen.lookups[0]}); the exercise asks for "
                             "one-hot × matrix: F.one_hot(idx, V).float() @ weight")
@@ -472,6 +495,30 @@ def _head_ref(x: torch.Tensor, wq: torch.Tensor, wk: torch.Tensor, wv: torch.Ten
     return F.softmax(att, dim=dim).nan_to_num(0.0) @ v
 
 
+def _mask_after_softmax(x: torch.Tensor, wq: torch.Tensor, wk: torch.Tensor, wv: torch.Tensor, *, fill: float = 0.0,
+                        before: bool = False) -> torch.Tensor:
+    """The head with the mask in the wrong place: after the softmax (filled with `fill`), or before it filled with 0."""
+    q, k, v = x @ wq, x @ wk, x @ wv
+    T = x.size(-2)
+    future = ~torch.ones(T, T, dtype=torch.bool).tril()
+    att = q @ k.transpose(-2, -1) * k.size(-1) ** -0.5
+    if before:
+        return F.softmax(att.masked_fill(future, fill), dim=-1) @ v
+    return F.softmax(att, dim=-1).masked_fill(future, fill) @ v
+
+
+def _mask_order_slips() -> list[_Mistake]:
+    """Lesson 03's misconception (docs/teaching.md): the mask applied after the softmax, or with 0 instead of -inf."""
+    after = ("you applied the mask after the softmax: the future already took its share of each row, so the kept weights "
+             "no longer sum to 1; mask the SCORES with -inf, then take the softmax")
+    return [
+        _Mistake("after0", lambda *a: _mask_after_softmax(*a, fill=0.0), after),
+        _Mistake("after-inf", lambda *a: _mask_after_softmax(*a, fill=float("-inf")), after + " (filling weights with -inf gives inf/NaN)"),
+        _Mistake("fill0", lambda *a: _mask_after_softmax(*a, fill=0.0, before=True),
+                 "you masked the scores with 0, not -inf: exp(0) = 1, so every future position still gets weight; fill with float('-inf')"),
+    ]
+
+
 def attention_head(fn: Callable[..., torch.Tensor]) -> Result:
     """fn(x (B, T, C), w_q, w_k, w_v (C, head_size)) -> (B, T, head_size): one causal, scaled attention head."""
 
@@ -487,7 +534,9 @@ def attention_head(fn: Callable[..., torch.Tensor]) -> Result:
                 _Mistake("sqrtC", lambda *a, C=C: _head_ref(*a, scale=C ** -0.5),
                          "scaled by sqrt(C), the model width; divide by sqrt(head_size)"),
                 _Mistake("axis", lambda *a: _head_ref(*a, dim=-2), "softmax over the wrong axis: normalise each ROW (over keys, dim=-1)"),
-                _Mistake("nomask", lambda *a: _head_ref(*a, masked=False), "no causal mask: every position sees the future"),
+                _Mistake("nomask", lambda *a: _head_ref(*a, masked=False),
+                         "no causal mask: every position sees the future (that is BERT's bidirectional attention; GPT's is causal)"),
+                *_mask_order_slips(),
                 _Mistake("offby1", lambda *a: _head_ref(*a, offset=1),
                          "each position also sees the NEXT token: your mask lets the future in (tril, not tril(1))"),
                 _Mistake("strict", lambda *a: _head_ref(*a, offset=-1),
@@ -575,11 +624,27 @@ def gpt_param_count(fn: Callable[[Any], int]) -> Result:
                 V, C, L = cfg.vocab_size, cfg.n_embd, cfg.n_layer
                 hints = {V * C: "the tied lm_head is counted twice (it is the same matrix as wte)",
                          -cfg.block_size * C: "the position embedding wpe is missing"}
-                hint = hints.get(diff) or ("biases or LayerNorm parameters are off" if abs(diff) < 20 * L * C + 10 * C else "")
+                hint = (hints.get(diff) or _block_count_slip(cfg, diff)
+                        or ("biases or LayerNorm parameters are off" if abs(diff) < 20 * L * C + 10 * C else ""))
                 raise Wrong(f"{_cfg_str(cfg)}: got {got:,}, expected {want:,} (off by {diff:+,}){' — ' + hint if hint else ''}")
         return len(cfgs)
 
     return _report("gpt_param_count", run)
+
+
+def _block_count_slip(cfg: Any, diff: int) -> str:
+    """Lesson 05's misconception, "the parameters are mostly attention": a block counted without (part of) its MLP."""
+    C, L, b = cfg.n_embd, cfg.n_layer, int(cfg.bias)
+    mlp, attn = 8 * C * C + 5 * C * b, 4 * C * C + 4 * C * b  # c_fc (C, 4C) and c_proj (4C, C); c_attn (C, 3C) and c_proj
+    slips = {
+        -L * mlp: "the MLP is missing from every block: it holds 8·C² weights, twice the attention's 4·C² "
+                  "(the parameters are not mostly attention)",
+        -L * (6 * C * C + 3 * C * b): "the MLP's hidden layer is 4·C wide, not C: c_fc is (C, 4C) and c_proj (4C, C)",
+        -L * (C * C + C * b): "the attention's output projection c_proj (C, C) is missing",
+        -L * (4 * C * C + C * b): "the MLP's second matrix c_proj (4C, C) is missing",
+        -L * attn: "every block is 4·C² short: the attention (c_attn (C, 3C) and c_proj (C, C)) or the MLP's c_fc (C, 4C) is missing",
+    }  # without biases the last two coincide: the later, less specific hint wins
+    return slips.get(diff, "")
 
 
 def _cfg_str(cfg: Any) -> str:
@@ -613,6 +678,17 @@ def tied_head(fn: Callable[[torch.nn.Module], bool]) -> Result:
 # ----------------------------------------------------------------------------- lesson 06
 
 
+def _loss_unit_slips(want: torch.Tensor) -> list[_Mistake]:
+    """Lesson 06 reads one loss three ways (nats, bits, perplexity); the function must return the nats."""
+    return [
+        _Mistake("bits", lambda *a: want / math.log(2),
+                 "you returned bits (log base 2, or the loss / ln 2); the training loss is in nats (natural log, as "
+                 "F.cross_entropy); convert to bits (per character, to compare tokenizers) only when you report it"),
+        _Mistake("ppl", lambda *a: want.exp(),
+                 "you returned the perplexity exp(loss); return the loss itself (nats); perplexity is a way to read it"),
+    ]
+
+
 def cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Result:
     """fn(logits (B, T, V), targets (B, T)) -> mean -log softmax(logits)[target] over positions whose target != -100."""
 
@@ -642,6 +718,7 @@ def cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> R
                          lambda *a, logits=logits, safe=safe, keep=keep:
                          (-(F.softmax(logits, -1).gather(-1, safe[..., None])[..., 0]) * keep).sum() / keep.sum(),
                          "missing log: the loss is -log p(target)"),
+                *_loss_unit_slips(want),
             ]
             got = fn(logits.clone(), targets.clone())
             got = _tensor(got, f"case {n}")
@@ -689,6 +766,15 @@ def lr_schedule(fn: Callable[[int, Any], float]) -> Result:
 # ----------------------------------------------------------------------------- lesson 07
 
 
+def _not_a_choice(got: Any, logits: torch.Tensor, case: str) -> Any:
+    """Lesson 07's misconception, "the model writes text": a filter reshapes the distribution, the decoder then chooses."""
+    if isinstance(got, torch.Tensor) and not got.is_floating_point() and got.dim() >= 1 and got.size(0) == logits.size(0) \
+            and got.shape != logits.shape:
+        raise Wrong(f"{case}: you returned token ids {tuple(got.shape)}, a choice; return the filtered logits {tuple(logits.shape)}: "
+                    "the model gives a distribution, the filter reshapes it, and the decoder samples from it afterwards")
+    return got
+
+
 def top_k(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> Result:
     """fn(logits (B, V), k) -> logits with all but the k largest of each row set to -inf (gptlab.generation.top_k_filter)."""
     from gptlab.generation import top_k_filter
@@ -704,8 +790,11 @@ def top_k(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> Result:
                 _Mistake("k-1", lambda l, k: top_k_filter(l, max(1, k - 1)), "keeps k-1 tokens; keep exactly k"),
                 _Mistake("k+1", lambda l, k: top_k_filter(l, min(k + 1, l.size(-1))), "keeps k+1 tokens; keep exactly k"),
                 _Mistake("smallest", lambda l, k: -top_k_filter(-l, k), "keeps the k SMALLEST logits; keep the largest"),
+                _Mistake("probs", lambda l, k: F.softmax(top_k_filter(l, k), -1),
+                         "returned probabilities; return the filtered LOGITS (-inf where removed): sampling takes the softmax"),
             ]
-            _same(fn(logits.clone(), k), top_k_filter(logits, k), f"case {n} (B={B}, V={V}, k={k})", mistakes=mistakes, args=args)
+            case = f"case {n} (B={B}, V={V}, k={k})"
+            _same(_not_a_choice(fn(logits.clone(), k), logits, case), top_k_filter(logits, k), case, mistakes=mistakes, args=args)
         return len(cases)
 
     return _report("top_k", run)
@@ -731,7 +820,9 @@ def top_p(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> Result:
                 _Mistake("zero", lambda l, p: top_p_filter(l, p).masked_fill(top_p_filter(l, p).isinf(), 0.0),
                          "removed logits are set to 0; use -inf"),
             ]
-            _same(fn(logits.clone(), p), top_p_filter(logits, p), f"case {n} (B={B}, V={V}, p={p})", mistakes=mistakes, args=(logits, p))
+            case = f"case {n} (B={B}, V={V}, p={p})"
+            _same(_not_a_choice(fn(logits.clone(), p), logits, case), top_p_filter(logits, p), case, mistakes=mistakes,
+                  args=(logits, p))
         return len(cases)
 
     return _report("top_p", run)
@@ -759,7 +850,8 @@ def previous_token_score(fn: Callable[[torch.Tensor], torch.Tensor]) -> Result:
                 _Mistake("diag", lambda w: w.diagonal(0, -2, -1).mean(-1),
                          "you averaged the diagonal (a token attending to itself); take the offset -1 diagonal (i -> i-1)"),
                 _Mistake("above", lambda w: w.diagonal(1, -2, -1).mean(-1),
-                         "you took the diagonal above (i -> i+1), which a causal model never uses; take offset -1"),
+                         "you took the diagonal above (i -> i+1): GPT never attends to a later token (its maps are "
+                         "lower-triangular, causal), so that diagonal is all zeros; take offset -1"),
                 _Mistake("rows", lambda w, T=T: w.diagonal(-1, -2, -1).sum(-1) / T,
                          "divided by T; position 0 has no previous token, so average over the T-1 rows"),
             ]
@@ -780,7 +872,8 @@ def mean_attention_distance(fn: Callable[[torch.Tensor], torch.Tensor]) -> Resul
             T = shape[-1]
             d = (torch.arange(T)[:, None] - torch.arange(T)[None, :]).float()
             mistakes = [
-                _Mistake("signed", lambda w: -ref(w), "distances come out negative: use i - j (how far BACK the key is)"),
+                _Mistake("signed", lambda w: -ref(w),
+                         "distances come out negative: use i - j (how far BACK the key is; a causal head never looks ahead)"),
                 _Mistake("row0", lambda w, d=d: (w * d).sum(-1).mean(-1),
                          "row 0 is averaged in; position 0 can only look at itself, so average over queries i >= 1"),
                 _Mistake("sum", lambda w, d=d: (w * d).sum(-1)[..., 1:].sum(-1), "summed over query rows; average them"),
@@ -1039,7 +1132,8 @@ def lora_forward(fn: Callable[..., torch.Tensor]) -> Result:
                 _Mistake("inverse", lambda *a, base=base, delta=delta, r=r, alpha=alpha: base + delta * (r / alpha),
                          "scaled by r / alpha; the factor is alpha / r"),
                 _Mistake("nobase", lambda *a, delta=delta, r=r, alpha=alpha: delta * (alpha / r),
-                         "the frozen base layer's output x W^T + b is missing"),
+                         "the frozen base layer's output x W^T + b is missing: LoRA is not a separate model, it adds a "
+                         "low-rank update to the frozen layer (one that merges back into W)"),
             ]
             _same(fn(*(a.clone() if isinstance(a, torch.Tensor) else a for a in args)), base + delta * (alpha / r),
                   f"case {n} (r={r}, alpha={alpha:g})", mistakes=mistakes, args=args)
@@ -1135,7 +1229,8 @@ def cross_attention(fn: Callable[..., torch.Tensor]) -> Result:
             args = (y, mem, *ws, src_len)
             mistakes = [
                 _Mistake("causal", lambda *a: _cross_ref(*a, causal=True),
-                         "a causal mask on cross-attention: the whole source is known, so every target position may see all of it"),
+                         "a causal mask on cross-attention: the whole source is known, so every target position may see all of it "
+                         "(the encoder side is read bidirectionally; only the decoder's self-attention is causal)"),
                 _Mistake("pad", lambda *a: _cross_ref(*a, pad=False),
                          "padding positions of the source get attention: mask keys at positions >= src_len"),
                 _Mistake("axis", lambda *a: _cross_ref(*a, dim=-2),
@@ -1255,15 +1350,17 @@ def lstm_step(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Result:
     return _report("lstm_step", run)
 
 
-def _ece_ref(conf, correct, n_bins, weighted=True, midpoints=False):
-    """The reference ECE (weighted=False: bins weighted equally; midpoints=True: bin midpoints as confidence)."""
+def _ece_ref(conf, correct, n_bins, weighted=True, midpoints=False, signed=False):
+    """The reference ECE (weighted=False: bins weighted equally; midpoints=True: bin midpoints as confidence;
+    signed=True: accuracy - confidence without the absolute value, a slip)."""
     edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
     total, gaps = 0.0, []
     for lo, hi in zip(edges[:-1], edges[1:]):
         m = (conf > lo) & (conf <= hi)
         if m.any():
             c = (lo + hi) / 2 if midpoints else conf[m].mean()
-            gap = abs(float(correct[m].mean()) - float(c))
+            gap = float(correct[m].mean()) - float(c)
+            gap = gap if signed else abs(gap)
             gaps.append(gap)
             total += int(m.sum()) * gap
     return total / len(conf) if weighted else sum(gaps) / len(gaps)
@@ -1286,6 +1383,10 @@ def expected_calibration_error(fn: Callable[[torch.Tensor, torch.Tensor, int], f
             case = f"case {k + 1} ({n} predictions, {n_bins} bins)"
             if math.isclose(got, _ece_ref(conf, correct, n_bins, weighted=False), abs_tol=1e-6):
                 raise Wrong(f"{case}: got {got:.4g}, expected {want:.4g} — weight each bin by its share of the predictions, not equally")
+            if math.isclose(got, _ece_ref(conf, correct, n_bins, signed=True), abs_tol=1e-6) \
+                    or math.isclose(got, -_ece_ref(conf, correct, n_bins, signed=True), abs_tol=1e-6):
+                raise Wrong(f"{case}: got {got:.4g}, expected {want:.4g} — the gaps are signed, so over- and under-confident "
+                            "bins cancel: take |accuracy - confidence| per bin (a confident model is not a right one)")
             if math.isclose(got, _ece_ref(conf, correct, n_bins, midpoints=True), abs_tol=1e-6):
                 raise Wrong(f"{case}: got {got:.4g}, expected {want:.4g} — "
                             "compare with the mean confidence in the bin, not the bin's midpoint")

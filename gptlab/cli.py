@@ -303,6 +303,18 @@ def _barely_trained_note(meta: dict) -> str | None:
             f"scores {uniform:.2f}), so expect gibberish; train it longer (gptlab train --resume --max-steps N --out DIR)")
 
 
+def _encode(tok: Any, text: str, what: str) -> list[int]:
+    """tok.encode(text), with a message for a trained model: its vocabulary is fixed, so the text must change (C3)."""
+    try:
+        return tok.encode(text)
+    except ValueError as e:
+        if "CharTokenizer" not in str(e):
+            raise
+        bad = next(c for c in text if c not in tok.stoi)
+        raise ValueError(f"{what} holds {bad!r} (position {text.index(bad)}), which this model never saw: its vocabulary of "
+                         f"{tok.n_vocab} characters was fixed when it was trained; leave that character out") from None
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     import torch
 
@@ -336,8 +348,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     prompt = args.prompt.replace("\\n", "\n").replace("\\t", "\t") if args.escapes else args.prompt
     device = next(model.parameters()).device
     _cap_threads(model, device)
+    ids = _encode(tok, prompt, "the prompt")
     if args.beams > 1:
-        idx = torch.tensor([tok.encode(prompt)], dtype=torch.long, device=device)
+        idx = torch.tensor([ids], dtype=torch.long, device=device)
         if idx.size(1) == 0:
             raise ValueError("the prompt encodes to no tokens; give at least one character")
         out = beam_search(model, idx, args.max_new_tokens, num_beams=args.beams)
@@ -442,7 +455,7 @@ def cmd_attention(args: argparse.Namespace) -> int:
     for name, value, limit in (("layer", args.layer, model.config.n_layer), ("head", args.head, model.config.n_head)):
         if value is not None and not 0 <= value < limit:
             raise ValueError(f"--{name} {value} out of range; this model has {limit} {name}s (0..{limit - 1})")
-    ids = tokenizer.encode(args.text)
+    ids = _encode(tokenizer, args.text, "--text")
     n, block = len(ids), model.config.block_size
     start = max(0, n - block) if args.start is None else args.start
     if start >= n:

@@ -97,11 +97,11 @@ MARKERS: dict[str, tuple[str, ...]] = {
     "test_cli.py::test_damaged_or_mismatched_checkpoints": ("slow", "subprocess"),
     "test_cli.py::test_a_closed_pipe_is_not_an_error": ("slow", "subprocess"),
     "test_teaching_kit.py::test_kit_cell_does_nothing_where_gptlab_is_installed": ("subprocess",),
-    "test_teaching_kit.py::test_kit_cell_on_a_fresh_kernel_installs_from_the_repository_and_fetches_the_data": (
+    "test_teaching_kit.py::test_kit_cell_on_a_fresh_kernel_installs_what_the_lesson_needs_and_fetches_its_data": (
         "slow",
         "subprocess",
     ),
-    "test_teaching_kit.py::test_kit_cell_on_colab_with_gptlab_already_installed_only_sets_folders_and_fetches": (
+    "test_teaching_kit.py::test_kit_cell_on_colab_with_gptlab_already_installed_sets_folders_and_fetches_only": (
         "subprocess",
     ),
     "test_teaching_kit.py::test_a_lesson_run_by_tools_nb_stays_up_to_date": ("slow", "subprocess"),

@@ -444,3 +444,77 @@ def test_embedding_lookup_rejects_indexing_into_the_weight(lookup, capsys):
     assert bool(checks.embedding_lookup(lookup)) is False
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "one-hot × matrix" in out, out
+
+
+# ----------------------------------------------------------------------------- the classic slips (issue 30)
+# Each lesson's misconceptions in docs/teaching.md, written as the wrong answer a learner hands in: the check names the
+# slip in its one line (the right answers still pass: test_check_passes_the_reference_in_one_line).
+
+
+def _mask_after_softmax(x, wq, wk, wv, fill=0.0):
+    q, k, v = x @ wq, x @ wk, x @ wv
+    T = x.size(-2)
+    wei = F.softmax(q @ k.transpose(-2, -1) / k.size(-1) ** 0.5, dim=-1)
+    return wei.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), fill) @ v
+
+
+def _mask_with_zero(x, wq, wk, wv):
+    q, k, v = x @ wq, x @ wk, x @ wv
+    T = x.size(-2)
+    att = (q @ k.transpose(-2, -1) / k.size(-1) ** 0.5).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), 0.0)
+    return F.softmax(att, dim=-1) @ v
+
+
+def _params_without(c, *, mlp=1.0, attn_proj=True):
+    """gptlab's count with the MLP scaled by `mlp` (0: missing, 0.25: hidden width C) and/or the attention's c_proj dropped."""
+    C, L, b = c.n_embd, c.n_layer, int(c.bias)
+    full_mlp = 8 * C * C + 5 * C * b
+    small_mlp = {1.0: full_mlp, 0.0: 0, 0.25: 2 * C * C + 2 * C * b}[mlp]
+    return _param_count(c) - L * (full_mlp - small_mlp) - (0 if attn_proj else L * (C * C + C * b))
+
+
+def _ce(l, t):
+    return F.cross_entropy(l.flatten(0, 1), t.flatten())
+
+
+def _sample_ids(l, _):
+    return torch.multinomial(F.softmax(l, -1), 1, generator=torch.Generator().manual_seed(0))
+
+
+SLIPS = [
+    ("loss_at_init", lambda v: -math.log(v), "MINUS the log probability"),
+    ("embedding_lookup", lambda i, w: F.one_hot(i, w.size(0)) @ w, "F.one_hot returns integers"),
+    ("embedding_lookup", lambda i, w: torch.einsum("btv,vc->btc", F.one_hot(i, w.size(0)), w), "F.one_hot returns integers"),
+    ("windows", lambda t, b, s: _windows(t, b, s)[::-1], "shuffled order"),
+    ("attention_head", _mask_after_softmax, "you applied the mask after the softmax"),
+    ("attention_head", lambda *a: _mask_after_softmax(*a, fill=float("-inf")), "you applied the mask after the softmax"),
+    ("attention_head", _mask_with_zero, "masked the scores with 0, not -inf"),
+    ("attention_head", lambda *a: _head(*a, mask=False), "bidirectional"),
+    ("gpt_param_count", lambda c: _params_without(c, mlp=0.0), "the MLP is missing"),
+    ("gpt_param_count", lambda c: _params_without(c, mlp=0.25), "4·C wide"),
+    ("gpt_param_count", lambda c: _params_without(c, attn_proj=False), "output projection c_proj (C, C) is missing"),
+    ("cross_entropy", lambda l, t: _ce(l, t) / math.log(2), "you returned bits"),
+    ("cross_entropy", lambda l, t: _ce(l, t).exp(), "perplexity"),
+    ("top_k", lambda l, k: _sample_ids(top_k_filter(l, k), k), "you returned token ids"),
+    ("top_k", lambda l, k: F.softmax(top_k_filter(l, k), -1), "returned probabilities"),
+    ("top_p", lambda l, p: top_p_filter(l, p).argmax(-1), "you returned token ids"),
+    ("previous_token_score", lambda w: w.diagonal(1, -2, -1).mean(-1), "lower-triangular"),
+    ("mean_attention_distance", lambda w: -mean_attention_distance(w), "never looks ahead"),
+    ("lora_forward", lambda x, w, b, A, B, a: (a / A.size(0)) * (x @ A.t() @ B.t()), "LoRA is not a separate model"),
+    ("cross_attention", lambda *a: checks._cross_ref(*a, causal=True), "read bidirectionally"),
+    ("expected_calibration_error", lambda c, k, n: _ece(c, k, n, signed=True), "over- and under-confident bins cancel"),
+]
+
+
+@pytest.mark.parametrize(("name", "wrong", "phrase"), SLIPS, ids=[f"{n}-{p[:24]}" for n, _, p in SLIPS])
+def test_check_names_the_classic_slip(name, wrong, phrase, capsys):
+    assert bool(getattr(checks, name)(wrong)) is False
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith(f"✗ {name}:") and phrase in out, out
+
+
+def test_a_param_count_hint_needs_the_exact_slip(capsys):
+    """Off by something else than a block part: no MLP/attention story is told."""
+    assert not checks.gpt_param_count(lambda c: _param_count(c) - 7 * c.n_embd * c.n_embd)
+    out = capsys.readouterr().out
+    assert "MLP" not in out and "attention" not in out, out

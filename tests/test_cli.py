@@ -449,3 +449,13 @@ def test_small_models_generate_on_one_thread(ckpt, monkeypatch):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_character_the_model_never_saw_is_named_with_what_to_do(trained, capsys):
+    """Issue 30, C3: a trained model's vocabulary cannot be rebuilt; the message says to leave the character out."""
+    assert cli.main(["generate", "--checkpoint", str(trained), "--device", "cpu", "--prompt", "RO🙂", "--max-new-tokens", "2"]) == 1
+    err = capsys.readouterr().err.splitlines()[-1]  # (after the barely-trained note)
+    assert "'🙂' (position 2), which this model never saw" in err and "leave that character out" in err
+    assert "from_text" not in err, err
+    assert cli.main(["attention", "--checkpoint", str(trained), "--text", "é", "--out", "x.html"]) == 1
+    assert "--text holds 'é' (position 0)" in capsys.readouterr().err

@@ -99,7 +99,7 @@ def test_every_deck_opens_offline_with_the_slides_its_cells_declare(decks):
                 nb = nbformat.read(nb_path, as_version=4)
                 page = b.open(decks / f"{nb_path.stem}.slides.html")
                 page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=15000)
-                assert page.evaluate("Reveal.getTotalSlides()") == kit.slide_count(nb), nb_path.name
+                assert page.evaluate("Reveal.getTotalSlides()") == kit.slide_count(kit.deck_edition(kit.reader_edition(nb))), nb_path.name
                 text = page.evaluate("document.querySelector('.reveal .slides').textContent")
                 assert kit.KIT_FIRST_LINE not in text, "the kit cell is skipped in the deck"
                 assert kit.title(nb) in text
@@ -129,6 +129,72 @@ def test_a_deck_follows_the_slide_rules(decks):
     figures = sum(len([o for o in c.get("outputs", []) if "image/png" in o.get("data", {})]) for c in nb.cells
                   if c.cell_type == "code" and kit.slide_type(nb.cells, nb.cells.index(c)) != "skip")
     assert figures > 0 and html.count("<img") == figures
+
+
+def _dense_notebook():
+    """A notebook written without slides in mind: long code, long lines, long outputs, dense text, crowded slides."""
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 6), dpi=100)
+    ax.plot([0, 1], [1, 0])
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    png = base64.b64encode(buf.getvalue()).decode("ascii")
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    words = " ".join(f"word{i}" for i in range(60))
+    figure = code("\n".join(f"x{i} = {i}  # setting up the plot" for i in range(40)) + "\nplt.show()")
+    figure.outputs = [nbformat.v4.new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"})]
+    printed = code("print(f\"d={d}: var(q.k) = {v:.3f}, var(q.k / sqrt(d)) = {w:.3f}" + ", more" * 30 + "\")")
+    printed.outputs = [nbformat.v4.new_output("stream", name="stdout", text="\n".join(f"step {i}: loss 3.{i:03d}" for i in range(50)))]
+    cells = [md("# 99 · A dense lesson\n\n**Objectives.** many."), md("## 1. Text"), md("\n\n".join([words] * 12)),
+             printed, md("Text before a figure."), figure, md("## 2. Crowded")]
+    cells += [code(f"y{i} = {i}\nprint(y{i})") for i in range(12)]
+    cells += [md(f"{words} {i}") for i in range(6)]
+    return kit.kit(nbformat.v4.new_notebook(cells=cells))
+
+
+def test_nothing_runs_off_a_slide_at_1280x720(tmp_path):
+    """Issue 30, A11: long code cells, long lines, long outputs and dense text are cut to fit a 1280 × 720 screen."""
+    _need_docs_tools()
+    need_browser()
+    from playwright.sync_api import sync_playwright
+
+    src = tmp_path / "dense.ipynb"
+    nbformat.write(_dense_notebook(), src)
+    deck = kit.build_slides([src], tmp_path / "out")[0]
+    with sync_playwright() as p:
+        b = _Browser(p)
+        try:
+            context = b.browser.new_context(viewport={"width": 1280, "height": 720})
+            page = context.new_page()
+            page.goto(deck.resolve().as_uri())
+            page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=15000)
+            total = page.evaluate("Reveal.getTotalSlides()")
+            assert total == kit.slide_count(kit.deck_edition(kit.reader_edition(nbformat.read(src, as_version=4))))
+            overflow = []
+            for i in range(total):
+                page.wait_for_timeout(50)
+                over = page.evaluate("""(() => {
+                    const s = Reveal.getCurrentSlide();
+                    const wide = Array.from(s.querySelectorAll('pre')).filter(p => p.scrollWidth > p.clientWidth + 1).length;
+                    return [s.scrollHeight - s.clientHeight, wide, s.textContent.trim().slice(0, 40)];
+                })()""")
+                if over[0] > 2 or over[1]:
+                    overflow.append((i, *over))
+                page.evaluate("Reveal.next()")
+            text = page.evaluate("document.querySelector('.reveal .slides').textContent")
+        finally:
+            b.browser.close()
+    assert overflow == [], f"slides that run off (index, px too tall, too-wide code blocks, start): {overflow}"
+    assert "more lines in the notebook" in text  # the long cell and the long output were cut, and say so
+    assert "word59 5" in text  # the crowded slide's cells moved to subslides, none dropped
 
 
 _LINK = re.compile(r"""<(?:a|img|link|script)\b[^>]*?\s(?:href|src)=["']([^"']*)["']""", re.I)

@@ -76,3 +76,32 @@ def test_make_lab_installs_the_course_extra_only_and_shows_pips_progress():
     quick = _make_n("test-quick")
     assert '-m "not slow and not browser and not docs and not subprocess"' in quick
     assert "test-quick" in (ROOT / "docs" / "CONTRIBUTING.md").read_text()
+
+
+def test_python_m_gptlab_works_when_a_folder_named_gptlab_shadows_the_package(tmp_path):
+    """The newcomer trial: `python -m gptlab` from the folder above the clone. The clone folder `gptlab/` is
+    imported as a namespace package; gptlab/__main__.py (found by the editable install) must repair that."""
+    clone = tmp_path / "gptlab"
+    (clone / "data").mkdir(parents=True)  # a clone's folder: no __init__.py, as in the trial
+    code = ("import runpy, sys, types\n"
+            f"ns = types.ModuleType('gptlab'); ns.__path__ = [{str(clone)!r}]; sys.modules['gptlab'] = ns\n"
+            "sys.argv = ['gptlab', '--help']\n"
+            f"runpy.run_path({str(ROOT / 'gptlab' / '__main__.py')!r}, run_name='__main__')\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0 and "ImportError" not in out.stderr, out.stderr
+    assert re.search(r"\bgenerate\b", out.stdout), out.stdout
+
+
+def test_python_m_gptlab_from_the_folder_above_a_clone(tmp_path):
+    """The same, for real, where this checkout is the installed (editable) gptlab: `cd ..; python -m gptlab --help`."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    where = subprocess.run([sys.executable, "-c", "import gptlab; print(gptlab.__file__)"], cwd=tmp_path, capture_output=True,
+                           text=True, env=env, timeout=60).stdout.strip()
+    if not where or Path(where).resolve() != (ROOT / "gptlab" / "__init__.py").resolve():
+        pytest.skip(f"this checkout is not the installed gptlab (that is {where or 'none'}); make install makes it")
+    (tmp_path / "gptlab").symlink_to(ROOT, target_is_directory=True)
+    out = subprocess.run([sys.executable, "-m", "gptlab", "--help"], cwd=tmp_path, capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"\bgenerate\b", out.stdout), out.stdout

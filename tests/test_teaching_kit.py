@@ -41,7 +41,7 @@ def test_every_lesson_opens_with_objectives_time_and_the_kit_cell(path):
     assert re.search(r"\*\*(Expected time|Time)\b", first.source), "the first cell states the expected time"
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert nb.cells[1] is code[0] and kit.is_kit(code[0]), "the kit cell is the first code cell, right after the objectives"
-    assert code[0].source == kit.kit_source() and code[0].outputs == []
+    assert code[0].source == kit.kit_source(nb=nb) and code[0].outputs == []
     assert sum(kit.is_kit(c) for c in nb.cells) == 1
     assert _type(code[0]) == "skip" and _type(first) == "slide"
     assert "NBVAL_CHECK_OUTPUT" not in code[0].source
@@ -51,8 +51,10 @@ def test_every_lesson_opens_with_objectives_time_and_the_kit_cell(path):
 PUBLISHED = "https://github.com/a/b"  # a published course's repository (the real one is still the placeholder)
 
 
-def _run_kit_cell(monkeypatch, gptlab_installed: bool, colab: bool, repo: str = PUBLISHED):
-    """Execute the kit cell's code as a kernel would, with pip and the CLI replaced by a recorder."""
+def _run_kit_cell(monkeypatch, gptlab_installed: bool, colab: bool, repo: str = PUBLISHED, nb=None, drive: bool = False,
+                  preset: dict | None = None):
+    """Execute the kit cell's code as a kernel would, with pip and the CLI replaced by a recorder
+    (`nb`: the lesson whose cell it is; `drive`: Google Drive is mounted at kit.DRIVE; `preset`: variables set before)."""
     calls = []
     monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw)) or subprocess.CompletedProcess(cmd, 0))
     real_find_spec = importlib.util.find_spec
@@ -62,12 +64,16 @@ def _run_kit_cell(monkeypatch, gptlab_installed: bool, colab: bool, repo: str = 
         monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     else:
         monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    for var in ("GPTLAB_DATA_DIR", "GPTLAB_CHECKPOINT_DIR"):
+    real_isdir = os.path.isdir
+    monkeypatch.setattr(os.path, "isdir", lambda p: drive if p == kit.DRIVE else real_isdir(p))
+    for var in ("GPTLAB_DATA_DIR", "GPTLAB_CHECKPOINT_DIR", "GPTLAB_FAST"):
         monkeypatch.delenv(var, raising=False)
+    for var, value in (preset or {}).items():
+        monkeypatch.setenv(var, value)
     before = dict(os.environ)
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        exec(compile(kit.kit_source(repo), "<kit cell>", "exec"), {"__builtins__": builtins})
+        exec(compile(kit.kit_source(repo, nb), "<kit cell>", "exec"), {"__builtins__": builtins})
     return calls, out.getvalue(), {k: v for k, v in os.environ.items() if before.get(k) != v}
 
 
@@ -76,21 +82,66 @@ def test_kit_cell_does_nothing_where_gptlab_is_installed(monkeypatch):
     assert calls == [] and printed == "" and env == {}
 
 
-def test_kit_cell_on_a_fresh_kernel_installs_from_the_repository_and_fetches_the_data(monkeypatch, tmp_path):
+def _lesson(n: str):
+    return nbformat.read(next(p for p in kit.lessons() if p.name.startswith(n)), as_version=4)
+
+
+def test_kit_cell_on_a_fresh_kernel_installs_what_the_lesson_needs_and_fetches_its_data(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    calls, printed, env = _run_kit_cell(monkeypatch, gptlab_installed=False, colab=False)
+    calls, printed, env = _run_kit_cell(monkeypatch, gptlab_installed=False, colab=False, nb=_lesson("09"))
     (pip, pip_kw), (fetch, fetch_kw) = calls
-    assert pip[1:5] == ["-m", "pip", "install", "-q"] and pip[-1] == f"gptlab[course] @ git+{PUBLISHED}"
-    assert fetch[1:] == ["-m", "gptlab", "data", "fetch", "all"]
+    assert pip[1:5] == ["-m", "pip", "install", "-q"] and pip[5:] == [f"gptlab @ git+{PUBLISHED}", "transformers"]
+    assert fetch[1:] == ["-m", "gptlab", "data", "fetch", "gpt2_tiktoken", "scitldr_a_dev"]
     assert pip_kw == fetch_kw == {"check": True}
     assert env == {"GPTLAB_DATA_DIR": str(tmp_path / "gptlab-data"), "GPTLAB_CHECKPOINT_DIR": str(tmp_path / "gptlab-checkpoints")}
+    assert "fast mode" not in printed  # not Colab: the learner's own machine keeps the full runs
 
 
-def test_kit_cell_on_colab_with_gptlab_already_installed_only_sets_folders_and_fetches(monkeypatch, tmp_path):
+def test_kit_cell_on_colab_with_gptlab_already_installed_sets_folders_and_fetches_only(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    calls, _, env = _run_kit_cell(monkeypatch, gptlab_installed=True, colab=True)
-    assert [c[0][1:] for c in calls] == [["-m", "gptlab", "data", "fetch", "all"]]
-    assert set(env) == {"GPTLAB_DATA_DIR", "GPTLAB_CHECKPOINT_DIR"}
+    calls, _, env = _run_kit_cell(monkeypatch, gptlab_installed=True, colab=True, nb=_lesson("12"))
+    assert [c[0][1:] for c in calls] == [["-m", "gptlab", "data", "fetch", "cmn"]]
+    assert set(env) == {"GPTLAB_DATA_DIR", "GPTLAB_CHECKPOINT_DIR", "GPTLAB_FAST"}
+
+
+def test_kit_cell_on_colab_turns_fast_mode_on_says_so_and_installs_only_gptlab(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    calls, printed, env = _run_kit_cell(monkeypatch, gptlab_installed=False, colab=True, nb=_lesson("03"))
+    assert env["GPTLAB_FAST"] == "1" and "fast mode is ON (GPTLAB_FAST=1)" in printed
+    assert "os.environ['GPTLAB_FAST'] = '0' before this cell" in printed  # how to get the full runs
+    pip = calls[0][0]
+    assert pip[5:] == [f"gptlab @ git+{PUBLISHED}"], "only gptlab: no [course] extra (jupyterlab, nbval) into Colab's runtime"
+    assert [c[0][4:] for c in calls[1:]] == [["fetch", "gpt2_tiktoken"]]
+    # no Drive: the checkpoints stay in the runtime, and the learner is told so and how to keep them
+    assert env["GPTLAB_CHECKPOINT_DIR"] == str(tmp_path / "gptlab-checkpoints")
+    assert "for this runtime only" in printed and "drive.mount('/content/drive')" in printed
+
+
+def test_kit_cell_on_colab_keeps_checkpoints_on_a_mounted_drive(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    _, printed, env = _run_kit_cell(monkeypatch, gptlab_installed=True, colab=True, nb=_lesson("08"), drive=True)
+    assert env["GPTLAB_CHECKPOINT_DIR"] == "/content/drive/MyDrive/gptlab-checkpoints" == kit.DRIVE + "/gptlab-checkpoints"
+    assert "they survive a new runtime" in printed and "runtime only" not in printed
+    assert env["GPTLAB_DATA_DIR"] == str(tmp_path / "gptlab-data")  # data is small and re-fetched: it stays local
+
+
+def test_kit_cell_run_again_after_mounting_drive_moves_to_it_and_respects_the_learners_choices(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    local = str(tmp_path / "gptlab-checkpoints")
+    _, printed, env = _run_kit_cell(monkeypatch, gptlab_installed=True, colab=True, drive=True,
+                                    preset={"GPTLAB_CHECKPOINT_DIR": local, "GPTLAB_FAST": "0"})
+    assert env == {"GPTLAB_CHECKPOINT_DIR": kit.DRIVE + "/gptlab-checkpoints", "GPTLAB_DATA_DIR": str(tmp_path / "gptlab-data")}
+    assert "fast mode is off (GPTLAB_FAST=0)" in printed  # the learner asked for the full runs
+    _, printed, env = _run_kit_cell(monkeypatch, gptlab_installed=True, colab=True, drive=True,
+                                    preset={"GPTLAB_CHECKPOINT_DIR": str(tmp_path / "mine")})
+    assert "GPTLAB_CHECKPOINT_DIR" not in env and f"kept in {tmp_path / 'mine'}: they survive" in printed  # their own folder
+
+
+def test_no_lessons_first_cell_installs_the_course_extra():
+    for p in kit.lessons():
+        src = kit.kit_source(PUBLISHED, nbformat.read(p, as_version=4))
+        assert "[course]" not in src and "fetch\", \"all\"" not in src, p.name
+        compile(src, p.name, "exec")
 
 
 def _png_output():
@@ -317,3 +368,97 @@ def test_a_course_lesson_s_html_passes_through(tmp_path, monkeypatch):
     assert kit.is_course_lesson(src)
     deck = kit.build_slides([src], tmp_path / "out")[0].read_text(encoding="utf-8")
     assert "<script>alert(3)</script>" in deck and "alert(4)" in deck
+
+
+# ---------------------------------------------------------------- widgets on the site and in the decks (issue 30, A5)
+
+
+def _widget_output(model_id: str, png: bool = True):
+    data = {kit.WIDGET_VIEW: {"model_id": model_id, "version_major": 2, "version_minor": 0},
+            "text/plain": "AttentionExplorer: ... (run the notebook in JupyterLab for the interactive view)"}
+    if png:
+        data["image/png"] = "iVBORw0KGgo="
+    return nbformat.v4.new_output("execute_result", data=data, execution_count=1)
+
+
+def test_a_widget_without_saved_state_shows_its_static_picture():
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    dead, saved, bare = code("explorer"), code("slider"), code("button")
+    dead.outputs, saved.outputs = [_widget_output("aaa")], [_widget_output("bbb")]
+    bare.outputs = [nbformat.v4.new_output("display_data", data={kit.WIDGET_VIEW: {"model_id": "ccc"}})]
+    nb = nbformat.v4.new_notebook(cells=[md("# 99 · x"), dead, saved, bare])
+    nb.metadata["widgets"] = {kit.WIDGET_STATE: {"state": {"bbb": {"model_name": "IntSliderModel"}}, "version_major": 2}}
+    out = kit.reader_edition(nb)
+    assert set(out.cells[1].outputs[0].data) == {"image/png", "text/plain"}, "no state saved: the PNG snapshot shows"
+    assert kit.WIDGET_VIEW in out.cells[2].outputs[0].data, "a widget whose state is saved stays a widget"
+    assert kit.WIDGET_VIEW in out.cells[3].outputs[0].data, "nothing to fall back on: left as it is"
+    assert kit.WIDGET_VIEW in nb.cells[1].outputs[0].data, "the lesson itself is not changed"
+
+
+def test_lesson_08s_explorer_shows_its_picture_on_the_site_and_in_the_deck():
+    path = next(p for p in kit.lessons() if p.name.startswith("08"))
+    nb = nbformat.read(path, as_version=4)
+    widgets = [o for c in nb.cells for o in c.get("outputs", []) if kit.WIDGET_VIEW in o.get("data", {})]
+    assert widgets and all("image/png" in o.data for o in widgets), "the committed explorer output carries a PNG snapshot"
+    shown = [o for c in kit.reader_edition(nb).cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert not any(kit.WIDGET_VIEW in o.data for o in shown)
+    assert sum(o.data["image/png"] == w.data["image/png"] for o in shown for w in widgets) == len(widgets)
+
+
+# ---------------------------------------------------------------- decks that fit a slide (issue 30, A11; the browser check is in
+# tests/test_course_site.py::test_nothing_runs_off_a_slide_at_1280x720)
+
+
+def _slides(nb) -> list[list]:
+    """The visible cells of a deck, grouped by slide (a slide or subslide starts a group)."""
+    groups = []
+    for c in nb.cells:
+        kind = _type(c)
+        if kind in ("skip", "notes"):
+            continue
+        if not groups or kind in ("slide", "subslide"):
+            groups.append([])
+        groups[-1].append(c)
+    return groups
+
+
+def test_the_deck_edition_cuts_long_cells_and_splits_crowded_slides():
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    words = " ".join(f"w{i}" for i in range(80))
+    long_code = code("\n".join(f"a{i} = {i}" for i in range(25)))
+    long_out = code("for i in range(60): print(i)")
+    long_out.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"{i}\n") for i in range(60)]
+    table = md("| # | row |\n|---|---|\n" + "\n".join(f"| {i} | {words[:90]} |" for i in range(30)))
+    nb = kit.kit(nbformat.v4.new_notebook(cells=[md("# 99 · Dense\n\n**Objectives.** x"), md("## 1. A"), long_code, long_out,
+                                                 md("\n\n".join([words] * 10)), table,
+                                                 *[code(f"b{i} = {i}\nprint(b{i})") for i in range(25)]]))
+    before = nbformat.writes(nb)
+    deck = kit.deck_edition(kit.reader_edition(nb))
+    assert nbformat.writes(nb) == before, "the lesson itself is untouched"
+    for group in _slides(deck):
+        assert sum(kit.cell_height(c) for c in group) <= kit.SLIDE_HEIGHT, [c.source[:30] for c in group]
+    src = {c.source.splitlines()[0]: c for c in deck.cells if c.source}
+    assert src["a0 = 0"].source.splitlines()[-1] == f"# … {25 - kit.CODE_LINES + 1} more lines in the notebook"
+    printed = src["for i in range(60): print(i)"].outputs
+    assert len(printed) == 1 and printed[0].text.splitlines()[-1] == f"… {60 - kit.OUTPUT_LINES + 1} more lines in the notebook"
+    notes = [c for c in deck.cells if _type(c) == "notes"]
+    assert notes and "\n\n".join([c.source for c in deck.cells if words in c.source and "|" not in c.source]) \
+        .count(words) == 10, "dense text: the rest is in the speaker notes, not lost"
+    tables = [c.source for c in deck.cells if c.source.startswith("| # | row |")]
+    assert len(tables) > 1 and sum(t.count("\n| ") for t in tables) == 30, "a long table: every row, header on each slide"
+    assert [c.source for c in deck.cells if c.source.startswith("b24")], "crowded cells move to new subslides, none dropped"
+    assert kit.slide_count(deck) > kit.slide_count(nb)
+
+
+def test_the_home_pages_title_names_the_course_once(tmp_path):
+    """C10: Sphinx titles a page "PAGE — BOOK"; on the home page both are the course's name."""
+    page = tmp_path / "README.html"
+    page.write_text("<head><title>gptlab — build a GPT, one piece at a time &#8212; gptlab: build a GPT, one piece at a time"
+                    "</title></head>", encoding="utf-8")
+    kit.home_title(page)
+    assert page.read_text(encoding="utf-8") == "<head><title>gptlab — build a GPT, one piece at a time</title></head>"
+    other = tmp_path / "other.html"
+    other.write_text("<title>08 · Attention maps &#8212; gptlab: build a GPT</title>", encoding="utf-8")
+    kit.home_title(other)
+    assert "&#8212; gptlab" in other.read_text(encoding="utf-8")  # a lesson page keeps the site's name
+    kit.home_title(tmp_path / "missing.html")  # no page: nothing to do

@@ -16,8 +16,15 @@ launch buttons are all generated from it. Change it there, then run `apply` (and
 
 **The first cell** (the *kit cell*) is the first code cell of every lesson, right after the
 objectives. On Google Colab, or in any fresh kernel that cannot import gptlab, it installs the
-package from the repository, points the data and checkpoint folders at the working directory and
-fetches the datasets; anywhere else (a checkout, Binder, CI) it does nothing and prints nothing.
+package from the repository (gptlab alone, plus the one or two packages that lesson's code imports,
+never the `course` extra's JupyterLab and nbval), points the data and checkpoint folders at the
+working directory and fetches the datasets that lesson names (`lesson_needs`); anywhere else (a
+checkout, Binder, CI) it does nothing and prints nothing. On Colab it also turns fast mode on
+(GPTLAB_FAST=1 unless set) and says so, with how to get the full runs, and keeps trained models
+on Google Drive (`/content/drive/MyDrive/gptlab-checkpoints`, via GPTLAB_CHECKPOINT_DIR) when
+Drive is mounted; when it is not, they stay in the runtime's `gptlab-checkpoints/` (lost with the
+runtime) and the cell says how to mount Drive and run it again. After changing a lesson's imports
+or data, `python tools/kit.py apply` regenerates its first cell.
 
 **Slide rules** (`metadata.slideshow.slide_type`), applied to every cell each time:
 
@@ -28,7 +35,9 @@ fetches the datasets; anywhere else (a checkout, Binder, CI) it does nothing and
   and code cells longer than 30 lines that draw nothing;
 - everything else continues the current slide (`-`).
 
-**What readers see.** Decks and site never show the tests' markers (`# NBVAL_CHECK_OUTPUT`) nor
+**What readers see.** A widget output whose state the notebook does not save (lesson 08's explorer)
+shows its static picture in decks and on the site (`static_widgets`): without a kernel the widget
+itself would draw nothing. Decks and site never show the tests' markers (`# NBVAL_CHECK_OUTPUT`) nor
 the grading markers (`### BEGIN SOLUTION`): the site shows each exercise unsolved, as the student
 edition does (`tools/student.py`), and with `book --solutions` (`make book SOLUTIONS=1`, for after
 a deadline) its solution below it, collapsed under a "Solution" toggle.
@@ -51,6 +60,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -69,29 +79,44 @@ SLIDE_TYPES = ("slide", "subslide", "fragment", "skip", "notes", "-")
 LONG_CELL = 30  # lines: longer code cells that draw nothing are skipped in the slides
 
 KIT_FIRST_LINE = "# Colab or a fresh kernel without gptlab: install the package and fetch the data."
-KIT_CELL = '''\
-# Colab or a fresh kernel without gptlab: install the package and fetch the data.
+DRIVE = "/content/drive/MyDrive"  # where Colab mounts Google Drive (drive.mount("/content/drive"))
+KIT_HEAD = f'''\
+{KIT_FIRST_LINE}
 # Wherever gptlab is already installed (your checkout, Binder, CI) this cell does nothing.
 import importlib.util, os, subprocess, sys
 if "google.colab" in sys.modules or importlib.util.find_spec("gptlab") is None:
+    local = os.path.abspath("gptlab-checkpoints")
+    if "google.colab" in sys.modules:  # fast mode, and trained models kept on Google Drive when it is mounted
+        os.environ.setdefault("GPTLAB_FAST", "1")
+        fast = os.environ["GPTLAB_FAST"].strip().lower() not in ("0", "false", "no", "off")
+        print(f"Colab: fast mode is {{'ON' if fast else 'off'}} (GPTLAB_FAST={{os.environ['GPTLAB_FAST']}}): " + (
+            "every model trains briefly, so results show at lower quality; for the full runs (much slower on Colab's CPU), "
+            "restart the session and run os.environ['GPTLAB_FAST'] = '0' before this cell" if fast else "the full runs"))
+        if os.path.isdir("{DRIVE}") and os.environ.get("GPTLAB_CHECKPOINT_DIR", local) == local:
+            os.environ["GPTLAB_CHECKPOINT_DIR"] = "{DRIVE}/gptlab-checkpoints"
+        if os.environ.get("GPTLAB_CHECKPOINT_DIR", local) != local:
+            print("trained models are kept in " + os.environ["GPTLAB_CHECKPOINT_DIR"] + ": they survive a new runtime")
+        else:
+            print("trained models are kept in " + local + " for this runtime only (a new one retrains them); to keep them, "
+                  "run from google.colab import drive; drive.mount('/content/drive') and then this cell again")
     os.environ.setdefault("GPTLAB_DATA_DIR", os.path.abspath("gptlab-data"))
-    os.environ.setdefault("GPTLAB_CHECKPOINT_DIR", os.path.abspath("gptlab-checkpoints"))
-    if importlib.util.find_spec("gptlab") is None:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "gptlab[course] @ git+{repository}"], check=True)
-        importlib.invalidate_caches()
-    subprocess.run([sys.executable, "-m", "gptlab", "data", "fetch", "all"], check=True)'''
-
-KIT_CELL_UNPUBLISHED = '''\
-# Colab or a fresh kernel without gptlab: install the package and fetch the data.
-# Wherever gptlab is already installed (your checkout, Binder, CI) this cell does nothing.
-import importlib.util, os, subprocess, sys
-if "google.colab" in sys.modules or importlib.util.find_spec("gptlab") is None:
-    os.environ.setdefault("GPTLAB_DATA_DIR", os.path.abspath("gptlab-data"))
-    os.environ.setdefault("GPTLAB_CHECKPOINT_DIR", os.path.abspath("gptlab-checkpoints"))
-    if importlib.util.find_spec("gptlab") is None:
+    os.environ.setdefault("GPTLAB_CHECKPOINT_DIR", local)
+    if importlib.util.find_spec("gptlab") is None:'''
+KIT_INSTALL = '''
+        print("installing gptlab (about a minute)")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", {packages}], check=True)
+        importlib.invalidate_caches()'''
+KIT_NOT_PUBLISHED = '''
         raise RuntimeError("gptlab is not installed, and the course has no public repository to install it from yet: "
-                           "run the lessons from a copy of the course (make lab, see its README)")
-    subprocess.run([sys.executable, "-m", "gptlab", "data", "fetch", "all"], check=True)'''
+                           "run the lessons from a copy of the course (make lab, see its README)")'''
+KIT_FETCH = '''
+    subprocess.run([sys.executable, "-m", "gptlab", "data", "fetch", {names}], check=True)  # any other data: on first use'''
+
+# What a lesson's code needs beyond gptlab itself: pip packages (Colab has both preinstalled; pip checks)
+# and datasets, found by the names and calls in its code cells.
+LESSON_PACKAGES = {r"\btransformers\b": "transformers", r"\b(ipywidgets|AttentionExplorer|explore)\b": "ipywidgets"}
+LESSON_DATA_CALLS = {r"\bsst2\(": ("sst2_train", "sst2_dev"), r"\bscitldr\(": ("scitldr_a_train", "scitldr_a_dev", "scitldr_a_test"),
+                     r"\bgpt2(_tokenizer)?\(\)": ("gpt2_tiktoken",)}
 PLACEHOLDER = "https://github.com/gptlab-course/gptlab"  # pyproject.toml's Repository until the course is published
 
 LINKS_START = "<!-- launch links: generated by `python tools/kit.py apply` from pyproject.toml's Repository URL -->"
@@ -196,9 +221,25 @@ def with_links(text: str, table: str) -> str:
 
 # ---------------------------------------------------------------- the kit cell and the slide rules
 
-def kit_source(repo: str | None = None) -> str:
+def lesson_needs(nb) -> tuple[list[str], list[str]]:
+    """(pip packages beyond gptlab, datasets) that a lesson's code cells use, in a stable order."""
+    from gptlab.datasets import DATASETS
+
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code" and not is_kit(c))
+    packages = sorted({pkg for pattern, pkg in LESSON_PACKAGES.items() if re.search(pattern, code)})
+    data = {name for name in DATASETS if re.search(rf"[\"']{name}[\"']", code)}
+    data |= {name for pattern, names in LESSON_DATA_CALLS.items() if re.search(pattern, code) for name in names}
+    return packages, [name for name in DATASETS if name in data]
+
+
+def kit_source(repo: str | None = None, nb=None) -> str:
+    """The first code cell of a lesson (`nb`; None: a lesson that needs nothing beyond gptlab and fetches no data)."""
     repo = repo or repository_url()
-    return KIT_CELL.format(repository=repo) if published(repo) else KIT_CELL_UNPUBLISHED
+    packages, data = lesson_needs(nb) if nb is not None else ([], [])
+    install = (KIT_INSTALL.format(packages=", ".join(json.dumps(p) for p in [f"gptlab @ git+{repo}", *packages]))
+               if published(repo) else KIT_NOT_PUBLISHED)
+    fetch = KIT_FETCH.format(names=", ".join(json.dumps(n) for n in data)) if data else ""
+    return KIT_HEAD + install + fetch
 
 
 def is_kit(cell) -> bool:
@@ -255,7 +296,7 @@ def slide_type(cells, i: int) -> str:
 
 def kit(nb, repo: str | None = None):
     """Put the kit cell first among the code cells (after the objectives) and set every cell's slide type."""
-    src = kit_source(repo)
+    src = kit_source(repo, nb)
     old = [c for c in nb.cells if is_kit(c)]
     nb.cells = [c for c in nb.cells if not is_kit(c)]
     cell = old[0] if old else nbformat.v4.new_code_cell(src)
@@ -317,6 +358,28 @@ def solution_dropdown(source: str) -> str:
     return f":::{{admonition}} Solution\n:class: dropdown\n\n{fence}python\n{code}\n{fence}\n:::"
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def static_widgets(nb):
+    """`nb` with each widget output whose state was not saved shown as its static fallback (issue 30, A5).
+
+    A widget output is a reference to a model that lives in the kernel; a page or a deck that has no
+    kernel and no saved state (notebook metadata `widgets`) draws nothing for it, and renderers pick
+    the widget view over every other representation. The course's widgets (lesson 08's explorer)
+    also carry a PNG snapshot and a text line: drop the dead reference so those show instead.
+    """
+    saved = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            view = data.get(WIDGET_VIEW)
+            if view is not None and view.get("model_id") not in saved and set(data) - {WIDGET_VIEW}:
+                del data[WIDGET_VIEW]
+    return nb
+
+
 def reader_edition(nb, solutions: bool = False):
     """The lesson as decks and the site show it: no test markers, each exercise unsolved (the student
     edition's stub, its output cleared), and with `solutions` the solution in a collapsed toggle below it."""
@@ -331,7 +394,7 @@ def reader_edition(nb, solutions: bool = False):
         if solutions and cell.get("id") in solved:
             cells.append(nbformat.v4.new_markdown_cell(solution_dropdown(solved[cell.get("id")])))
     out.cells = cells
-    return out
+    return static_widgets(out)
 
 
 def stage_book_sources(stage: Path, solutions: bool = False, skip: Path | None = None) -> Path:
@@ -354,6 +417,215 @@ def stage_book_sources(stage: Path, solutions: bool = False, skip: Path | None =
     for p in lessons():
         nbformat.write(reader_edition(nbformat.read(p, as_version=4), solutions), stage / "notebooks" / p.name)
     return stage
+
+
+# ---------------------------------------------------------------- what fits on a slide (issue 30, A11)
+# The deck is drawn on reveal.js's 960 × 700 canvas (scaled to the screen: 1280 × 720 shows it whole) with
+# nbconvert's sizes: text 20 px (a line about 32 px high and 95 characters wide), code 19 px (about 26 px high,
+# 80 characters wide). The numbers below are in those pixels; tests/test_course_site.py measures a built deck.
+SLIDE_HEIGHT = 600      # px of cell content per slide, below reveal's margins
+FIGURE_HEIGHT = 380     # px: the deck's CSS caps every image at this height (gptlab_reveal template)
+CODE_LINES = 14         # a longer code cell shows its first CODE_LINES - 1 lines and a "… N more lines" line
+FIGURE_CODE_LINES = 6   # the same for a cell that draws: its figure needs the room
+CODE_WIDTH = 80         # characters: longer lines wrap (CSS pre-wrap), counted here as the lines they take
+OUTPUT_LINES = 8        # a longer text output shows its first OUTPUT_LINES - 1 lines and a "… N more lines" line
+TEXT_WIDTH = 95         # characters per line of markdown text
+TEXT_HEIGHT = 440       # px: the text of a markdown cell beyond this goes to the speaker notes (press S)
+
+
+def _wrapped(lines: list[str], width: int) -> int:
+    return sum(max(1, -(-len(ln.expandtabs()) // width)) for ln in lines)
+
+
+def _png_size(b64: str) -> tuple[int, int] | None:
+    """(width, height) from a base64 PNG's IHDR chunk, or None."""
+    import base64
+
+    head = base64.b64decode(b64[:44] + "=" * (-len(b64[:44]) % 4), validate=False)
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or len(head) < 24:
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def _markdown_height(text: str) -> int:
+    px = 0
+    for block in re.split(r"\n\s*\n", text.strip()):
+        lines = block.splitlines()
+        heading = re.match(r"^(#{1,6})\s", block)
+        if heading:
+            px += {1: 70, 2: 58, 3: 46}.get(len(heading.group(1)), 40) + 32 * (len(lines) - 1)
+        elif block.lstrip().startswith("$$") or block.lstrip().startswith("\\["):
+            px += 70 + 20 * len(lines)
+        elif block.lstrip().startswith("|"):  # a table: its rows wrap in their columns (links show their text only)
+            px += sum(16 + 30 * max(1, -(-len(re.sub(r"\]\([^)]*\)", "]", ln)) // 110)) for ln in lines
+                      if not re.match(r"^\|[-:| ]+\|$", ln.strip()))
+        elif block.lstrip().startswith("<img") or "![" in block:
+            px += FIGURE_HEIGHT
+        else:
+            px += 32 * _wrapped(lines, TEXT_WIDTH) + 16
+    return px
+
+
+def _output_height(out) -> int:
+    data = out.get("data", {})
+    if "image/png" in data:
+        size = _png_size(data["image/png"])
+        return min(FIGURE_HEIGHT, int(size[1] * min(1.0, 900 / max(size[0], 1)))) if size else FIGURE_HEIGHT
+    if "image/svg+xml" in data:
+        return FIGURE_HEIGHT
+    if "text/html" in data:
+        html = "".join(data["text/html"])
+        return min(SLIDE_HEIGHT, 40 + 30 * html.count("<tr") + 24 * html.count("<br"))
+    text = out.get("text") if out.get("output_type") == "stream" else data.get("text/plain", "")
+    return 16 + 24 * _wrapped(("".join(text) if isinstance(text, list) else text or "").splitlines(), CODE_WIDTH)
+
+
+def cell_height(cell) -> int:
+    """Estimated px that `cell` takes on a slide (code, its outputs, or rendered markdown)."""
+    if cell.cell_type == "markdown":
+        return _markdown_height(cell.source)
+    if cell.cell_type != "code":
+        return 32 * _wrapped(cell.source.splitlines(), TEXT_WIDTH)
+    px = 20 + 26 * _wrapped(cell.source.splitlines(), CODE_WIDTH) if cell.source.strip() else 0
+    return px + sum(_output_height(o) for o in cell.get("outputs", []))
+
+
+def _cut(lines: list[str], keep: int, more: str) -> list[str]:
+    return lines if len(lines) <= keep + 1 else [*lines[:keep], more.format(n=len(lines) - keep)]
+
+
+def _merge_streams(outputs: list) -> list:
+    """Consecutive prints to the same stream as one output, as Jupyter shows them (so they are cut as one)."""
+    merged = []
+    for out in outputs:
+        if (merged and out.get("output_type") == "stream" and merged[-1].get("output_type") == "stream"
+                and merged[-1].get("name") == out.get("name")):
+            merged[-1]["text"] = "".join(merged[-1]["text"]) + "".join(out["text"])
+        else:
+            merged.append(out)
+    return merged
+
+
+def _fit_code(cell) -> None:
+    """Shorten a code cell's source (then its text outputs) until the cell fits on one slide, or nothing is left to cut."""
+    lines = cell.source.splitlines()
+    body = [ln for ln in lines if not ln.startswith("# … ")]
+    keep = len(body)
+    while cell_height(cell) > SLIDE_HEIGHT and keep > 3:
+        keep -= 1
+        cell.source = "\n".join(_cut(body, keep, "# … {n} more lines in the notebook"))
+    if cell_height(cell) > SLIDE_HEIGHT:
+        _trim_outputs(cell, 3)
+
+
+def _trim_outputs(cell, limit: int = OUTPUT_LINES) -> None:
+    cell.outputs = _merge_streams(cell.get("outputs", []))
+    for out in cell.outputs:
+        key = "text" if out.get("output_type") == "stream" else None
+        data = out.get("data", {})
+        if key is None and "text/plain" in data and not set(data) - {"text/plain"}:
+            text = "".join(data["text/plain"]) if isinstance(data["text/plain"], list) else data["text/plain"]
+            data["text/plain"] = "\n".join(_cut(text.splitlines(), limit - 1, "… {n} more lines in the notebook"))
+        elif key:
+            text = "".join(out[key]) if isinstance(out[key], list) else out[key]
+            out[key] = "\n".join(_cut(text.splitlines(), limit - 1, "… {n} more lines in the notebook")) + "\n"
+
+
+def _split_markdown(source: str) -> tuple[str, str]:
+    """(what stays on the slide, what goes to the speaker notes): whole blocks, at least the first."""
+    blocks = re.split(r"\n\s*\n", source.strip())
+    kept, px = [], 0
+    for i, block in enumerate(blocks):
+        h = _markdown_height(block)
+        if kept and px + h > TEXT_HEIGHT:
+            return "\n\n".join(kept), "\n\n".join(blocks[i:])
+        kept.append(block)
+        px += h
+    return "\n\n".join(kept), ""
+
+
+def _split_tables(source: str) -> list[str]:
+    """A markdown cell's text as one or more slides' worth: a table taller than TEXT_HEIGHT is cut into
+    pieces of rows, each under the table's header (the text around it stays with the first and last piece)."""
+    blocks = re.split(r"\n\s*\n", source.strip())
+    parts, current = [], []
+    for block in blocks:
+        lines = block.splitlines()
+        if not (block.lstrip().startswith("|") and len(lines) > 3 and _markdown_height(block) > TEXT_HEIGHT):
+            current.append(block)
+            continue
+        head, rows, chunk = lines[:2], lines[2:], []
+        for row in rows:
+            if chunk and _markdown_height("\n".join([*head, *chunk, row])) > TEXT_HEIGHT:
+                parts.append("\n\n".join([*current, "\n".join([*head, *chunk])]))
+                current, chunk = [], []
+            chunk.append(row)
+        current.append("\n".join([*head, *chunk]))
+    return [*parts, "\n\n".join(current)]
+
+
+def _fit_markdown(cell) -> list:
+    """A markdown cell as the cells a deck shows: long tables over several subslides, text beyond TEXT_HEIGHT as notes."""
+    pieces = _split_tables(cell.source)
+    parts = [cell] + [nbformat.v4.new_markdown_cell(p, metadata={"slideshow": {"slide_type": "subslide"}}) for p in pieces[1:]]
+    cell.source = pieces[0]
+    out = []
+    for part in parts:
+        shown, rest = _split_markdown(part.source)
+        part.source = shown
+        out.append(part)
+        if rest:
+            out.append(nbformat.v4.new_markdown_cell(rest, metadata={"slideshow": {"slide_type": "notes"}}))
+    return out
+
+
+def _kind(cell) -> str:
+    return cell.metadata.get("slideshow", {}).get("slide_type", "-")
+
+
+def deck_edition(nb):
+    """The reader edition cut to slides that fit (no cell is executed; the notebook keeps everything):
+
+    - a code cell longer than CODE_LINES (FIGURE_CODE_LINES if it draws) shows its first lines and
+      "# … N more lines in the notebook";
+    - a text output longer than OUTPUT_LINES shows its first lines and "… N more lines in the notebook"
+      (consecutive prints count as one output), and a cell still taller than a slide loses more code lines;
+    - a table taller than TEXT_HEIGHT goes on as many slides as it needs, its header on each;
+    - a markdown cell taller than TEXT_HEIGHT keeps its first paragraphs, the rest becomes speaker notes;
+    - a cell that would push its slide past SLIDE_HEIGHT starts a new subslide (below, in reveal's grid).
+    Long lines wrap (the deck's CSS), and images are capped at FIGURE_HEIGHT, so nothing runs off at 1280 × 720.
+    """
+    import copy
+
+    out = copy.deepcopy(nb)
+    cells = []
+    for cell in out.cells:
+        if cell.cell_type == "markdown" and _kind(cell) not in ("skip", "notes"):
+            cells.extend(_fit_markdown(cell))
+            continue
+        cells.append(cell)
+        if _kind(cell) in ("skip", "notes"):
+            continue
+        if cell.cell_type == "code":
+            keep = (FIGURE_CODE_LINES if _draws(cell) else CODE_LINES) - 1
+            cell.source = "\n".join(_cut(cell.source.splitlines(), keep, "# … {n} more lines in the notebook"))
+            _trim_outputs(cell)
+            _fit_code(cell)
+    used = None
+    for cell in cells:
+        kind = _kind(cell)
+        if kind in ("skip", "notes"):
+            continue
+        h = cell_height(cell)
+        if used is None or kind in ("slide", "subslide"):
+            used = h
+        elif used + h > SLIDE_HEIGHT:
+            cell.metadata["slideshow"] = {"slide_type": "subslide"}
+            used = h
+        else:
+            used += h
+    out.cells = cells
+    return out
 
 
 # ---------------------------------------------------------------- slides (reveal.js, offline)
@@ -439,7 +711,7 @@ def build_slides(paths: list[Path], out: Path) -> list[Path]:
     foreign = SlidesExporter(config=c)
     written = []
     for p in paths:
-        nb = reader_edition(nbformat.read(p, as_version=4), solutions=False)
+        nb = deck_edition(reader_edition(nbformat.read(p, as_version=4), solutions=False))
         exporter = trusted if is_course_lesson(p) else foreign
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": p.stem}})
         dest = out / f"{p.stem}.slides.html"
@@ -481,7 +753,24 @@ def build_book(out: Path, solutions: bool = False) -> Path:
            "--config", str(book_config(repository_url(), out / "_config.yml")), "--toc", str(src / "book" / "_toc.yml"),
            "-W", "--keep-going"]
     subprocess.run(cmd, check=True, cwd=src)
-    return out / "_build" / "html"
+    html = out / "_build" / "html"
+    home_title(html / "README.html")
+    return html
+
+
+def home_title(page: Path) -> None:
+    """The home page's <title> without the book's title repeated after its own (C10: "gptlab — build a GPT… — gptlab:
+    build a GPT…"): Sphinx writes "PAGE — BOOK", and the README's heading already is the book's name."""
+    if not page.exists():
+        return
+    text = page.read_text(encoding="utf-8")
+    m = re.search(r"<title>(.*?) &#8212; (.*?)</title>", text)
+
+    def words(t: str) -> str:
+        return re.sub(r"\W+", " ", t).strip().lower()
+
+    if m and words(m.group(1)) == words(m.group(2)):
+        page.write_text(text.replace(m.group(0), f"<title>{m.group(1)}</title>", 1), encoding="utf-8")
 
 
 # ---------------------------------------------------------------- command line
@@ -515,7 +804,8 @@ def main(argv: list[str] | None = None) -> int:
     elif a.cmd == "slides":
         for src, deck in zip(paths, build_slides(paths, a.out)):
             note = "" if is_course_lesson(src) else " (not a course lesson: its HTML sanitized, its JavaScript dropped)"
-            print(f"{deck.name}: {slide_count(nbformat.read(src, as_version=4))} slides{note}")
+            n = slide_count(deck_edition(reader_edition(nbformat.read(src, as_version=4))))
+            print(f"{deck.name}: {n} slides{note}")
         print(f"{len(paths)} decks in {time.perf_counter() - t0:.1f}s, in {a.out}: open any *.slides.html in a browser (works offline)")
     elif a.cmd == "book":
         html = build_book(a.out, a.solutions)
