@@ -4,6 +4,7 @@
     python tools/zh.py status              # per file: translated / stale / missing cells
     python tools/zh.py todo 03             # the English cells of lesson 03 that need a (new) translation, with their markers
     python tools/zh.py build [--out DIR]   # build/zh: the lessons with Chinese prose, README.md, docs/teaching.md
+    python tools/zh.py site [--out DIR]    # the Chinese site into DIR/_build/html/zh, beside the English one (make book)
 
 Why this shape: the English notebooks stay the single source of code and outputs. The Chinese text lives beside
 them in `notebooks/zh/`, one Markdown file per lesson (and one for the README and one for the instructor guide),
@@ -138,6 +139,7 @@ CODE = re.compile(r"```.*?```|``[^`]+``|`[^`\n]+`", re.S)
 MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+\$", re.S)
 URL = re.compile(r"\]\(([^)\s]+)")
 TAG = re.compile(r"</?[a-zA-Z][^>]*>")
+ANCHOR = re.compile(r'<a id="[^"<>]+"></a>')  # a link target a Chinese heading may need (its slug differs)
 COMMENT = re.compile(r"<!--.*?-->", re.S)
 NUMBER = re.compile(r"(?<![A-Za-z0-9_.])[-−]?\d+(?:[,.]\d+)*(?:\s?%)?")  # ASCII look-behind: 第3课 has a 3
 
@@ -152,6 +154,7 @@ def invariants(text: str) -> dict[str, Counter]:
     text = MATH.sub(" ", text)
     out["link"] = Counter(URL.findall(text))
     text = URL.sub("](", text)
+    text = ANCHOR.sub(" ", text)
     out["tag"] = Counter(TAG.findall(text))
     text = TAG.sub(" ", text)
     out["number"] = Counter(n.replace("−", "-").replace(" ", "") for n in NUMBER.findall(text))
@@ -284,6 +287,61 @@ def build(out: Path) -> list[Path]:
     return written
 
 
+# The language switch at the top of every page of both sites. The Chinese site is the folder zh/ inside the English
+# one, with the same page names, so each page links to its own translation: content_root is the site's root (Sphinx).
+# (A static href cannot: it would be relative to each page's folder.)
+_GO = ("var r=new URL(document.documentElement.dataset.content_root||'./',location.href).href;"
+       "location.href=new URL('{to}'+location.href.slice(r.length),r).href;return false;")
+SWITCH_EN = f'<a id="gptlab-lang" href="#gptlab-lang" onclick="{_GO.format(to="zh/")}">中文版</a>'
+SWITCH_ZH = f'<a id="gptlab-lang" href="#gptlab-lang" onclick="{_GO.format(to="../")}">English</a>'
+
+
+def site(out: Path, solutions: bool = False) -> Path:
+    """Build the Chinese site into OUT/_build/html/zh from the committed notebooks (none is executed).
+
+    The English site (`tools/kit.py book --out OUT`) is built first into OUT/_build/html; the Chinese one is
+    staged the same way (reader editions: exercises unsolved, no test markers), its prose swapped for the
+    translations, and built with the Chinese title, language and switch. A lesson not yet translated appears
+    in English.
+    """
+    import shutil
+    import subprocess
+
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import kit
+
+    exe = Path(sys.executable).with_name("jupyter-book")
+    exe = str(exe) if exe.exists() else shutil.which("jupyter-book")
+    if exe is None:
+        raise SystemExit("jupyter-book is missing: install the docs extra, pip install -c constraints.txt -e '.[docs]'")
+    stage = kit.stage_book_sources(out / "src-zh", solutions, skip=out)
+    for _, (src, path, _units) in sources().items():
+        if not path.exists():
+            continue
+        entries = read_translation(path)
+        if src.suffix == ".ipynb":
+            nbformat.write(kit.reader_edition(chinese_notebook(src, entries), solutions), stage / "notebooks" / src.name)
+    for p in build(out / "zh-docs"):
+        if p.suffix == ".md":
+            shutil.copy2(p, stage / p.relative_to(out / "zh-docs"))
+    config = kit.book_config(kit.repository_url(), out / "_config-zh.yml")
+    cfg = yaml.safe_load(config.read_text(encoding="utf-8"))
+    cfg["title"] = "gptlab：从零构建 GPT（中文版）"
+    cfg.setdefault("sphinx", {}).setdefault("config", {})["language"] = "zh_CN"
+    cfg.setdefault("html", {})["announcement"] = SWITCH_ZH
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    cmd = [exe, "build", str(stage), "--path-output", str(out / "zh-site"), "--config", str(config),
+           "--toc", str(stage / "book" / "_toc.yml"), "-W", "--keep-going"]
+    subprocess.run(cmd, check=True, cwd=stage)
+    dest = out / "_build" / "html" / "zh"
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(out / "zh-site" / "_build" / "html", dest)
+    return dest
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -294,7 +352,13 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("name")
     b = sub.add_parser("build")
     b.add_argument("--out", type=Path, default=ROOT / "build" / "zh")
+    w = sub.add_parser("site")
+    w.add_argument("--out", type=Path, default=ROOT / "build" / "book")
+    w.add_argument("--solutions", action="store_true")
     args = ap.parse_args(argv)
+    if args.cmd == "site":
+        print(site(args.out, args.solutions))
+        return 0
     if args.cmd == "check":
         found = problems(args.names or None)
         print("\n".join(found) if found else "zh: every translation is present, current and keeps the English figures")
