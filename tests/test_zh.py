@@ -13,7 +13,7 @@ import zh  # noqa: E402
 # Lessons and documents whose Chinese text is not written yet (issue 31 is open until this set is empty). Each must
 # have no translation file: once one is started it leaves this set and is held to the full check below.
 NOT_YET: set[str] = {
-    *(p.stem for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))), "README", "teaching",
+    *(p.stem for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")) if p.stem != "00_setup_and_tour"), "README", "teaching",
 }
 
 
