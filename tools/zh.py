@@ -135,7 +135,7 @@ def read_translation(path: Path) -> dict[str, Entry]:
 
 # ---------------------------------------------------------------- what must not change in translation
 
-CODE = re.compile(r"```.*?```|``[^`]+``|`[^`\n]+`", re.S)
+CODE = re.compile(r"```.*?```|``[^`]+``|`(?:[^`\n]|\n(?!\n))+`", re.S)  # an inline span may wrap a line
 MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+\$", re.S)
 URL = re.compile(r"\]\(([^)\s]+)")
 TAG = re.compile(r"</?[a-zA-Z][^>]*>")
