@@ -289,9 +289,10 @@ def build(out: Path) -> list[Path]:
 
 # The language switch at the top of every page of both sites. The Chinese site is the folder zh/ inside the English
 # one, with the same page names, so each page links to its own translation: content_root is the site's root (Sphinx).
-# (A static href cannot: it would be relative to each page's folder.)
-_GO = ("var r=new URL(document.documentElement.dataset.content_root||'./',location.href).href;"
-       "location.href=new URL('{to}'+location.href.slice(r.length),r).href;return false;")
+# (A static href cannot: it would be relative to each page's folder. `window.URL`, because an inline handler's
+# scope includes `document`, whose `URL` is a string.)
+_GO = ("var r=new window.URL(document.documentElement.dataset.content_root||'./',location.href).href;"
+       "location.href=new window.URL('{to}'+location.href.slice(r.length),r).href;return false;")
 SWITCH_EN = f'<a id="gptlab-lang" href="#gptlab-lang" onclick="{_GO.format(to="zh/")}">中文版</a>'
 SWITCH_ZH = f'<a id="gptlab-lang" href="#gptlab-lang" onclick="{_GO.format(to="../")}">English</a>'
 
