@@ -241,12 +241,13 @@ def test_the_chinese_site_beside_the_english_one_switch_maths_figures_offline(si
             figures = page.evaluate(
                 "Array.from(document.querySelectorAll('img')).filter(i => i.src.includes('/_images/')).map(i => i.naturalWidth)")
             assert figures and all(w > 0 for w in figures), figures
-            nav = page.evaluate("Array.from(document.querySelectorAll('nav.bd-links a')).map(a => a.getAttribute('href'))")
-            assert [h for h in nav if h.startswith("notebooks/")] == [f"notebooks/{p.stem}.html" for p in kit.lessons()]
             page.click("#gptlab-lang")
             page.wait_for_url("**/html/notebooks/03_causal_self_attention.html")
             page = b.open(site / "zh" / "index.html")
             page.wait_for_url("**/zh/README.html")
+            page.wait_for_load_state("load")
+            nav = page.evaluate("Array.from(document.querySelectorAll('nav.bd-links a')).map(a => a.getAttribute('href'))")
+            assert [h for h in nav if h.startswith("notebooks/")] == [f"notebooks/{p.stem}.html" for p in kit.lessons()]
             page.click("#gptlab-lang")
             page.wait_for_url("**/html/README.html")
         finally:
