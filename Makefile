@@ -69,6 +69,7 @@ student: install
 # How to teach with them: docs/teaching.md.
 slides: install-docs
 	$(PY) tools/kit.py slides --out build/slides
+	$(PY) tools/zh.py slides --out build/slides
 
 # make book SOLUTIONS=1: each exercise's solution under a collapsed "Solution" toggle (default: none shown).
 SOLUTIONS ?=

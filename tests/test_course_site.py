@@ -51,7 +51,8 @@ def _build(what: str, out: Path, tool: str = "kit.py") -> None:
 def decks(tmp_path_factory):
     _need_docs_tools()
     out = tmp_path_factory.mktemp("slides")
-    _build("slides", out)
+    _build("slides", out)  # what `make slides` runs: the English decks, then the Chinese ones into zh/
+    _build("slides", out, tool="zh.py")
     return out
 
 
@@ -219,9 +220,8 @@ def test_the_site_in_chromium_home_order_figures_maths_offline(site):
 def test_the_chinese_site_beside_the_english_one_switch_maths_figures_offline(site):
     """The language switch leads from each page to its translation and back; the Chinese pages render."""
     need_browser()
-    from playwright.sync_api import sync_playwright
-
     import zh
+    from playwright.sync_api import sync_playwright
 
     zh_lessons = [p for p in kit.lessons() if (zh.ZH / f"{p.stem}.md").exists()]
     assert (site / "zh" / "README.html").exists() and all((site / "zh" / "notebooks" / f"{p.stem}.html").exists()
@@ -254,3 +254,14 @@ def test_the_chinese_site_beside_the_english_one_switch_maths_figures_offline(si
             b.browser.close()
     assert b.blocked == [], f"the site tried to load {sorted(set(b.blocked))[:5]}"
     assert b.errors == []
+
+
+def test_each_chinese_deck_has_the_english_deck_s_slides(decks):
+    import zh
+
+    done = [p for p in kit.lessons() if (zh.ZH / f"{p.stem}.md").exists()]
+    assert done, "no lesson is translated yet"
+    for p in done:
+        en, cn = (decks / f"{p.stem}.slides.html").read_text(), (decks / "zh" / f"{p.stem}.slides.html").read_text()
+        assert cn.count("<section") == en.count("<section") > 0, p.name
+        assert re.search(r"[\u4e00-\u9fff]{4}", cn), f"{p.name}: no Chinese in its deck"

@@ -5,6 +5,7 @@
     python tools/zh.py todo 03             # the English cells of lesson 03 that need a (new) translation, with their markers
     python tools/zh.py build [--out DIR]   # build/zh: the lessons with Chinese prose, README.md, docs/teaching.md
     python tools/zh.py site [--out DIR]    # the Chinese site into DIR/_build/html/zh, beside the English one (make book)
+    python tools/zh.py slides [--out DIR]  # the Chinese decks into DIR/zh (make slides)
 
 Why this shape: the English notebooks stay the single source of code and outputs. The Chinese text lives beside
 them in `notebooks/zh/`, one Markdown file per lesson (and one for the README and one for the instructor guide),
@@ -343,6 +344,15 @@ def site(out: Path, solutions: bool = False) -> Path:
     return dest
 
 
+def slides(out: Path) -> list[Path]:
+    """The Chinese lessons as reveal.js decks in OUT/zh (the English decks' rules: `tools/kit.py slides`)."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import kit
+
+    lessons = [p for p in build(out / "zh-src") if p.suffix == ".ipynb"]
+    return kit.build_slides(lessons, out / "zh")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -356,7 +366,13 @@ def main(argv: list[str] | None = None) -> int:
     w = sub.add_parser("site")
     w.add_argument("--out", type=Path, default=ROOT / "build" / "book")
     w.add_argument("--solutions", action="store_true")
+    d = sub.add_parser("slides")
+    d.add_argument("--out", type=Path, default=ROOT / "build" / "slides")
     args = ap.parse_args(argv)
+    if args.cmd == "slides":
+        for p in slides(args.out):
+            print(p)
+        return 0
     if args.cmd == "site":
         print(site(args.out, args.solutions))
         return 0
