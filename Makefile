@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install -c constraints.txt
 
-.PHONY: install install-dev install-docs lab mine student slides book test test-quick test-numerics test-full \
+.PHONY: install install-dev install-docs lab mine student slides book zh zh-check test-zh test test-quick test-numerics test-full \
 	test-unit test-notebooks lint data bench clean mutants FORCE
 
 # What each command installs, into one .venv, re-run only when the package list or the pins change:
@@ -69,11 +69,24 @@ student: install
 # How to teach with them: docs/teaching.md.
 slides: install-docs
 	$(PY) tools/kit.py slides --out build/slides
+	$(PY) tools/zh.py slides --out build/slides
 
 # make book SOLUTIONS=1: each exercise's solution under a collapsed "Solution" toggle (default: none shown).
 SOLUTIONS ?=
 book: install-docs
 	$(PY) tools/kit.py book --out build/book $(if $(SOLUTIONS),--solutions)
+	$(PY) tools/zh.py site --out build/book $(if $(SOLUTIONS),--solutions)
+
+# The Chinese edition (中文版): build/zh/NN_*.ipynb are the lessons' code and outputs with the Chinese prose of
+# notebooks/zh/ (tools/zh.py; docs/glossary.md); `make zh-check` says which translation is missing or stale.
+zh: install
+	$(PY) tools/zh.py build --out build/zh
+zh-check: install
+	$(PY) tools/zh.py check
+
+# The Chinese lessons through nbval in fast mode, like the English ones (same code; CI runs it after `make test`).
+test-zh: install-dev zh
+	GPTLAB_FAST=1 $(PY) -m pytest build/zh --nbval-lax --nbval-current-env -p no:cacheprovider
 
 # Fast mode (the README's test command): every notebook trains briefly; about a few minutes on 2 cores.
 test: install-dev install-docs

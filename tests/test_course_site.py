@@ -38,10 +38,10 @@ def _need_docs_tools():
         pytest.skip(f"the docs extra is not installed ({e})")
 
 
-def _build(what: str, out: Path) -> None:
+def _build(what: str, out: Path, tool: str = "kit.py") -> None:
     # CI=true makes any re-execution visible: a lesson would then print "fast mode: True".
     env = dict(os.environ, CI="true", GPTLAB_FAST="1")
-    run = subprocess.run([sys.executable, str(ROOT / "tools" / "kit.py"), what, "--out", str(out)], cwd=ROOT, env=env,
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / tool), what, "--out", str(out)], cwd=ROOT, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     errors = "\n".join(ln for ln in run.stdout.splitlines() if re.search(r"WARNING|ERROR|Error", ln))
     assert run.returncode == 0, f"make {what} failed:\n" + errors[-3000:]
@@ -51,7 +51,8 @@ def _build(what: str, out: Path) -> None:
 def decks(tmp_path_factory):
     _need_docs_tools()
     out = tmp_path_factory.mktemp("slides")
-    _build("slides", out)
+    _build("slides", out)  # what `make slides` runs: the English decks, then the Chinese ones into zh/
+    _build("slides", out, tool="zh.py")
     return out
 
 
@@ -59,7 +60,8 @@ def decks(tmp_path_factory):
 def site(tmp_path_factory):
     _need_docs_tools()
     out = tmp_path_factory.mktemp("book")
-    _build("book", out)
+    _build("book", out)  # what `make book` runs: the English site, then the Chinese one into its zh/ folder
+    _build("site", out, tool="zh.py")
     return out / "_build" / "html"
 
 
@@ -279,3 +281,53 @@ def test_the_site_in_chromium_home_order_figures_maths_offline(site):
             b.browser.close()
     assert b.blocked == [], f"the site tried to load {sorted(set(b.blocked))[:5]}"
     assert b.errors == []
+
+
+def test_the_chinese_site_beside_the_english_one_switch_maths_figures_offline(site):
+    """The language switch leads from each page to its translation and back; the Chinese pages render."""
+    need_browser()
+    import zh
+    from playwright.sync_api import sync_playwright
+
+    zh_lessons = [p for p in kit.lessons() if (zh.ZH / f"{p.stem}.md").exists()]
+    assert (site / "zh" / "README.html").exists() and all((site / "zh" / "notebooks" / f"{p.stem}.html").exists()
+                                                          for p in kit.lessons())
+    with sync_playwright() as p:
+        b = _Browser(p)
+        try:
+            page = b.open(site / "notebooks" / "03_causal_self_attention.html")
+            page.wait_for_load_state("load")
+            page.click("#gptlab-lang")
+            page.wait_for_url("**/zh/notebooks/03_causal_self_attention.html")
+            page.wait_for_load_state("load")
+            assert page.evaluate("document.documentElement.lang").startswith("zh")
+            if any(p.stem.startswith("03_") for p in zh_lessons):
+                page.wait_for_function("document.querySelectorAll('mjx-container').length > 0", timeout=20000)
+                assert "因果" in page.locator("main").inner_text()
+            figures = page.evaluate(
+                "Array.from(document.querySelectorAll('img')).filter(i => i.src.includes('/_images/')).map(i => i.naturalWidth)")
+            assert figures and all(w > 0 for w in figures), figures
+            page.click("#gptlab-lang")
+            page.wait_for_url("**/html/notebooks/03_causal_self_attention.html")
+            page = b.open(site / "zh" / "index.html")
+            page.wait_for_url("**/zh/README.html")
+            page.wait_for_load_state("load")
+            nav = page.evaluate("Array.from(document.querySelectorAll('nav.bd-links a')).map(a => a.getAttribute('href'))")
+            assert [h for h in nav if h.startswith("notebooks/")] == [f"notebooks/{p.stem}.html" for p in kit.lessons()]
+            page.click("#gptlab-lang")
+            page.wait_for_url("**/html/README.html")
+        finally:
+            b.browser.close()
+    assert b.blocked == [], f"the site tried to load {sorted(set(b.blocked))[:5]}"
+    assert b.errors == []
+
+
+def test_each_chinese_deck_has_the_english_deck_s_slides(decks):
+    import zh
+
+    done = [p for p in kit.lessons() if (zh.ZH / f"{p.stem}.md").exists()]
+    assert done, "no lesson is translated yet"
+    for p in done:
+        en, cn = (decks / f"{p.stem}.slides.html").read_text(), (decks / "zh" / f"{p.stem}.slides.html").read_text()
+        assert cn.count("<section") == en.count("<section") > 0, p.name
+        assert re.search(r"[\u4e00-\u9fff]{4}", cn), f"{p.name}: no Chinese in its deck"
