@@ -46,7 +46,7 @@ class GPTConfig:
     pos_emb: str = "learned"  # "learned": GPT-2's wpe table; "rotary": rotate q and k by position (RoPE)
     norm: str = "layernorm"  # or "rmsnorm": scale by 1/RMS only, no mean subtraction, no bias
     mlp: str = "gelu"  # or "swiglu" (silu(gate) * up, 2/3 the width: same parameters) or "relu2" (relu(x)^2)
-    qk_norm: bool = False  # RMS-normalise each head's queries and keys before q.k (bounds the logits)
+    qk_norm: bool = False  # RMSNorm on each head's queries and keys before q.k (bounds the logits), whatever `norm` is
     tie_weights: bool = True  # lm_head shares wte's matrix; False gives the head its own
     rope_theta: float = 10000.0  # rotary base: head dim pair i turns by pos * theta^(-2i/head_size)
 
