@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 EVAL_BATCHES, EVAL_BATCH, EVAL_SEED, BLOCK = 200, 12, 0, 64
+TUNE_NANO, TUNE_SPEED = 300, 150  # steps of the tuning runs that measure each recipe's CPU time per step
 FULL, HALF = 0.92, 0.45  # fractions of nanoGPT's CPU time the speedrun's step counts aim at (margin for drift)
 RUNS = Path(os.environ.get("L14_RUNS", "/tmp/l14_runs"))  # one file per run (scratch), so an interrupted sweep resumes
 
@@ -265,9 +266,10 @@ def main() -> None:
         return
     if args.what in ("tune", "all"):
         tune_seeds = args.tune_seeds
-        runs = run_jobs([j for s in tune_seeds for j in (dict(recipe="nanogpt", seed=s, evals=1),
-                                                          dict(recipe="speedrun", seed=s, evals=1))], args.jobs)
-        nano_s = statistics.mean(r["cpu_s"] for r in runs if r["recipe"] == "nanogpt")
+        # short runs give each recipe's CPU time per step on this machine; nanoGPT's recipe is 2000 steps
+        runs = run_jobs([j for s in tune_seeds for j in (dict(recipe="nanogpt", seed=s, steps=TUNE_NANO, evals=1),
+                                                          dict(recipe="speedrun", seed=s, steps=TUNE_SPEED, evals=1))], args.jobs)
+        nano_s = statistics.mean(2000 * r["cpu_s"] / r["steps"] for r in runs if r["recipe"] == "nanogpt")
         step_s = statistics.mean(r["cpu_s"] / r["steps"] for r in runs if r["recipe"] == "speedrun")
         # the rule: as many speedrun steps as fit in FULL / HALF of nanoGPT's CPU time, with a margin for drift
         args.full_steps = args.full_steps or int(FULL * nano_s / step_s)
@@ -284,12 +286,12 @@ def main() -> None:
     if args.what in ("race", "all"):
         jobs = []
         for s in args.seeds:  # interleaved: every recipe once per seed, in a rotating order
-            seed_jobs = [dict(recipe="nanogpt", seed=s, evals=4), dict(recipe="speedrun", seed=s, steps=args.full_steps, evals=4),
-                         dict(recipe="speedrun", seed=s, steps=args.half_steps, evals=2)]
-            if s in args.seeds[:args.gptlab_seeds]:  # the third recipe is for the curves: fewer seeds
-                seed_jobs.insert(1, dict(recipe="gptlab", seed=s, evals=4))
+            seed_jobs = [dict(recipe="nanogpt", seed=s, evals=2), dict(recipe="speedrun", seed=s, steps=args.full_steps, evals=3),
+                         dict(recipe="speedrun", seed=s, steps=args.half_steps, evals=1)]
             k = args.seeds.index(s) % len(seed_jobs)
             jobs += seed_jobs[k:] + seed_jobs[:k]
+        # gptlab's recipe (the third curve, not part of the targets) on the first seeds, last
+        jobs += [dict(recipe="gptlab", seed=s, evals=2) for s in args.seeds[:args.gptlab_seeds]]
         runs = run_jobs(jobs, args.jobs)
         def by(recipe, steps=None):
             return [r for r in runs if r["recipe"] == recipe and (steps is None or r["steps"] == steps)]
