@@ -248,7 +248,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         ),
     },
     # Lesson 14's speedrun: the shakespeare-char shape with the modern switches, a bigger batch at a higher
-    # learning rate, and a warmup-stable-decay schedule; benchmarks/bench_speedrun.py times it against nanoGPT's.
+    # learning rate, and a warmup-stable-decay schedule; benchmarks/l14_race.py races it against nanoGPT's recipe.
     "speedrun": {
         "model": dict(
             vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False,
