@@ -200,7 +200,7 @@ def run_jobs(jobs: list[dict], n_parallel: int) -> list[dict]:
         while pending and len(running) < n_parallel:
             job = pending.pop(0)
             cmd = [sys.executable, __file__, "one", "--json", json.dumps(job), "--write", str(RUNS / f"{job_name(job)}.json")]
-            running.append((job, subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})))
+            running.append((job, subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)))
         time.sleep(1)
         for job, p in list(running):
             if p.poll() is not None:
