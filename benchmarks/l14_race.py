@@ -187,6 +187,18 @@ def job_name(job: dict) -> str:
     return "-".join(parts).replace(" ", "_").replace("/", "_")
 
 
+class _Waiting:
+    """Stands in for a run started by another driver: done when its file appears."""
+
+    returncode = 0
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def poll(self) -> int | None:
+        return 0 if self.path.exists() else None
+
+
 def run_jobs(jobs: list[dict], n_parallel: int) -> list[dict]:
     """Run each job as `python l14_race.py one ...` (n_parallel at a time), in the given order; reuse finished ones."""
     RUNS.mkdir(parents=True, exist_ok=True)
@@ -199,8 +211,14 @@ def run_jobs(jobs: list[dict], n_parallel: int) -> list[dict]:
     while pending or running:
         while pending and len(running) < n_parallel:
             job = pending.pop(0)
+            lock = RUNS / f"{job_name(job)}.pid"  # a run another driver started: wait for its file instead
+            if lock.exists() and Path(f"/proc/{lock.read_text().strip()}").exists():
+                running.append((job, _Waiting(RUNS / f"{job_name(job)}.json")))
+                continue
             cmd = [sys.executable, __file__, "one", "--json", json.dumps(job), "--write", str(RUNS / f"{job_name(job)}.json")]
-            running.append((job, subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)))
+            proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+            (RUNS / f"{job_name(job)}.pid").write_text(str(proc.pid))
+            running.append((job, proc))
         time.sleep(1)
         for job, p in list(running):
             if p.poll() is not None:
