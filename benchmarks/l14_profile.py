@@ -28,12 +28,16 @@ from gptlab.data import get_batch  # noqa: E402
 from gptlab.device import autocast, resolve_bf16  # noqa: E402
 from gptlab.training import make_optimizer  # noqa: E402
 
-GROUPS = {  # operator name fragments -> what they are
-    "matrix products": ("mm", "addmm", "bmm", "linear", "matmul"),
-    "norms": ("rms_norm", "layer_norm", "rsqrt", "pow", "mean"),
-    "attention": ("scaled_dot_product", "softmax", "_efficient_attention", "flash"),
-    "optimizer": ("adam", "_fused_adamw", "foreach", "lerp", "addcdiv", "sqrt"),
-    "dtype casts": ("_to_copy", "copy_", "to"),
+GROUPS = {  # aten operator names -> what they are
+    "matrix products": {"mm", "addmm", "bmm", "matmul", "linear"},
+    "elementwise and reductions": {"mul", "add", "add_", "pow", "div", "sub", "neg", "relu", "where", "rsqrt", "mean",
+                                   "sum", "cat", "_softmax", "_softmax_backward_data", "threshold_backward", "gelu",
+                                   "gelu_backward", "mul_", "div_", "fill_", "all", "zero_", "native_layer_norm",
+                                   "native_layer_norm_backward", "masked_fill", "masked_fill_"},
+    "copies and dtype casts": {"copy_", "_to_copy", "clone", "empty_like", "contiguous"},
+    "optimizer": {"_fused_adamw_", "_foreach_mul_", "_foreach_add_", "_foreach_lerp_", "_foreach_addcmul_",
+                  "_foreach_sqrt", "_foreach_div_", "_foreach_addcdiv_", "_foreach_norm", "_foreach_mul", "lerp_", "addcmul_",
+                  "addcdiv_", "sqrt"},
 }
 
 
@@ -88,13 +92,10 @@ def main() -> None:
         events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
         all_self = sum(e.self_cpu_time_total for e in events)
         top = sorted(events, key=lambda e: -e.self_cpu_time_total)[:12]
-        groups = {g: 0.0 for g in GROUPS}
+        groups = {g: 0.0 for g in [*GROUPS, "other"]}
         for e in events:
             op = e.key.replace("aten::", "")
-            for g, frags in GROUPS.items():
-                if op in frags or any(op.startswith(f) for f in frags if len(f) > 3):
-                    groups[g] += e.self_cpu_time_total
-                    break
+            groups[next((g for g, names in GROUPS.items() if op in names), "other")] += e.self_cpu_time_total
         figures[name] = {
             "batch": batch, "ms_per_step_cpu": round(total_ms, 1),
             "share_by_group": {g: round(v / all_self, 3) for g, v in groups.items()},

@@ -147,33 +147,51 @@ def run_one(recipe: str, seed: int, steps: int | None, n_evals: int, model_kw: d
             fit(m, lambda s, mi, g, bs=probe.batch_size: draw_batch(train_data, BLOCK, bs, g, device), lambda net, b: net(*b)[1],
                 probe, device=device)
             per_step = (time.process_time() - c0) / n
-        steps = max(20, int(budget / per_step))
+        steps = planned = max(20, int(budget / per_step))
     if steps is not None:
         warm = min(cfg.warmup_steps, steps // 10)
         cfg = TrainConfig.from_preset(preset, seed=seed, progress=False, max_steps=steps, lr_decay_steps=steps,
                                       warmup_steps=warm, **(train_kw or {}))
     steps = cfg.max_steps
-    cfg = TrainConfig.from_dict({**cfg.to_dict(), "eval_interval": max(1, steps // n_evals)})
+    # with a budget: evaluate-free checkpoints at 40% and 80% of the planned steps; at the first, the run's own CPU
+    # time per step so far resets the step count to fit the budget (before WSD's decay starts at 70%)
+    every = max(1, int(0.4 * steps)) if budget is not None else max(1, steps // n_evals)
+    cfg = TrainConfig.from_dict({**cfg.to_dict(), "eval_interval": every})
     torch.manual_seed(seed)
     model = GPT(mcfg)
     clock = Clock()
     estimate = make_estimator(val_data, clock)
-    pending: list[float] = []
+    pending: list = []
+    seen = [0]
+
+    def next_batch(step, micro, g):
+        seen[0] = step + 1  # steps taken once this one is
+        return draw_batch(train_data, BLOCK, cfg.batch_size, g, device)
 
     def evaluate(net):
-        pending[:] = [clock()]  # the clock before the estimate, which takes its own time off
+        pending[:] = [clock(), True]  # the clock before the estimate, which takes its own time off
+        if budget is not None and seen[0] < cfg.max_steps:
+            pending[1] = False
+            if len(adjusted) == 0:
+                adjusted.append(seen[0])
+                cfg.max_steps = cfg.lr_decay_steps = max(seen[0] + 1, int(budget * seen[0] / clock()))
+            return {}
         return {"val_loss": estimate(net)}
 
-    def callback(step, m, history):
-        points.append((step, round(pending[0], 2), round(history.eval_val_loss[-1], 4)))
+    adjusted: list[int] = []
 
-    fit(model, lambda s, mi, g: draw_batch(train_data, BLOCK, cfg.batch_size, g, device), lambda net, b: net(*b)[1], cfg,
-        evaluate=evaluate, eval_at_start=False, device=device, callback=callback)
+    def callback(step, m, history):
+        if pending[1]:
+            points.append((step, round(pending[0], 2), round(history.eval_val_loss[-1], 4)))
+
+    fit(model, next_batch, lambda net, b: net(*b)[1], cfg, evaluate=evaluate, eval_at_start=False, device=device,
+        callback=callback)
+    steps = cfg.max_steps
     out = dict(recipe=recipe, seed=seed, steps=steps, points=points, cpu_s=points[-1][1], val=points[-1][2], bf16=use_bf16,
                model=mcfg.to_dict(), train={k: v for k, v in cfg.to_dict().items() if k in (
                    "max_steps", "batch_size", "lr", "min_lr", "warmup_steps", "schedule", "decay_frac", "optimizer", "muon_lr")})
     if per_step is not None:
-        out.update(budget=budget, per_step_cpu_s=round(per_step, 4))
+        out.update(budget=budget, per_step_cpu_s=round(per_step, 4), planned_steps=planned, adjusted_at=adjusted[:1])
     return out
 
 
