@@ -120,10 +120,12 @@ def nano_batch(data: torch.Tensor, block: int, batch: int, g: torch.Generator):
 
 
 def nano_train(train_data: torch.Tensor, val_data: torch.Tensor, vocab_size: int, seed: int = 1337, max_iters: int = 2000,
-               batch_size: int = 12, eval_interval: int = 250, eval_iters: int = 20):
+               batch_size: int = 12, eval_interval: int = 250, eval_iters: int = 20, on_eval=None):
     """nanoGPT's README CPU run -> ([(step, CPU seconds, wall seconds, val loss)] at each evaluation, model).
 
-    The seconds count from the start, evaluations included, as nanoGPT runs them."""
+    The seconds count from the start, evaluations included, as nanoGPT runs them.
+    on_eval(step, model), if given, replaces nanoGPT's own estimate at each evaluation
+    (benchmarks/l14_race.py scores every recipe with one estimator, off the clock); val is then nan."""
     torch.manual_seed(seed)
     c = NanoConfig(vocab_size=vocab_size)
     model = NanoGPT(c)
@@ -131,7 +133,10 @@ def nano_train(train_data: torch.Tensor, val_data: torch.Tensor, vocab_size: int
     g = torch.Generator().manual_seed(seed)
     out, c0, w0 = [], time.process_time(), time.perf_counter()
     for it in range(max_iters + 1):
-        if it % eval_interval == 0 or it == max_iters:
+        if on_eval is not None and (it % eval_interval == 0 or it == max_iters):
+            on_eval(it, model)
+            out.append((it, time.process_time() - c0, time.perf_counter() - w0, float("nan")))
+        elif it % eval_interval == 0 or it == max_iters:
             model.eval()
             with torch.no_grad():  # nanoGPT estimates both splits
                 losses = []

@@ -82,10 +82,25 @@ def init_gpt2_weights(model: nn.Module, n_layer: int) -> None:
             nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
 
 
+class RMSNorm(nn.RMSNorm):
+    """RMSNorm (Zhang & Sennrich, 2019): x / RMS(x) * weight; no mean subtraction, no bias.
+
+    Under bf16 autocast the activations arrive in bf16 while the weight stays fp32, and
+    F.rms_norm then warns "Mismatch dtype ... Cannot dispatch to fused implementation"
+    and takes its slow path. Casting the weight to the input's dtype (the gradient still
+    reaches the fp32 weight) keeps the two equal: the fused kernel where PyTorch has one
+    (CUDA), and no warning anywhere. On a CPU, torch 2.13 has no fused RMSNorm kernel:
+    both dtypes run the composite ops (lesson 14 measures what that costs).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, self.normalized_shape, self.weight.to(x.dtype), self.eps)
+
+
 def make_norm(config: GPTConfig, dim: int | None = None) -> nn.Module:
-    """GPT-2's LayerNorm, or RMSNorm (Zhang & Sennrich, 2019): no mean subtraction, no bias, a little cheaper."""
+    """GPT-2's LayerNorm, or RMSNorm: no mean subtraction, no bias, fewer operations."""
     dim = dim or config.n_embd
-    return nn.LayerNorm(dim, bias=config.bias) if config.norm == "layernorm" else nn.RMSNorm(dim, eps=1e-5)
+    return nn.LayerNorm(dim, bias=config.bias) if config.norm == "layernorm" else RMSNorm(dim, eps=1e-5)
 
 
 def rotary_cos_sin(pos: torch.Tensor, head_size: int, theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,9 +168,9 @@ class CausalSelfAttention(nn.Module):
         # q, k and v for all heads in one matmul (one weight of shape (3C, C)).
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
-        if config.qk_norm:  # QK-norm (Dehghani et al., 2023; Henry et al., 2020): bounded attention logits
-            self.q_norm = make_norm(config, config.head_size)
-            self.k_norm = make_norm(config, config.head_size)
+        if config.qk_norm:  # QK-norm: each head's q and k RMS-normalised (learned gain), so q.k stays bounded
+            self.q_norm = RMSNorm(config.head_size, eps=1e-5)  # whatever config.norm is: modded-nanoGPT's choice
+            self.k_norm = RMSNorm(config.head_size, eps=1e-5)
         self.qk_norm = config.qk_norm
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)

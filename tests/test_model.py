@@ -284,7 +284,7 @@ def test_switches_change_the_structure_they_name():
     assert untied.lm_head.weight is not untied.transformer.wte.weight
     assert "transformer.wpe.weight" not in make(pos_emb="rotary").state_dict()
     rms = make(norm="rmsnorm", bias=False)
-    assert isinstance(rms.transformer.ln_f, torch.nn.RMSNorm)
+    assert isinstance(rms.transformer.ln_f, torch.nn.RMSNorm)  # gptlab.model.RMSNorm subclasses it
     # SwiGLU at 2/3 the width keeps the MLP's parameter count (up to rounding)
     gelu_mlp = sum(p.numel() for p in make(bias=False).transformer.h[0].mlp.parameters())
     swiglu_mlp = sum(p.numel() for p in make(bias=False, mlp="swiglu").transformer.h[0].mlp.parameters())
