@@ -124,26 +124,21 @@ def gradient_by_distance(model: nn.Module, x: torch.Tensor, y: torch.Tensor, emb
     recall task, where the token that matters sits exactly d back). For an LSTM it must
     pass through k backward steps of the recurrence; for a GPT one attention step. Works
     on CharLSTM and gptlab.GPT (their token embeddings, `wte`), or pass `embedding`.
-    The model's parameter gradients are cleared afterwards.
+    The parameters' .grad are left as they were.
     """
     if x.dim() != 2 or y.shape != x.shape:
         raise ValueError(f"x and y must be (batch, time) tensors of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     if embedding is None:
         embedding = model.wte if hasattr(model, "wte") else model.transformer.wte
     captured = {}
-
-    def keep(module, inputs, out):
-        out.retain_grad()
-        captured["e"] = out
-
-    handle = embedding.register_forward_hook(keep)
+    handle = embedding.register_forward_hook(lambda module, inputs, out: captured.__setitem__("e", out))
     try:
         with eval_mode(model), torch.enable_grad():
             logits = model(x)[0]
             # summed, so each sequence's gradient is that of its own loss (sequences do not interact)
-            F.cross_entropy(logits[:, -1], y[:, -1], reduction="sum").backward()
+            loss = F.cross_entropy(logits[:, -1], y[:, -1], reduction="sum")
+            (grad,) = torch.autograd.grad(loss, captured["e"])  # only this gradient: parameters' .grad untouched
     finally:
         handle.remove()
-        model.zero_grad(set_to_none=True)
-    return captured["e"].grad.norm(dim=-1).mean(0).flip(0).detach()
+    return grad.norm(dim=-1).mean(0).flip(0)
 

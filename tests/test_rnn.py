@@ -101,7 +101,7 @@ def test_gradient_by_distance():
     m = model()
     m.train()
     g = gradient_by_distance(m, x, y)
-    assert m.training and all(p.grad is None for p in m.parameters())  # mode restored, gradients cleared
+    assert m.training and all(p.grad is None for p in m.parameters())  # mode restored, parameters untouched
     # the definition, computed directly: d (summed loss at the last position) / d (embedding), per position
     m.eval()
     e = m.wte(x).detach().requires_grad_(True)
