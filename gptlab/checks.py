@@ -1350,13 +1350,13 @@ def lstm_step(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Result:
     return _report("lstm_step", run)
 
 
-def _ece_ref(conf, correct, n_bins, weighted=True, midpoints=False, signed=False):
+def _ece_ref(conf, correct, n_bins, weighted=True, midpoints=False, signed=False, left_closed=False):
     """The reference ECE (weighted=False: bins weighted equally; midpoints=True: bin midpoints as confidence;
-    signed=True: accuracy - confidence without the absolute value, a slip)."""
+    signed=True: accuracy - confidence without the absolute value, a slip; left_closed=True: the wrong [lo, hi) bins)."""
     edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
     total, gaps = 0.0, []
     for lo, hi in zip(edges[:-1], edges[1:]):
-        m = (conf > lo) & (conf <= hi)
+        m = ((conf >= lo) & (conf < hi)) if left_closed else ((conf > lo) & (conf <= hi))
         if m.any():
             c = (lo + hi) / 2 if midpoints else conf[m].mean()
             gap = float(correct[m].mean()) - float(c)
@@ -1371,10 +1371,12 @@ def expected_calibration_error(fn: Callable[[torch.Tensor, torch.Tensor, int], f
     the bin-size-weighted mean |accuracy - mean confidence|."""
 
     def run() -> int:
-        cases = [(200, 10), (1000, 15), (50, 5), (7, 10)]
+        cases = [(200, 10), (1000, 15), (50, 5), (7, 10), (40, 4)]
         for k, (n, n_bins) in enumerate(cases):
             g = _gen(100 + k)
             conf = torch.rand(n, generator=g, dtype=torch.float64).clamp_min(1e-6)
+            if k == 4:  # on the edges: exactly 1.0 (softmax returns it in fp32) and the inner edges 0.25, 0.5, 0.75
+                conf[:12] = torch.tensor([1.0, 0.25, 0.5, 0.75], dtype=torch.float64).repeat(3)
             correct = (torch.rand(n, generator=g, dtype=torch.float64) < conf**1.5).double()
             want = _ece_ref(conf, correct, n_bins)
             got = float(fn(conf.clone(), correct.clone(), n_bins))
@@ -1387,6 +1389,9 @@ def expected_calibration_error(fn: Callable[[torch.Tensor, torch.Tensor, int], f
                     or math.isclose(got, -_ece_ref(conf, correct, n_bins, signed=True), abs_tol=1e-6):
                 raise Wrong(f"{case}: got {got:.4g}, expected {want:.4g} — the gaps are signed, so over- and under-confident "
                             "bins cancel: take |accuracy - confidence| per bin (a confident model is not a right one)")
+            if k == 4 and math.isclose(got, _ece_ref(conf, correct, n_bins, left_closed=True), abs_tol=1e-6):
+                raise Wrong(f"{case}: got {got:.4g}, expected {want:.4g} — the bins are (lo, hi]: a confidence on an edge "
+                            "belongs to the bin below it, and 1.0 to the last bin (with [lo, hi) it falls out of every bin)")
             if math.isclose(got, _ece_ref(conf, correct, n_bins, midpoints=True), abs_tol=1e-6):
                 raise Wrong(f"{case}: got {got:.4g}, expected {want:.4g} — "
                             "compare with the mean confidence in the bin, not the bin's midpoint")

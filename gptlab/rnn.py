@@ -114,3 +114,31 @@ class CharLSTM(nn.Module):
                 out.append(nxt)
                 logits, _, state = self(nxt, state=state, return_state=True)
         return torch.cat(out, dim=1)
+
+
+def gradient_by_distance(model: nn.Module, x: torch.Tensor, y: torch.Tensor, embedding: nn.Module | None = None) -> torch.Tensor:
+    """How much the input k positions back moves the last prediction: a (T,) tensor indexed by k.
+
+    Entry k is the mean over the batch of || d loss(last position) / d embedding(T-1-k) ||:
+    the training signal that reaches a token k steps back (lesson 15 measures it on the
+    recall task, where the token that matters sits exactly d back). For an LSTM it must
+    pass through k backward steps of the recurrence; for a GPT one attention step. Works
+    on CharLSTM and gptlab.GPT (their token embeddings, `wte`), or pass `embedding`.
+    The parameters' .grad are left as they were.
+    """
+    if x.dim() != 2 or y.shape != x.shape:
+        raise ValueError(f"x and y must be (batch, time) tensors of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if embedding is None:
+        embedding = model.wte if hasattr(model, "wte") else model.transformer.wte
+    captured = {}
+    handle = embedding.register_forward_hook(lambda module, inputs, out: captured.__setitem__("e", out))
+    try:
+        with eval_mode(model), torch.enable_grad():
+            logits = model(x)[0]
+            # summed, so each sequence's gradient is that of its own loss (sequences do not interact)
+            loss = F.cross_entropy(logits[:, -1], y[:, -1], reduction="sum")
+            (grad,) = torch.autograd.grad(loss, captured["e"])  # only this gradient: parameters' .grad untouched
+    finally:
+        handle.remove()
+    return grad.norm(dim=-1).mean(0).flip(0)
+

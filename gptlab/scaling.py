@@ -1,13 +1,17 @@
 """Scaling laws: fit L(N, D) = E + A / N^alpha + B / D^beta and find the compute-optimal size (lesson 15).
 
-The form is Hoffmann et al.'s (2022, "Chinchilla", approach 3): E is the loss of
-a perfect model (the entropy of the text), A / N^alpha what a model of N
+The form is Hoffmann et al.'s (2022, "Chinchilla", approach 3): E is the fit's
+asymptote, the loss it predicts for unlimited N and D (an estimate of the text's
+entropy only when the runs reach close to it; a fit to small, short runs puts it
+wherever the curvature of its few points says), A / N^alpha what a model of N
 parameters lacks with unlimited data, B / D^beta what D training tokens lack
 with an unlimited model. Fitted as they did: minimise the Huber loss between
 log L and log of the prediction, written as
 log L = logsumexp(a - alpha log N, b - beta log D, e) with A = e^a, B = e^b,
 E = e^e, so every term stays positive; start from a grid of initial guesses
 (the objective has several local minima) and keep the best. Only torch, no scipy.
+`bootstrap_scaling_law` refits on runs drawn with replacement: the spread of its
+fits is the uncertainty a handful of noisy runs leaves in the exponents.
 """
 
 from __future__ import annotations
@@ -136,3 +140,50 @@ def fit_scaling_law(
         a, alpha, b, beta, e = (float(v) for v in q[0])
         obj = objective(q).item()
     return ScalingFit(E=math.exp(e), A=math.exp(a), alpha=alpha, B=math.exp(b), beta=beta, objective=obj)
+
+
+def bootstrap_scaling_law(
+    N: Sequence[float] | torch.Tensor,
+    D: Sequence[float] | torch.Tensor,
+    L: Sequence[float] | torch.Tensor,
+    run: Sequence[int],
+    *,
+    n_boot: int = 100,
+    seed: int = 0,
+    steps: int = 1500,
+) -> list[ScalingFit]:
+    """Refit L(N, D) on `n_boot` resamples of whole runs; one ScalingFit per resample.
+
+    run: one id per point; the points of one run (the budgets read along one training
+    run) share it, because they are not independent: a resample draws runs, never
+    single points. Runs are drawn with replacement *within each model size* (the N of
+    the run), as many as that size has, so every resample keeps every size: dropping a
+    size would change the range of N the fit sees, which is a different question from
+    how noisy the runs are. Percentiles of the fits' parameters are then bootstrap
+    intervals. Needs at least 2 runs of some size, else every resample is the data.
+    """
+    N, D, L = _as_positive(N, "N"), _as_positive(D, "D"), _as_positive(L, "L")
+    run_ids = [int(r) for r in run]
+    if not len(N) == len(D) == len(L) == len(run_ids):
+        raise ValueError(f"N, D, L and run must have one entry per point; got lengths {len(N)}, {len(D)}, {len(L)}, {len(run_ids)}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
+    points: dict[int, list[int]] = {}
+    for i, r in enumerate(run_ids):
+        points.setdefault(r, []).append(i)
+    by_size: dict[float, list[int]] = {}
+    for r, idx in points.items():
+        sizes = {N[i].item() for i in idx}
+        if len(sizes) != 1:
+            raise ValueError(f"run {r} has points with different N {sorted(sizes)}: one run trains one model size")
+        by_size.setdefault(sizes.pop(), []).append(r)
+    if all(len(rs) < 2 for rs in by_size.values()):
+        raise ValueError("every model size has a single run: resampling runs within a size changes nothing; run more seeds")
+    g = torch.Generator().manual_seed(seed)
+    fits = []
+    for _ in range(n_boot):
+        chosen = [rs[j] for rs in by_size.values() for j in torch.randint(len(rs), (len(rs),), generator=g).tolist()]
+        idx = [i for r in chosen for i in points[r]]
+        fits.append(fit_scaling_law(N[idx], D[idx], L[idx], steps=steps))
+    return fits
+

@@ -217,7 +217,8 @@ CASES = {
                                      (lambda *a: checks._lstm_ref(*a, order="ifog"), "i, f, g, o"),
                                      (lambda *a: checks._lstm_ref(*a, input_gate=False), "input gate")]),
     "expected_calibration_error": (_ece, [(lambda c, k, n: _ece(c, k, n, weighted=False), "share of the predictions"),
-                                          (lambda c, k, n: _ece(c, k, n, midpoints=True), "midpoint")]),
+                                          (lambda c, k, n: _ece(c, k, n, midpoints=True), "midpoint"),
+                                          (lambda c, k, n: _ece(c, k, n, left_closed=True), "(lo, hi]")]),
 }
 
 

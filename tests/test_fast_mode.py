@@ -31,6 +31,8 @@ SIGNALS = {
                                                                           "human text shares word trigrams with the training text: True"])},
     "12_translation.ipynb": {"signal-translation": ("cell-032", ["at least 95% of the test sentences: True",
                                                                 "GPT test BLEU above 1: True"])},
+    "15_before_and_beyond.ipynb": {"signal-recall": ("cell-014", ["d = 16: GPT above 90%: True",
+                                                                 "LSTM below 20% (chance 12.5%): True"])},
 }
 
 

@@ -89,3 +89,26 @@ def test_bad_inputs():
         CharLSTM(11, 8, 4, dropout=1.0)
     with pytest.raises(ValueError, match="temperature"):
         m.generate(torch.zeros(1, 1, dtype=torch.long), 2, temperature=0)
+
+
+def test_gradient_by_distance():
+    from gptlab import GPT, GPTConfig
+    from gptlab.rnn import gradient_by_distance
+
+    torch.manual_seed(0)
+    x = torch.randint(0, 11, (4, 9))
+    y = torch.randint(0, 11, (4, 9))
+    m = model()
+    m.train()
+    g = gradient_by_distance(m, x, y)
+    assert m.training and all(p.grad is None for p in m.parameters())  # mode restored, parameters untouched
+    # the definition, computed directly: d (summed loss at the last position) / d (embedding), per position
+    m.eval()
+    e = m.wte(x).detach().requires_grad_(True)
+    logits = m.lm_head(m.lstm(e)[0])
+    (grad,) = torch.autograd.grad(torch.nn.functional.cross_entropy(logits[:, -1], y[:, -1], reduction="sum"), e)
+    torch.testing.assert_close(g, grad.norm(dim=-1).mean(0).flip(0))  # entry k: the input k positions back
+    gpt = GPT(GPTConfig(vocab_size=11, block_size=9, n_layer=1, n_head=1, n_embd=8, dropout=0.0))
+    assert gradient_by_distance(gpt, x, y).shape == (9,)
+    with pytest.raises(ValueError, match="same shape"):
+        gradient_by_distance(m, x, y[:, :-1])

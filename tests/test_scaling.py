@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from gptlab.scaling import ScalingFit, fit_scaling_law, huber
+from gptlab.scaling import ScalingFit, bootstrap_scaling_law, fit_scaling_law, huber
 
 TRUE = dict(E=1.2, A=60.0, alpha=0.45, B=300.0, beta=0.35)
 
@@ -83,3 +83,43 @@ def test_bad_types_and_options():
         fit_scaling_law(N, D, L, steps=0)
     with pytest.raises(ValueError, match="C"):
         ScalingFit(**TRUE, objective=0.0).compute_optimal(0)
+
+
+def runs_with_seed_noise(n_seeds: int = 3, noise: float = 0.02):
+    """Each (size, seed) run is read at 4 budgets; a run's points share one offset (a lucky seed is lucky throughout)."""
+    Ns = [2e3, 5e3, 1e4, 3e4, 1e5, 3e5]
+    Ds = [1e5, 4e5, 1.6e6, 6.4e6]
+    g = torch.Generator().manual_seed(0)
+    N, D, L, run = [], [], [], []
+    for r, (n, _) in enumerate(itertools.product(Ns, range(n_seeds))):
+        shift = 1 + noise * torch.randn((), generator=g, dtype=torch.float64).item()
+        for d in Ds:
+            N.append(n), D.append(d), run.append(r)
+            L.append(ScalingFit(**TRUE, objective=0.0).predict(n, d).item() * shift)
+    return N, D, L, run
+
+
+def test_bootstrap_resamples_runs_within_sizes():
+    N, D, L, run = runs_with_seed_noise()
+    fits = bootstrap_scaling_law(N, D, L, run, n_boot=6, seed=1, steps=300)
+    again = bootstrap_scaling_law(N, D, L, run, n_boot=6, seed=1, steps=300)
+    assert len(fits) == 6 and fits == again  # a seed gives the same resamples and fits
+    alphas = [f.alpha for f in fits]
+    assert max(alphas) - min(alphas) > 1e-3  # resamples differ, so the fits spread
+    # noiseless runs: every resample holds the same curve, so every fit recovers it
+    N0, D0, L0, run0 = runs_with_seed_noise(noise=0.0)
+    for f in bootstrap_scaling_law(N0, D0, L0, run0, n_boot=2, steps=800):
+        assert f.alpha == pytest.approx(TRUE["alpha"], rel=0.05) and f.beta == pytest.approx(TRUE["beta"], rel=0.05)
+
+
+def test_bootstrap_bad_inputs():
+    N, D, L, run = runs_with_seed_noise(n_seeds=1)
+    with pytest.raises(ValueError, match="single run"):
+        bootstrap_scaling_law(N, D, L, run, n_boot=2)
+    N, D, L, run = runs_with_seed_noise(n_seeds=2)
+    with pytest.raises(ValueError, match="one entry per point"):
+        bootstrap_scaling_law(N, D, L, run[:-1], n_boot=2)
+    with pytest.raises(ValueError, match="different N"):
+        bootstrap_scaling_law(N, D, L, [0] * len(N), n_boot=2)
+    with pytest.raises(ValueError, match="n_boot"):
+        bootstrap_scaling_law(N, D, L, run, n_boot=0)
