@@ -1,0 +1,151 @@
+"""Lesson 13: is the small summarizer short of steps or short of text? Measured, not asserted.
+
+Lesson 13 pretrains a 0.9M-parameter GPT on the 1,992 SciTLDR train abstracts for 300 steps
+(0.9 epochs) and fine-tunes it for one epoch on the 1,992 (abstract, TLDR) pairs. Both curves
+are still falling when they stop, so "the fix is more text, not more steps" needs a test:
+
+- steps, same text: pretraining 300 vs 900 steps (0.9 vs 2.7 epochs of the abstracts), each
+  followed by fine-tuning for 1 or 3 epochs of the 1,992 pairs (250 or 750 steps): a 2 x 2 grid;
+- text, same steps: 250 fine-tuning steps on half the pairs (996 papers, 2 epochs) against
+  250 on all 1,992 (1 epoch), from the 300-step pretraining.
+
+Everything is scored on dev only (the lesson scores the test set once, at its end): the loss per
+token on every dev abstract, the loss per summary token on the authors' TLDRs of 300 dev papers,
+and ROUGE-1/2/L of greedy summaries (no repeated trigram) of the first 200 dev papers.
+The recipe is the lesson's (its cells 'A GPT trained on abstracts' to 'The test set'); seed s
+seeds the initialisation, the pretraining batches and the fine-tuning batches.
+
+    python benchmarks/l13_lever.py --seeds 0  # writes results/l13_lever_seed0.json, ~13 CPU-minutes
+    python benchmarks/l13_lever.py --seeds 1  # (the two seeds ran as two one-thread processes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results  # noqa: E402  (benchmarks/results.py)
+
+from gptlab import GPT, GPTConfig  # noqa: E402
+from gptlab.config import TrainConfig  # noqa: E402
+from gptlab.finetune import answer_loss, train_summarization  # noqa: E402
+from gptlab.generation import generate  # noqa: E402
+from gptlab.metrics import rouge, words  # noqa: E402
+from gptlab.tasks import TLDR_PROMPT, scitldr, tldr_example  # noqa: E402
+from gptlab.tokenizers import train_bpe  # noqa: E402
+from gptlab.training import train  # noqa: E402
+
+EOT_TEXT = "<|endoftext|>"
+PROMPT_LEN, ANSWER_LEN = 152, 56
+BLOCK = PROMPT_LEN + ANSWER_LEN
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--smoke", action="store_true", help="every run 30x shorter, nothing written (checks the script)")
+    args = ap.parse_args()
+    k = 30 if args.smoke else 1
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore", message="rouge-score's default tokenizer")
+
+    train_papers, dev_papers = scitldr("train"), scitldr("dev")
+    tok = train_bpe("\n".join(p.abstract for p in train_papers), 2048, special_tokens=[EOT_TEXT])
+    eot = tok.special_tokens[EOT_TEXT]
+    pre_ids = torch.tensor([i for p in train_papers for i in tok.encode(p.abstract) + [eot]])
+    dev_ids = torch.tensor([i for p in dev_papers for i in tok.encode(p.abstract) + [eot]])
+
+    def prompt_ids(abstract: str) -> list[int]:
+        prompt, _ = tldr_example(abstract, "x")
+        tail = tok.encode(TLDR_PROMPT)
+        body = tok.encode(prompt[: -len(TLDR_PROMPT)])[: PROMPT_LEN - len(tail)]
+        return [eot] * (PROMPT_LEN - len(body) - len(tail)) + body + tail
+
+    def answer_ids(summary: str) -> list[int]:
+        return tok.encode(tldr_example("x", summary)[1])[: ANSWER_LEN - 1] + [eot]
+
+    train_pairs = [(prompt_ids(p.abstract), answer_ids(p.tldrs[0])) for p in train_papers]
+    dev_pairs = [(prompt_ids(p.abstract), answer_ids(p.tldrs[0])) for p in dev_papers[:300]]
+    rouge_papers = dev_papers[:200]
+    config = GPTConfig(vocab_size=tok.n_vocab, block_size=BLOCK, n_layer=3, n_head=4, n_embd=128, dropout=0.1)
+
+    @torch.no_grad()
+    def stream_loss(model: GPT, ids: torch.Tensor) -> float:
+        """Mean loss per token over every whole block of `ids` (deterministic, unlike sampled batches)."""
+        model.eval()
+        n = (len(ids) - 1) // BLOCK
+        x, y = ids[: n * BLOCK].view(n, BLOCK), ids[1 : n * BLOCK + 1].view(n, BLOCK)
+        total = sum(model(x[i : i + 32], y[i : i + 32])[1].item() * len(x[i : i + 32]) for i in range(0, n, 32))
+        return total / n
+
+    def dev_rouge(model: GPT) -> dict[str, float]:
+        model.eval()
+        outs = []
+        for i in range(0, len(rouge_papers), 32):
+            idx = torch.tensor([prompt_ids(p.abstract) for p in rouge_papers[i : i + 32]])
+            rows = generate(model, idx, ANSWER_LEN, do_sample=False, stop_tokens=eot, no_repeat_ngram_size=3)
+            for r in rows[:, PROMPT_LEN:].tolist():
+                r = r[: r.index(eot)] if eot in r else r
+                outs.append(tok.decode(r).strip())
+        r = rouge([o or "." for o in outs], [list(p.tldrs) for p in rouge_papers])
+        r["words"] = statistics.mean(len(words(o)) for o in outs)
+        r["empty"] = sum(not o for o in outs) / len(outs)
+        return {k: round(v, 3) for k, v in r.items()}
+
+    def pretrain(steps: int, seed: int) -> GPT:
+        torch.manual_seed(seed)
+        model = GPT(config)
+        cfg = TrainConfig(max_steps=steps, batch_size=8, lr=2e-3, min_lr=2e-4, warmup_steps=steps // 10,
+                          eval_interval=max(1, steps), eval_iters=1, seed=seed, bf16=False, device="cpu", progress=False)
+        train(model, pre_ids, dev_ids, cfg)
+        return model
+
+    def finetune(state: dict, pairs: list, steps: int, seed: int) -> tuple[GPT, list[float]]:
+        model = GPT(config)
+        model.load_state_dict(state)
+        cfg = TrainConfig(max_steps=steps, batch_size=8, lr=1e-3, min_lr=1e-4, warmup_steps=steps // 10,
+                          eval_interval=max(25, steps // 6), seed=seed, bf16=False, device="cpu", progress=False)
+        hist = train_summarization(model, pairs, dev_pairs[:48], cfg, pad_id=eot)
+        return model, [round(v, 4) for v in hist.dev_loss]
+
+    runs: list[dict] = []
+    name = "l13_lever" + "".join(f"_seed{s}" for s in args.seeds)
+    # (pretraining steps, fine-tuning papers, fine-tuning steps), most telling first; each row is written at once
+    plan = [(300, 1992, 250), (300, 1992, 750), (300, 996, 250), (900, 1992, 250), (900, 1992, 750)]
+    for seed in args.seeds:
+        states: dict[int, tuple[dict, float, float]] = {}
+        for pre_steps, n_papers, ft_steps in plan:
+            c0 = results.cpu_seconds()
+            if pre_steps not in states:
+                lm = pretrain(pre_steps // k, seed)
+                states[pre_steps] = ({n: v.clone() for n, v in lm.state_dict().items()}, stream_loss(lm, dev_ids),
+                                     results.cpu_seconds() - c0)
+                print(f"seed {seed} pretrain {pre_steps}: dev-abstract loss {states[pre_steps][1]:.3f}", flush=True)
+            state, pre_loss, pre_cpu = states[pre_steps]
+            c1 = results.cpu_seconds()
+            model, curve = finetune(state, train_pairs[:n_papers], ft_steps // k, seed)
+            row = {"seed": seed, "pretrain_steps": pre_steps,
+                   "pretrain_epochs": round(pre_steps * 8 * BLOCK / len(pre_ids), 2),
+                   "dev_abstract_loss": round(pre_loss, 4), "pretrain_cpu_seconds": round(pre_cpu, 1),
+                   "finetune_papers": n_papers, "finetune_steps": ft_steps,
+                   "finetune_epochs": round(ft_steps * 8 / n_papers, 2),
+                   "finetune_cpu_seconds": round(results.cpu_seconds() - c1, 1),
+                   "dev_summary_loss": round(answer_loss(model, dev_pairs, pad_id=eot), 4),
+                   "dev_summary_loss_curve_48": curve, "dev_rouge_200": dev_rouge(model)}
+            runs.append(row)
+            print(row, flush=True)
+            if not args.smoke:
+                results.write(name, {"runs": runs, "prompt_len": PROMPT_LEN, "answer_len": ANSWER_LEN,
+                                     "dev_summary_pairs": len(dev_pairs), "dev_rouge_papers": len(rouge_papers)},
+                              seeds=sorted({r["seed"] for r in runs}),
+                              notes="dev only; finetune_cpu_seconds includes scoring; rows are written as they finish")
+
+
+if __name__ == "__main__":
+    main()
