@@ -117,7 +117,7 @@ def main() -> None:
     runs: list[dict] = []
     name = "l13_lever" + "".join(f"_seed{s}" for s in args.seeds)
     # (pretraining steps, fine-tuning papers, fine-tuning steps), most telling first; each row is written at once
-    plan = [(300, 1992, 250), (300, 1992, 750), (300, 996, 250), (900, 1992, 250), (900, 1992, 750)]
+    plan = [(300, 1992, 250), (300, 996, 250), (300, 1992, 750), (900, 1992, 250), (900, 1992, 750)]
     for seed in args.seeds:
         states: dict[int, tuple[dict, float, float]] = {}
         for pre_steps, n_papers, ft_steps in plan:
