@@ -17,7 +17,8 @@ seeds the initialisation, the pretraining batches and the fine-tuning batches.
 
     python benchmarks/l13_lever.py --seed 0 --pretrain 300 --finetune 1992x250,996x250,1992x500
     python benchmarks/l13_lever.py --seed 0 --pretrain 600 --finetune 1992x250
-    (and the same with --seed 1: four results files results/l13_lever_s{seed}_p{steps}.json)
+    (and the same with --seed 1): one results file per fine-tuning,
+    results/l13_lever_s{seed}_p{pretraining steps}_{papers}x{fine-tuning steps}.json
 """
 
 from __future__ import annotations
@@ -148,6 +149,12 @@ def main() -> None:
                 row["finetune_cpu_seconds"] = round(results.cpu_seconds() - c1, 1)
                 (tmp / f"{j}.json").write_text(json.dumps(row))
                 print(row, flush=True)
+                if not args.smoke:  # each fine-tuning writes its own file as soon as it ends
+                    results.write(f"l13_lever_s{args.seed}_p{args.pretrain}_{n_papers}x{ft_steps}",
+                                  {"run": row, "prompt_len": PROMPT_LEN, "answer_len": ANSWER_LEN,
+                                   "dev_summary_pairs": len(dev_pairs), "dev_rouge_papers": len(rouge_papers)},
+                                  seeds=[args.seed], notes="dev only; cpu_seconds: this fine-tuning and its scoring "
+                                  "(the pretraining's CPU time is the row's pretrain_cpu_seconds)")
             except BaseException:
                 traceback.print_exc()
             finally:
@@ -156,11 +163,7 @@ def main() -> None:
     for pid in kids:
         os.waitpid(pid, 0)
     runs = [json.loads((tmp / f"{j}.json").read_text()) for j in range(len(plan)) if (tmp / f"{j}.json").exists()]
-    if not args.smoke:
-        results.write(f"l13_lever_s{args.seed}_p{args.pretrain}",
-                      {"runs": runs, "prompt_len": PROMPT_LEN, "answer_len": ANSWER_LEN,
-                       "dev_summary_pairs": len(dev_pairs), "dev_rouge_papers": len(rouge_papers)},
-                      seeds=[args.seed], notes="dev only; cpu_seconds includes the forked fine-tuning children")
+    print(f"{len(runs)} of {len(plan)} fine-tunings finished", flush=True)
 
 
 if __name__ == "__main__":
