@@ -329,9 +329,10 @@ TLDR_PROMPT = " TL;DR:"  # Radford et al. (2019): GPT-2 summarizes when a text i
 class Paper(NamedTuple):
     """One SciTLDR-A paper: its abstract (one sentence per item) and *every* reference TLDR.
 
-    train has one TLDR per paper (the author's); dev and test have 1-5 (the
-    author's and peer reviewers' rewrites), kept together because a summary is
-    scored against the closest of them (the maximum over references).
+    train has one TLDR per paper (the authors'); dev has 1-4 and test 2-4: the
+    authors' and the expert-derived ones (TLDR-PR, written by annotators from the
+    paper's peer reviews), kept together because a summary is scored against the
+    closest of them (the maximum over references).
     """
 
     paper_id: str

@@ -3,7 +3,7 @@
 How the phenomenon itself is checked, without running any lesson a second time: CI's `make test`
 already executes every lesson in fast mode under nbval, and a cell marked `# NBVAL_CHECK_OUTPUT`
 must print exactly its committed output (a full run's). Where fast mode used to show nothing
-(lesson 08's induction head, lesson 12's translations, lesson 06's over-fitting), the lesson now
+(lesson 08's induction head, lesson 12's translations, lesson 13's summaries, lesson 06's over-fitting), the lesson now
 ends the section with a *signal cell*: one line of yes/no answers about what the section shows,
 with thresholds both modes clear ("an induction head formed: True", "GPT test BLEU above 1: True").
 If fast mode stops showing it, that line prints False and nbval fails the lesson, in CI time that
@@ -31,6 +31,9 @@ SIGNALS = {
                                                                           "human text shares word trigrams with the training text: True"])},
     "12_translation.ipynb": {"signal-translation": ("cell-032", ["at least 95% of the test sentences: True",
                                                                 "GPT test BLEU above 1: True"])},
+    "13_summarization.ipynb": {"signal-summaries": ("cell-034", ["a summary for at least 95% of the test papers: True",
+                                                                "GPT test ROUGE-1 above 10: True",
+                                                                "GPT ROUGE-2 below lead-1's: True"])},
     "15_before_and_beyond.ipynb": {"signal-recall": ("cell-014", ["d = 16: GPT above 90%: True",
                                                                  "LSTM below 20% (chance 12.5%): True"])},
 }
