@@ -15,6 +15,7 @@ after training; nothing is chosen by it. Each run's dev predictions are stored a
 lesson can compute a paired bootstrap against its own models.
 
     python benchmarks/l11_scratch_budget.py           # seeds 0 and 1, at most ~6 CPU-minutes on one core
+    python benchmarks/l11_scratch_budget.py --seed 1  # one seed (writes l11_scratch_budget_seed1): seeds in parallel processes
     python benchmarks/l11_scratch_budget.py --smoke   # seconds: checks the script (writes l11_scratch_budget_smoke)
 """
 
@@ -38,7 +39,8 @@ from gptlab.tasks import sst2  # noqa: E402
 from gptlab.tokenizers import train_bpe  # noqa: E402
 
 torch.set_num_threads(1)
-SEEDS = [0, 1]
+SEEDS = [int(sys.argv[sys.argv.index("--seed") + 1])] if "--seed" in sys.argv else [0, 1]
+NAME = "l11_scratch_budget" + (f"_seed{SEEDS[0]}" if "--seed" in sys.argv else "")
 LR, MAX_STEPS, EVAL_EVERY, PATIENCE, WARMUP = 2e-3, 600, 30, 5, 60
 SMOKE = "--smoke" in sys.argv
 if SMOKE:
@@ -83,4 +85,4 @@ for seed in SEEDS:
            "dev_predictions": "".join(map(str, s["predictions"]))}
     figures["runs"].append(run)
     print({k: v for k, v in run.items() if k != "dev_predictions"}, flush=True)
-    results.write("l11_scratch_budget" + "_smoke" * SMOKE, figures, seeds=SEEDS[: len(figures["runs"])])
+    results.write(NAME + "_smoke" * SMOKE, figures, seeds=SEEDS[: len(figures["runs"])])
