@@ -7,9 +7,9 @@ the pretrained model's: up to 600 steps of 32 sentences (3 epochs), and it is st
 accuracy (an evaluation every 30 steps, patience 5: it stops after 150 steps without a better one, and
 the best weights are kept). 600 steps were sized from the lesson's full run before this one (pretraining
 129 CPU-s + one fine-tuning 34 CPU-s, at 0.27 CPU-s per fine-tuning step, evaluations included); measured
-here, they cost less (each run's "cpu" in the results file), and 600 x 32 sentences of 32.2 tokens on average are
-about 618,000 tokens, against pretraining's 240 x 32 x 96 = 737,280 + fine-tuning's ~124,000. So the scratch model gets *less* than the
-pretrained one: a comparison that, if anything, favours pretraining.
+here, they cost less (each run's "cpu" in the results file), and 600 x 32 sentences of 32.2 tokens on
+average are about 618,000 tokens, against pretraining's 240 x 32 x 96 = 737,280 + fine-tuning's ~124,000.
+So the scratch model gets *less* than the pretrained one: a comparison that, if anything, favours pretraining.
 
 Same data, split, tokenizer, model and learning rate as the lesson's full mode (SST-2's 6,385 train
 sentences, 500 held out for validation, a 2,048-token BPE, a 4-layer GPT 96 wide, lr 2e-3 with 60 warm-up
