@@ -57,8 +57,10 @@ def maximal_phrases(texts: Iterable[str]) -> set[str]:
     """The texts that are not a word span of a longer text in the collection.
 
     GLUE's SST-2 train file holds every labelled node of each sentence's parse tree:
-    "a charming and often affecting journey" next to "charming", "often affecting", ...
-    A sub-phrase lies inside its sentence, so the whole sentences are exactly the
+    the train sentence "frida is n't that much different from many a hollywood romance ."
+    next to its word spans "many a hollywood romance", "is n't", ... (runs of whole
+    words: "romance" is inside it, "roman" is not). A sub-phrase lies inside its
+    sentence, so the whole sentences are exactly the
     texts no other text contains. Longest first, and a text already found inside a
     longer one adds no spans of its own (its spans are spans of that one too).
     """
@@ -102,7 +104,7 @@ def sst2(phrases: bool = False) -> tuple[list[LabeledText], list[LabeledText]]:
     dev: GLUE's 872 dev sentences (the test labels are not public, so dev is the test here).
 
     train: by default the 6,885 *whole sentences* of GLUE's 67,349 train rows. The
-    other rows are their sub-phrases ("charming", "not good") with their own labels:
+    other rows are their sub-phrases ("many a hollywood romance", "is n't") with their own labels:
     more supervision, but 60,000 short fragments of the same 6,900 sentences, while
     dev holds whole sentences only. Sentences-only keeps train and dev alike, makes
     every epoch ~10x cheaper, and is the unlabeled text a language model pretrains
