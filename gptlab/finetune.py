@@ -375,6 +375,37 @@ def mean_loss(model: torch.nn.Module, examples: list, batch_size: int = 64, pad:
     return total / count
 
 
+def translation_step_flops(model: nn.Module, examples: list, batch_size: int, *, pad: int = 0, seed: int = 0,
+                           n_batches: int = 50) -> float:
+    """Mean floating-point operations of one training step (forward and backward) on `examples`.
+
+    Lesson 12 compares a GPT and an encoder-decoder at equal training compute: a GPT block
+    sees every token of source and target, an encoder block only the source and a decoder
+    block only the target, so a step of the same batch costs the two different amounts.
+    Counted by torch's FlopCounterMode (matrix products, attention included) on the first
+    `n_batches` batches of the same seeded stream train_translation draws, so the figure
+    is the same on every machine -- unlike a timing. The model's weights do not change;
+    its gradients are cleared.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if isinstance(n_batches, bool) or not isinstance(n_batches, int) or n_batches < 1:
+        raise ValueError(f"n_batches must be a positive integer, got {n_batches!r}")
+    _check_pairs(examples, "examples", model.config.block_size)
+    _check_batch_size(batch_size)
+    batches = translation_batches(examples, batch_size, seed=seed, pad=pad)
+    was_training = model.training
+    model.train()
+    try:
+        with FlopCounterMode(display=False) as counter:
+            for _ in range(n_batches):
+                translation_loss(model, next(batches), pad).backward()
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return counter.get_total_flops() / n_batches
+
+
 def _check_pairs(examples: Any, name: str, block: int) -> None:
     """Refuse, before any training step, what would fail later: no examples, or one longer than block_size."""
     if not isinstance(examples, (list, tuple)) or len(examples) == 0:

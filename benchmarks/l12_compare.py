@@ -1,0 +1,172 @@
+"""Lesson 12: the decoder-only GPT against the encoder-decoder at equal training compute, beyond the lesson's budget.
+
+Two parts, each writing one results file that lesson 12 loads and tables:
+
+  python benchmarks/l12_compare.py lr gpt      -> benchmarks/results/l12_lr_gpt.json
+  python benchmarks/l12_compare.py lr ed       -> benchmarks/results/l12_lr_ed.json
+  python benchmarks/l12_compare.py seed gpt 1  -> benchmarks/results/l12_seed1_gpt.json
+  python benchmarks/l12_compare.py seed ed 1   -> benchmarks/results/l12_seed1_ed.json
+
+`lr`: each system's own learning-rate / warm-up check, on dev only (dev loss on the
+601 dev pairs decides; dev BLEU on the lesson's 200 dev sentences is recorded). Three
+peak learning rates at warm-up 200, then the best of them with warm-up 400, each at
+half the system's full step budget (seed 0). `seed`: the full-budget run of one system
+from another seed with the chosen recipe, scored as the lesson scores its seed-0 run:
+dev loss with the true and with shuffled sources, dev BLEU, and test BLEU / chrF once
+at the end (with per-system bootstrap intervals and the overlap / clean subsets).
+
+Budgets: the GPT trains 1,600 steps of 32 pairs; the encoder-decoder the number of
+steps whose training FLOPs (forward + backward, counted by
+gptlab.finetune.translation_step_flops) equal the GPT's. One thread, CPU time recorded.
+The data, tokenizer and models are built exactly as in the lesson.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results  # noqa: E402  (benchmarks/results.py)
+
+from gptlab import finetune, metrics, tasks  # noqa: E402
+from gptlab.config import GPTConfig, TrainConfig  # noqa: E402
+from gptlab.model import GPT  # noqa: E402
+from gptlab.seq2seq import EncoderDecoder, Seq2SeqConfig  # noqa: E402
+from gptlab.tokenizers import train_bpe  # noqa: E402
+
+GPT_STEPS, BATCH, VOCAB, N_EMBD, N_HEAD = 1600, 32, 3000, 128, 4
+CHAR_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{Han}| ?[^\s\p{L}\p{N}\p{Han}]+| ?\p{L}+| ?\p{N}+|\s+(?!\S)|\s+"""
+LRS, WARMUP, LONG_WARMUP = (1e-3, 2e-3, 4e-3), 200, 400
+
+
+def data():
+    """The lesson's split, tokenizer, examples and dev sentences."""
+    pairs = tasks.translation_pairs()
+    split = tasks.split_translation_pairs(pairs, test_pairs=1200, dev_pairs=600, seed=0)
+    train, dev, test = split["train"], split["dev"], split["test"]
+    tok = train_bpe("\n".join(f"{p.en}\n{p.zh}" for p in train), VOCAB,
+                    special_tokens=tasks.TRANSLATION_SPECIAL_TOKENS, pattern=CHAR_PATTERN)
+    refs = {}
+    for name, rows in (("dev", dev), ("test", test)):
+        refs[name] = {}
+        for p in rows:
+            refs[name].setdefault(p.en, []).append(p.zh)
+    dev_src = [list(refs["dev"])[i * len(refs["dev"]) // 200] for i in range(200)]
+    return dict(train=train, dev=dev, test=test, tok=tok, refs=refs, dev_src=dev_src)
+
+
+def shuffled_sources(rows, seed=0):
+    """The same targets, each with the English of another pair (a random derangement)."""
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    src = {order[k]: order[(k + 1) % len(order)] for k in range(len(order))}
+    return [tasks.TranslationPair(rows[src[i]].en, rows[i].zh, "") for i in range(len(rows))]
+
+
+def examples(system, tok, rows):
+    make = tasks.decoder_only_example if system == "gpt" else tasks.encoder_decoder_example
+    return [make(tok, p) for p in rows]
+
+
+def model(system, seed):
+    torch.manual_seed(seed)
+    if system == "gpt":
+        return GPT(GPTConfig(vocab_size=VOCAB, block_size=128, n_layer=6, n_head=N_HEAD, n_embd=N_EMBD))
+    return EncoderDecoder(Seq2SeqConfig(vocab_size=VOCAB, block_size=64, n_encoder_layer=2, n_decoder_layer=3,
+                                        n_head=N_HEAD, n_embd=N_EMBD))
+
+
+def budgets(d):
+    """Training FLOPs per step of each system and the encoder-decoder's equal-compute step count."""
+    pad = d["tok"].special_tokens[tasks.END]
+    flops = {s: finetune.translation_step_flops(model(s, 0), examples(s, d["tok"], d["train"]), BATCH, pad=pad)
+             for s in ("gpt", "ed")}
+    return flops, {"gpt": GPT_STEPS, "ed": round(GPT_STEPS * flops["gpt"] / flops["ed"])}
+
+
+def train(system, d, steps, lr, warmup, seed):
+    tok, pad = d["tok"], d["tok"].special_tokens[tasks.END]
+    m = model(system, seed)
+    cfg = TrainConfig(max_steps=steps, batch_size=BATCH, lr=lr, min_lr=lr / 20, warmup_steps=warmup, weight_decay=0.1,
+                      grad_clip=1.0, seed=seed, device="cpu", bf16=False, progress=False)
+    c0 = results.cpu_seconds()
+    finetune.train_translation(m, examples(system, tok, d["train"]), cfg, pad=pad)
+    cpu = results.cpu_seconds() - c0
+    dev_loss = finetune.mean_loss(m, examples(system, tok, d["dev"]), pad=pad)
+    hyps = tasks.translate(m, tok, d["dev_src"], max_new_tokens=48)
+    dev_bleu = metrics.bleu(hyps, [d["refs"]["dev"][s] for s in d["dev_src"]], tokenize="zh")
+    return m, {"steps": steps, "lr": lr, "warmup": warmup, "seed": seed, "train_cpu_s": round(cpu, 1),
+               "dev_loss": round(dev_loss, 4), "dev_bleu": round(dev_bleu, 2)}
+
+
+def bootstrap(stats, score, n=1000, seed=0):
+    """Percentile 95% interval of one system's corpus score over resampled test sets."""
+    g = torch.Generator().manual_seed(seed)
+    vals = sorted(score(torch.bincount(torch.randint(0, len(stats), (len(stats),), generator=g),
+                                       minlength=len(stats)).to(stats.dtype) @ stats) for _ in range(n))
+    return [round(vals[int(0.025 * n)], 2), round(vals[int(0.975 * n) - 1], 2)]
+
+
+def test_scores(m, d):
+    """Test BLEU / chrF with intervals, and BLEU on the test sentences whose references overlap training targets."""
+    src = list(d["refs"]["test"])
+    refs = [d["refs"]["test"][s] for s in src]
+    hyps = tasks.translate(m, d["tok"], src, max_new_tokens=48)
+    train_zh = {p.zh for p in d["train"]}
+    overlap = torch.tensor([any(r in train_zh for r in rs) for rs in refs])
+    out = {"n_test": len(src), "n_overlap": int(overlap.sum()), "hyps": hyps}
+    for metric in ("bleu", "chrf"):
+        stats, score = metrics.corpus_stats(hyps, refs, metric)
+        out[metric] = round(score(stats.sum(0)), 2)
+        out[f"{metric}_ci"] = bootstrap(stats, score)
+        out[f"{metric}_overlap"] = round(score(stats[overlap].sum(0)), 2)
+        out[f"{metric}_clean"] = round(score(stats[~overlap].sum(0)), 2)
+    return out
+
+
+def main(argv):
+    torch.set_num_threads(1)
+    part, system = argv[0], argv[1]
+    if part not in ("lr", "seed") or system not in ("gpt", "ed") or (part == "seed") != (len(argv) == 3):
+        raise SystemExit(__doc__)
+    d = data()
+    flops, steps = budgets(d)
+    figures = {"flops_per_step": flops, "steps": steps, "batch_size": BATCH}
+    t0 = time.time()
+    if part == "lr":
+        half = steps[system] // 2
+        rows = [train(system, d, half, lr, WARMUP, 0)[1] for lr in LRS]
+        best = min(rows, key=lambda r: r["dev_loss"])
+        rows.append(train(system, d, half, best["lr"], LONG_WARMUP, 0)[1])
+        chosen = min(rows, key=lambda r: r["dev_loss"])
+        figures.update(runs=rows, chosen={"lr": chosen["lr"], "warmup": chosen["warmup"]})
+        seeds = [0]
+    else:
+        seed = int(argv[2])
+        chosen = results_chosen(system)
+        m, row = train(system, d, steps[system], chosen["lr"], chosen["warmup"], seed)
+        pad = d["tok"].special_tokens[tasks.END]
+        row["dev_loss_shuffled"] = round(finetune.mean_loss(m, examples(system, d["tok"], shuffled_sources(d["dev"])), pad=pad), 4)
+        row.update(test_scores(m, d))
+        figures.update(run=row)
+        seeds = [seed]
+    print(f"{part} {system}: {time.time() - t0:.0f} s wall", {k: v for k, v in figures.items() if k != "run"} if part == "lr"
+          else {k: v for k, v in figures["run"].items() if k != "hyps"}, flush=True)
+    name = f"l12_lr_{system}" if part == "lr" else f"l12_seed{argv[2]}_{system}"
+    results.write(name, figures, seeds=seeds, notes=__doc__.split("\n\n")[0])
+
+
+def results_chosen(system):
+    import json
+
+    path = results.RESULTS / f"l12_lr_{system}.json"
+    return json.loads(path.read_text())["figures"]["chosen"]
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
