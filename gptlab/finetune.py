@@ -382,10 +382,11 @@ def translation_step_flops(model: nn.Module, examples: list, batch_size: int, *,
     Lesson 12 compares a GPT and an encoder-decoder at equal training compute: a GPT block
     sees every token of source and target, an encoder block only the source and a decoder
     block only the target, so a step of the same batch costs the two different amounts.
-    Counted by torch's FlopCounterMode (matrix products, attention included) on the first
-    `n_batches` batches of the same seeded stream train_translation draws, so the figure
-    is the same on every machine -- unlike a timing. The model's weights do not change;
-    its gradients are cleared.
+    Counted by torch's FlopCounterMode (the matrix products of the linear layers; this
+    torch does not count the fused attention kernel's T x T products on the CPU, a few per
+    cent at lesson 12's sentence lengths) on the first `n_batches` batches of the same
+    seeded stream train_translation draws, so the figure is the same on every machine,
+    unlike a timing. The model's weights do not change; its gradients are cleared.
     """
     from torch.utils.flop_counter import FlopCounterMode
 
