@@ -2,7 +2,7 @@
 
 Two parts, each writing one results file that lesson 12 loads and tables:
 
-  python benchmarks/l12_compare.py lr ed       -> benchmarks/results/l12_lr_ed.json
+  python benchmarks/l12_compare.py lr ed I [STEPS] -> benchmarks/results/l12_lr_ed_I.json (setting I of CHECK)
   python benchmarks/l12_compare.py seed gpt 1  -> benchmarks/results/l12_seed1_gpt.json
   python benchmarks/l12_compare.py seed ed 1   -> benchmarks/results/l12_seed1_ed.json
 
@@ -125,28 +125,28 @@ def test_scores(m, d):
 def main(argv):
     torch.set_num_threads(1)
     part, system = argv[0], argv[1]
-    if part not in ("lr", "seed") or system not in ("gpt", "ed") or (part == "seed") != (len(argv) == 3) \
-            or (part == "lr" and system != "ed"):
+    if part not in ("lr", "seed") or system not in ("gpt", "ed") or (part == "seed" and len(argv) != 3) \
+            or (part == "lr" and (system != "ed" or len(argv) not in (3, 4))):
         raise SystemExit(__doc__)
     d = data()
-    flops, steps = budgets(d)
-    figures = {"flops_per_step": flops, "steps": steps, "batch_size": BATCH}
     t0 = time.time()
-    if part == "lr":
-        quarter = steps[system] // 4
-        figures.update(check_steps=quarter, runs=[train(system, d, quarter, lr, wu, 0)[1] for lr, wu in CHECK])
+    if part == "lr":  # one setting per process (they run side by side); STEPS skips the FLOP count when known
+        quarter = int(argv[3]) if len(argv) == 4 else budgets(d)[1][system] // 4
+        lr, wu = CHECK[int(argv[2])]
+        figures = {"check_steps": quarter, "batch_size": BATCH, "run": train(system, d, quarter, lr, wu, 0)[1]}
         seeds = [0]
     else:
         seed = int(argv[2])
+        flops, steps = budgets(d)
+        figures = {"flops_per_step": flops, "steps": steps, "batch_size": BATCH}
         m, row = train(system, d, steps[system], LR, WARMUP, seed)
         pad = d["tok"].special_tokens[tasks.END]
         row["dev_loss_shuffled"] = round(finetune.mean_loss(m, examples(system, d["tok"], tasks.shuffled_sources(d["dev"])), pad=pad), 4)
         row.update(test_scores(m, d))
         figures.update(run=row)
         seeds = [seed]
-    print(f"{part} {system}: {time.time() - t0:.0f} s wall", {k: v for k, v in figures.items() if k != "run"} if part == "lr"
-          else {k: v for k, v in figures["run"].items() if k != "hyps"}, flush=True)
-    name = f"l12_lr_{system}" if part == "lr" else f"l12_seed{argv[2]}_{system}"
+    print(f"{part} {system}: {time.time() - t0:.0f} s wall", {k: v for k, v in figures["run"].items() if k != "hyps"}, flush=True)
+    name = f"l12_lr_{system}_{argv[2]}" if part == "lr" else f"l12_seed{argv[2]}_{system}"
     results.write(name, figures, seeds=seeds, notes=__doc__.split("\n\n")[0])
 
 
