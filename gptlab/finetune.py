@@ -386,7 +386,7 @@ def translation_step_flops(model: nn.Module, examples: list, batch_size: int, *,
     torch does not count the fused attention kernel's T x T products on the CPU, a few per
     cent at lesson 12's sentence lengths) on the first `n_batches` batches of the same
     seeded stream train_translation draws, so the figure is the same on every machine,
-    unlike a timing. The model's weights do not change; its gradients are cleared.
+    unlike a timing. The model's weights and gradients do not change.
     """
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -395,14 +395,14 @@ def translation_step_flops(model: nn.Module, examples: list, batch_size: int, *,
     _check_pairs(examples, "examples", model.config.block_size)
     _check_batch_size(batch_size)
     batches = translation_batches(examples, batch_size, seed=seed, pad=pad)
+    params = [p for p in model.parameters() if p.requires_grad]
     was_training = model.training
     model.train()
-    try:
+    try:  # autograd.grad: the backward pass a step runs, without touching .grad (this is a count, not training)
         with FlopCounterMode(display=False) as counter:
             for _ in range(n_batches):
-                translation_loss(model, next(batches), pad).backward()
+                torch.autograd.grad(translation_loss(model, next(batches), pad), params)
     finally:
-        model.zero_grad(set_to_none=True)
         model.train(was_training)
     return counter.get_total_flops() / n_batches
 

@@ -287,7 +287,7 @@ def test_step_flops_count_both_passes_and_leave_the_model_unchanged(tok):
     # the linear layers alone: 2 FLOPs per multiply-add, forward + backward (grad of input and of weight) = 3x
     linear = 3 * 2 * 2 * T * (2 * 12 * C * C + tok.n_vocab * C)
     assert linear <= one < 1.2 * linear  # attention's T x T products add a little where torch counts them
-    assert torch.equal(gpt.lm_head.weight, w) and all(p.grad is None for p in gpt.parameters())
+    assert torch.equal(gpt.lm_head.weight, w) and all(p.grad is None for p in gpt.parameters())  # a count, not a step
     s2s = EncoderDecoder(Seq2SeqConfig(vocab_size=tok.n_vocab, block_size=24, n_encoder_layer=1, n_decoder_layer=1,
                                        n_head=2, n_embd=32))
     ed = finetune.translation_step_flops(s2s, [tasks.encoder_decoder_example(tok, pair)] * 8, 2, pad=end, n_batches=2)
