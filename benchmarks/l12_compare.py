@@ -3,8 +3,8 @@
 Two parts, each writing one results file that lesson 12 loads and tables:
 
   python benchmarks/l12_compare.py lr ed I [STEPS] -> benchmarks/results/l12_lr_ed_I.json (setting I of CHECK)
-  python benchmarks/l12_compare.py seed gpt 1  -> benchmarks/results/l12_seed1_gpt.json
-  python benchmarks/l12_compare.py seed ed 1   -> benchmarks/results/l12_seed1_ed.json
+  python benchmarks/l12_compare.py seed gpt S  -> benchmarks/results/l12_seedS_gpt.json (S = 0, 1)
+  python benchmarks/l12_compare.py seed ed S   -> benchmarks/results/l12_seedS_ed.json
 
 `lr ed`: the encoder-decoder's own learning-rate / warm-up check, on dev only: does the
 recipe both systems share (peak 2e-3, warm-up 200 steps, found in trial runs of the GPT)
