@@ -375,6 +375,38 @@ def mean_loss(model: torch.nn.Module, examples: list, batch_size: int = 64, pad:
     return total / count
 
 
+def translation_step_flops(model: nn.Module, examples: list, batch_size: int, *, pad: int = 0, seed: int = 0,
+                           n_batches: int = 50) -> float:
+    """Mean floating-point operations of one training step (forward and backward) on `examples`.
+
+    Lesson 12 compares a GPT and an encoder-decoder at equal training compute: a GPT block
+    sees every token of source and target, an encoder block only the source and a decoder
+    block only the target, so a step of the same batch costs the two different amounts.
+    Counted by torch's FlopCounterMode (the matrix products of the linear layers; this
+    torch does not count the fused attention kernel's T x T products on the CPU, a few per
+    cent at lesson 12's sentence lengths) on the first `n_batches` batches of the same
+    seeded stream train_translation draws, so the figure is the same on every machine,
+    unlike a timing. The model's weights and gradients do not change.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if isinstance(n_batches, bool) or not isinstance(n_batches, int) or n_batches < 1:
+        raise ValueError(f"n_batches must be a positive integer, got {n_batches!r}")
+    _check_pairs(examples, "examples", model.config.block_size)
+    _check_batch_size(batch_size)
+    batches = translation_batches(examples, batch_size, seed=seed, pad=pad)
+    params = [p for p in model.parameters() if p.requires_grad]
+    was_training = model.training
+    model.train()
+    try:  # autograd.grad: the backward pass a step runs, without touching .grad (this is a count, not training)
+        with FlopCounterMode(display=False) as counter:
+            for _ in range(n_batches):
+                torch.autograd.grad(translation_loss(model, next(batches), pad), params)
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() / n_batches
+
+
 def _check_pairs(examples: Any, name: str, block: int) -> None:
     """Refuse, before any training step, what would fail later: no examples, or one longer than block_size."""
     if not isinstance(examples, (list, tuple)) or len(examples) == 0:

@@ -245,6 +245,22 @@ def encoder_decoder_example(tokenizer, pair: TranslationPair) -> tuple[list[int]
     return src, tgt[:-1], tgt[1:]
 
 
+def shuffled_sources(pairs: list[TranslationPair], seed: int = 0) -> list[TranslationPair]:
+    """The same Chinese targets, each given the English of another pair (a seeded derangement).
+
+    Lesson 12's test of how much a model uses the source: its loss on the true targets
+    with the wrong sources rises by as much as the source helps it predict them. The
+    pairs are shuffled (random.Random(seed)) and each takes the English of the next one
+    in that order, so no pair keeps its own position's source.
+    """
+    if len(pairs) < 2:
+        raise ValueError(f"shuffled_sources needs at least 2 pairs to give each another's source, got {len(pairs)}")
+    order = list(range(len(pairs)))
+    random.Random(seed).shuffle(order)
+    source_of = {order[k]: order[(k + 1) % len(order)] for k in range(len(order))}
+    return [TranslationPair(pairs[source_of[i]].en, pairs[i].zh, "") for i in range(len(pairs))]
+
+
 def _strip_translation(tokenizer, ids: list[int]) -> str:
     end = tokenizer.special_tokens[END]
     if end in ids:

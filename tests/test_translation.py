@@ -259,3 +259,38 @@ def test_translate_budgets_each_sentence_by_its_own_length_and_refuses_one_too_l
     with pytest.raises(ValueError, match=r"sentence 0 \('Help! .*tokens as a source, more than the 8 the model's block_size"):
         tasks.translate(ed, tok, [too_long])
     assert ed.training
+
+
+def test_shuffled_sources_keep_every_target_and_give_each_another_source():
+    pairs = [tasks.TranslationPair(f"Sentence {i}.", f"句子{i}。", "") for i in range(30)]
+    out = tasks.shuffled_sources(pairs, seed=0)
+    assert [p.zh for p in out] == [p.zh for p in pairs]  # the targets, in order
+    assert sorted(p.en for p in out) == sorted(p.en for p in pairs)  # every source used once
+    assert all(o.en != p.en for o, p in zip(out, pairs))  # none keeps its own
+    assert tasks.shuffled_sources(pairs, seed=0) == out and tasks.shuffled_sources(pairs, seed=1) != out
+    with pytest.raises(ValueError, match="at least 2 pairs"):
+        tasks.shuffled_sources(pairs[:1])
+
+
+def test_step_flops_count_both_passes_and_leave_the_model_unchanged(tok):
+    from gptlab.seq2seq import EncoderDecoder, Seq2SeqConfig
+
+    end = tok.special_tokens["<|end|>"]
+    pair = tasks.TranslationPair("Who won?", "谁赢了？", "")
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=tok.n_vocab, block_size=48, n_layer=2, n_head=2, n_embd=32))
+    ex = [tasks.decoder_only_example(tok, pair)] * 8  # equal lengths: no padding, so FLOPs scale with the batch
+    w = gpt.lm_head.weight.detach().clone()
+    one, two = (finetune.translation_step_flops(gpt, ex, b, pad=end, n_batches=2) for b in (2, 4))
+    assert two == pytest.approx(2 * one, rel=1e-6)
+    T, C = len(ex[0][0]), 32
+    # the linear layers alone: 2 FLOPs per multiply-add, forward + backward (grad of input and of weight) = 3x
+    linear = 3 * 2 * 2 * T * (2 * 12 * C * C + tok.n_vocab * C)
+    assert linear <= one < 1.2 * linear  # attention's T x T products add a little where torch counts them
+    assert torch.equal(gpt.lm_head.weight, w) and all(p.grad is None for p in gpt.parameters())  # a count, not a step
+    s2s = EncoderDecoder(Seq2SeqConfig(vocab_size=tok.n_vocab, block_size=24, n_encoder_layer=1, n_decoder_layer=1,
+                                       n_head=2, n_embd=32))
+    ed = finetune.translation_step_flops(s2s, [tasks.encoder_decoder_example(tok, pair)] * 8, 2, pad=end, n_batches=2)
+    assert 0 < ed < one  # each stack sees only its own half of the tokens
+    with pytest.raises(ValueError, match="n_batches"):
+        finetune.translation_step_flops(gpt, ex, 2, pad=end, n_batches=0)
