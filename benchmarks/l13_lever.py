@@ -26,10 +26,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
-import traceback
 import statistics
 import sys
+import tempfile
+import traceback
 import warnings
 from pathlib import Path
 

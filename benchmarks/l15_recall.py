@@ -72,7 +72,7 @@ def main() -> None:
             lstm = CharLSTM(V, 32, hidden)  # the lesson's probe LSTM
             rec = {"lr": lr, "seed": seed, "at": [{"step": 0, "accuracy": recall_accuracy(lstm, d), "grad": grad_profile(lstm, d)}]}
 
-            def on_eval(model, step):
+            def on_eval(model, step, rec=rec):
                 if step in args.checkpoints:
                     rec["at"].append({"step": step, "accuracy": recall_accuracy(model, d), "grad": grad_profile(model, d)})
 
@@ -80,7 +80,8 @@ def main() -> None:
             rec["cpu_seconds"] = round(log[-1][1], 1)
             runs.append(rec)
             write(d, hidden, args, runs)  # after every run: a partial file is still a record of what ran
-            print(f"lr {lr:g} seed {seed}: " + "  ".join(f"step {a['step']}: {a['accuracy']:.1%} (grad d={d}: {a['grad'][d]:.2e})" for a in rec["at"]), flush=True)
+            print(f"lr {lr:g} seed {seed}: "
+                  + "  ".join(f"step {a['step']}: {a['accuracy']:.1%} (grad d={d}: {a['grad'][d]:.2e})" for a in rec["at"]), flush=True)
 
 
 def write(d, hidden, args, runs):
