@@ -331,5 +331,5 @@ def test_each_chinese_deck_has_the_english_deck_s_slides(decks):
         en, cn = (decks / f"{p.stem}.slides.html").read_text(), (decks / "zh" / f"{p.stem}.slides.html").read_text()
         # the same code cells (decks cut prose by its length, so slide counts may differ between languages)
         assert cn.count("jp-CodeCell") == en.count("jp-CodeCell") > 0, p.name
-        assert cn.count("<section") > 0, p.name
+        assert cn.count("<section") > 0 and '<html lang="zh-CN">' in cn, p.name
         assert re.search(r"[\u4e00-\u9fff]{4}", cn), f"{p.name}: no Chinese in its deck"

@@ -350,7 +350,10 @@ def slides(out: Path) -> list[Path]:
     import kit
 
     lessons = [p for p in build(out / "zh-src") if p.suffix == ".ipynb"]
-    return kit.build_slides(lessons, out / "zh")
+    decks = kit.build_slides(lessons, out / "zh")
+    for deck in decks:  # the deck template writes lang="en"; screen readers and fonts should know it is Chinese
+        deck.write_text(deck.read_text(encoding="utf-8").replace('<html lang="en">', '<html lang="zh-CN">', 1), encoding="utf-8")
+    return decks
 
 
 def main(argv: list[str] | None = None) -> int:
