@@ -23,6 +23,8 @@ TRANSLATED: set[str] = {
     "07_decoding",
     "08_attention_maps",
     "09_gpt2_weights",
+    "10_evaluating_generated_text",
+    "11_sentiment",
     "README",
     "teaching",
 }
