@@ -24,6 +24,7 @@ TRANSLATED: set[str] = {
     "08_attention_maps",
     "09_gpt2_weights",
     "14_optimization",
+    "15_before_and_beyond",
     "README",
     "teaching",
 }
