@@ -76,7 +76,8 @@ def main() -> None:
         return [eot] * (PROMPT_LEN - len(body) - len(tail)) + body + tail
 
     def answer_ids(summary: str) -> list[int]:
-        return tok.encode(tldr_example("x", summary)[1])[: ANSWER_LEN - 1] + [eot]
+        _, answer = tldr_example("x", summary)
+        return tok.encode(answer)[: ANSWER_LEN - 1] + [eot]
 
     train_pairs = [(prompt_ids(p.abstract), answer_ids(p.tldrs[0])) for p in train_papers]
     dev_pairs = [(prompt_ids(p.abstract), answer_ids(p.tldrs[0])) for p in dev_papers[:300]]
