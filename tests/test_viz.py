@@ -461,6 +461,8 @@ def test_cli_attention_writes_html_and_figures(tiny_ckpt, tmp_path, capsys):
     data = data_json(page)
     assert "".join(data["tokens"]) == "abc␣<script>↵abc" and data["scale"] == "absolute"
     assert '<p id="note"></p>' in page
+    assert page.count('<span class="yl"') == page.count('<span class="xl"') == 16  # token labels on both axes
+    assert 'data-i="4" style="top:28.125%">&lt;</span>' in page  # escaped: the page shows '<', it parses nothing
     assert png_size(tmp_path / "all.png")[0] > 100
     assert cli.main([*base, "--png", str(tmp_path / "one.svg"), "--layer", "1", "--head", "0"]) == 0
     assert "<svg" in (tmp_path / "one.svg").read_text()
