@@ -903,8 +903,10 @@ def save_attention_html(maps: AttentionMaps, path: str | Path, **kw) -> Path:
     """Write the offline attention view: one .html file with everything inline (no CDN, no network).
 
     Tokens flow as text; click (or hover) one to colour the tokens it attends to (blue)
-    or that attend to it (orange); the heatmap of the chosen head sits beside, and hovering
-    it names the query and key tokens of a cell. Keywords as for attention_html.
+    or that attend to it (orange); the heatmap of the chosen head sits beside, its axes
+    labelled with the tokens (every k-th one for long texts) and coloured as the figures
+    (viridis, with a colour bar), and hovering it names the query and key tokens of a cell.
+    Keywords as for attention_html.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
