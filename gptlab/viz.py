@@ -34,8 +34,8 @@ from typing import Any, Sequence
 
 import matplotlib
 import numpy as np
-from matplotlib.transforms import offset_copy
 import torch
+from matplotlib.transforms import offset_copy
 
 from gptlab.attention import (
     AttentionMaps,
@@ -960,7 +960,8 @@ h3{margin:0 0 6px}
 <div id="main"><div id="left"><div id="tokens"></div><div id="info"></div></div>
 <div><div id="heatgrid"><div id="ylab">__YLABELS__</div><canvas id="heat" width="720" height="720"></canvas>
 <div id="cbar" title="the heatmap's colours: attention weight"><div id="cbar-grad"></div><span style="top:1px" id="cbar-top">1</span>
-<span style="top:50%" id="cbar-mid">0.5</span><span style="top:359px">0</span></div><div></div><div id="xlab">__XLABELS__</div><div></div></div>
+<span style="top:50%" id="cbar-mid">0.5</span><span style="top:359px">0</span></div>
+<div></div><div id="xlab">__XLABELS__</div><div></div></div>
 <div id="hover"></div>
 <div class="hint">rows: query (attending), columns: key (attended to); hover a cell to read it, click a row to select</div></div></div>
 <script type="application/json" id="data">__DATA__</script>
