@@ -186,10 +186,10 @@ def _mask(ax: Axes, mask: np.ndarray, title: str, query: str, key: str) -> None:
     n_q, n_k = mask.shape
     ax.set_xticks(range(n_k))
     ax.set_yticks(range(n_q))
-    ax.tick_params(labelsize=7)
-    ax.set_xlabel(key, fontsize=8)
-    ax.set_ylabel(query, fontsize=8)
-    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=9, length=2, pad=2)  # as large as the boxes' text above (review C5: 7 pt was too small)
+    ax.set_xlabel(key, fontsize=9)
+    ax.set_ylabel(query, fontsize=9)
+    ax.set_title(title, fontsize=10)
 
 
 def _stack(ax: Axes, x: float, source: str, layer: str, kind: str, label: str) -> None:
@@ -214,7 +214,7 @@ def transformer_families(n: int = 5) -> Figure:
     m = n + 2  # the source is usually not as long as the target: the cross-attention mask is n x m
     full, causal, source, cross = np.ones((n, n)), np.tril(np.ones((n, n))), np.ones((m, m)), np.ones((n, m))
     fig = plt.figure(figsize=(12, 6.6))
-    outer = fig.add_gridspec(2, 3, height_ratios=[1.25, 1], hspace=0.25, wspace=0.08, left=0.04, right=0.98, top=0.88, bottom=0.08)
+    outer = fig.add_gridspec(2, 3, height_ratios=[1.25, 1], hspace=0.25, wspace=0.12, left=0.04, right=0.965, top=0.88, bottom=0.08)
 
     def top(col: int, title: str) -> Axes:
         ax = fig.add_subplot(outer[0, col])
@@ -223,7 +223,7 @@ def transformer_families(n: int = 5) -> Figure:
         return ax
 
     def masks(col: int, specs: list[tuple[np.ndarray, str, str, str]]) -> None:
-        inner = outer[1, col].subgridspec(1, 3, wspace=0.55)
+        inner = outer[1, col].subgridspec(1, 3, wspace=0.6)
         slots = [1] if len(specs) == 1 else [0, 1, 2]
         for slot, (mask, title, query, key) in zip(slots, specs):
             _mask(fig.add_subplot(inner[slot]), mask, title, query, key)

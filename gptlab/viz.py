@@ -35,6 +35,7 @@ from typing import Any, Sequence
 import matplotlib
 import numpy as np
 import torch
+from matplotlib.transforms import offset_copy
 
 from gptlab.attention import (
     AttentionMaps,
@@ -95,6 +96,8 @@ def _labels(tokens: Sequence[str], max_chars: int = 12) -> list[str]:
 
 MIN_LABEL_PT = 7.0  # smallest tick label drawn: readable on a laptop at 100% zoom
 MAX_LABEL_PT = 10.0
+GLYPH_BOOST_PT = 3.0  # ↵ ␣ ⇥ alone are drawn this much larger, in bold: at 7 pt they are specks (review C4)
+_GLYPHS = frozenset(_WHITESPACE.values()) | {"␣"}
 
 
 def _set_token_ticks(ax, tokens: Sequence[str], start: int, axis: str, max_labels: int) -> None:
@@ -119,10 +122,19 @@ def _set_token_ticks(ax, tokens: Sequence[str], start: int, axis: str, max_label
     size = float(np.clip(length_pt / (1.25 * max(len(ticks), 1)), MIN_LABEL_PT, MAX_LABEL_PT))
     if axis == "x":
         ax.set_xticks(ticks)
-        ax.set_xticklabels(text, rotation=90, fontsize=size)
+        shown = ax.set_xticklabels(text, rotation=90, fontsize=size)
     else:
         ax.set_yticks(ticks)
-        ax.set_yticklabels(text, fontsize=size)
+        shown = ax.set_yticklabels(text, fontsize=size)
+    for label in shown:  # a lone ↵ ␣ ⇥: larger and bold; ␣ sits on the baseline, so lift it to the tick
+        if label.get_text() and set(label.get_text()) <= _GLYPHS:
+            big = size + GLYPH_BOOST_PT
+            label.set_fontsize(big)
+            label.set_fontweight("bold")
+            if "␣" in label.get_text():
+                lift = 0.3 * big  # points
+                label.set_transform(offset_copy(label.get_transform(), fig=fig, x=-lift if axis == "x" else 0.0,
+                                                y=0.0 if axis == "x" else lift, units="points"))
 
 
 def _select(n: int, chosen: Sequence[int] | None, name: str) -> list[int]:
@@ -361,6 +373,8 @@ def plot_attention_distance(maps: AttentionMaps | torch.Tensor, *, title: str | 
     (B, n_layer, n_head, T, T), whose distances are averaged over the batch.
     The dashed line is what uniform attention over the context would give: heads far
     below it look locally (e.g. previous-token heads), heads above it look back far.
+    Within a layer the heads sit left to right in order, each numbered above its dot at the
+    size of the tick labels (the numbers are left out where they would not fit apart).
     """
     d = mean_attention_distance(maps)
     if d.dim() == 3:
@@ -370,21 +384,29 @@ def plot_attention_distance(maps: AttentionMaps | torch.Tensor, *, title: str | 
     T = maps.T if isinstance(maps, AttentionMaps) else maps.size(-1)
     d = d.numpy()
     L, H = d.shape
-    fig, axes = _new_axes((max(5.0, 0.6 * L + 3.0), 4.0))
+    width = float(np.clip(L * (0.22 * H + 0.4) + 2.0, 5.5, 14.0))
+    fig, axes = _new_axes((width, 4.2))
     ax = axes[0, 0]
-    rng = np.random.default_rng(0)
+    offsets = np.linspace(-0.32, 0.32, H) if H > 1 else np.zeros(1)
+    label_pt = 10.0  # the tick labels' size (review C5: the head numbers were 6 pt)
+    gap_pt = (offsets[1] - offsets[0] if H > 1 else 1.0) * 72 * 0.8 * width / max(L, 1)  # between neighbouring heads
+    numbered = gap_pt >= 0.9 * label_pt * len(str(H - 1))
     for layer in range(L):
-        x = layer + rng.uniform(-0.15, 0.15, size=H)
-        ax.scatter(x, d[layer], s=22, alpha=0.8)
-        for h in range(H):
-            ax.annotate(str(h), (x[h], d[layer, h]), fontsize=6, xytext=(3, 0), textcoords="offset points")
+        x = layer + offsets
+        ax.scatter(x, d[layer], s=26, alpha=0.85)
+        for h in range(H if numbered else 0):
+            ax.annotate(str(h), (x[h], d[layer, h]), fontsize=label_pt, ha="center", xytext=(0, 5),
+                        textcoords="offset points")
     uniform = T / 4  # mean over queries i = 1..T-1 of i / 2
     ax.axhline(uniform, linestyle="--", color="grey", linewidth=1, label=f"uniform attention ({uniform:.1f})")
     ax.set_xticks(range(L))
+    ax.set_xlim(-0.6, L - 0.4)
+    ax.set_ylim(0, max(uniform, float(d.max())) * 1.12)
     ax.set_xlabel("layer")
     ax.set_ylabel("mean attention distance (tokens)")
-    ax.set_title(title or f"how far back each head looks ({T} tokens; numbers are heads)")
-    ax.legend(loc="best", fontsize=8)
+    what = "numbers are heads" if numbered else f"heads 0-{H - 1} left to right"
+    ax.set_title(title or f"how far back each head looks ({T} tokens; {what})")
+    ax.legend(loc="best", fontsize=label_pt)
     return fig
 
 
@@ -496,7 +518,7 @@ class AttentionExplorer:
 
     TO_RGB = (31, 119, 180)  # blue: where the selected token attends
     FROM_RGB = (214, 96, 18)  # orange: which tokens attend to the selected one
-    HEATMAP_CSS_PX = (480, 432)  # shown size: fits beside the token strip on a 1366 x 768 laptop screen
+    HEATMAP_CSS_PX = (432, 400)  # shown size: beside the tokens in a 1100 px wide JupyterLab with its file browser open
     PIXEL_RATIO = 2  # drawn at twice the shown size, so it is sharp on high-density screens too
     CSS_DPI = 96  # CSS pixels per inch: a font of s points shows s * 96/72 CSS pixels tall
 
@@ -522,24 +544,30 @@ class AttentionExplorer:
         self._reverting = False
 
         w, h = self.HEATMAP_CSS_PX
+        # Sizes: the controls take about 600 px and the tokens + heatmap row at least 630 px, so the
+        # layout holds in a 1100 px wide JupyterLab window with the file browser open, where an output
+        # is 668 px wide (review C4: 148 px toggle buttons, 280 + 480 px for tokens + heatmap wrapped).
         self.prompt_w = W.Textarea(value=text, description="prompt", placeholder="type a prompt; newlines count",
-                                   continuous_update=False, rows=3, layout=W.Layout(width="95%"))
+                                   continuous_update=False, rows=prompt_rows(text), layout=W.Layout(width="95%"))
+        narrow = {"description_width": "40px"}
         self.layer_w = W.Dropdown(options=[(f"layer {i}", i) for i in range(cfg.n_layer)], value=layer, description="layer",
-                                  layout=W.Layout(width="170px"))
+                                  style=narrow, layout=W.Layout(width="130px"))
         self.head_w = W.Dropdown(options=[(f"head {i}", i) for i in range(cfg.n_head)], value=head, description="head",
-                                 layout=W.Layout(width="170px"))
-        self.direction_w = W.ToggleButtons(options=[("attends to", "to"), ("attended by", "from")], value="to")
+                                 style=narrow, layout=W.Layout(width="130px"))
+        fit = {"button_width": "auto"}  # each button as wide as its text, not a fixed 148 px
+        self.direction_w = W.ToggleButtons(options=[("attends to", "to"), ("attended by", "from")], value="to", style=fit)
         self.scale_w = W.ToggleButtons(options=[("weight 0–1", "absolute"), ("relative", "relative")], value=scale,
-                                       tooltips=[SCALES["absolute"], SCALES["relative"]])
+                                       tooltips=[SCALES["absolute"], SCALES["relative"]], style=fit)
         self.tokens_w = W.Box(layout=W.Layout(display="flex", flex_flow="row wrap", align_content="flex-start"))
         self.status_w = W.HTML(layout=W.Layout(min_height="5em"))
         self.image_w = W.Image(format="png", layout=W.Layout(width=f"{w}px", height=f"{h}px", min_width=f"{w}px",
                                                              object_fit="contain"))
         self.buttons: list[Any] = []
-        left = W.VBox([self.tokens_w, self.status_w], layout=W.Layout(flex="1 1 320px", min_width="280px", max_width="560px"))
+        left = W.VBox([self.tokens_w, self.status_w], layout=W.Layout(flex="1 1 220px", min_width="200px", max_width="560px"))
         self.widget = W.VBox([
             self.prompt_w,
-            W.HBox([self.layer_w, self.head_w, self.direction_w, self.scale_w], layout=W.Layout(flex_flow="row wrap")),
+            W.HBox([self.layer_w, self.head_w, self.direction_w, self.scale_w],
+                   layout=W.Layout(flex_flow="row wrap", align_items="center")),
             W.HBox([left, self.image_w], layout=W.Layout(flex_flow="row wrap", align_items="flex-start")),
         ])
         self.prompt_w.observe(lambda ch: None if self._reverting else self.set_text(ch["new"]), names="value")
@@ -580,9 +608,19 @@ class AttentionExplorer:
         block = self.model.config.block_size
         self.maps, self.text = maps, text
         self.message = f"kept the last {block} of {n} tokens (block_size)" if n > block else ""
-        self.selected = self.maps.T - 1  # the last token: what the model predicts from
+        self.selected = self.first_selection()
+        self.prompt_w.rows = prompt_rows(text)
         self._rebuild_buttons()
         self.update()
+
+    def first_selection(self) -> int:
+        """The token selected after a new prompt: one with something to show in the current direction.
+
+        'to': the last token, what the model predicts the next token from (it may attend to all).
+        'from': the first token, which every later token can attend to (the last one is attended
+        by itself only, so its view would be almost blank; review C4).
+        """
+        return 0 if self.direction == "from" else self.maps.T - 1
 
     def set_layer(self, layer: int) -> None:
         check_index("layer", layer, self.model.config.n_layer)
@@ -689,7 +727,7 @@ class AttentionExplorer:
     def _draw_heatmap(self, fig, rect: tuple[float, float, float, float]) -> None:
         """The selected head around the selected token, inside rect (figure fractions), with a colour bar."""
         x0, y0, w, h = rect
-        ax = fig.add_axes((x0 + 0.2 * w, y0 + 0.17 * h, 0.62 * w, 0.72 * h))
+        ax = fig.add_axes((x0 + 0.17 * w, y0 + 0.17 * h, 0.66 * w, 0.72 * h))
         start, end = self._window()
         vmax = 1.0 if self.scale == "absolute" else None
         plot_head(self.maps, self.layer, self.head, window=(start, end), ax=ax, highlight=self.selected, vmax=vmax,
@@ -697,7 +735,7 @@ class AttentionExplorer:
         ax.title.set_fontsize(10)
         ax.set_xlabel("key (attended to)", fontsize=9)
         ax.set_ylabel("query (attending)", fontsize=9)
-        cax = fig.add_axes((x0 + 0.86 * w, y0 + 0.17 * h, 0.03 * w, 0.72 * h))
+        cax = fig.add_axes((x0 + 0.86 * w, y0 + 0.17 * h, 0.025 * w, 0.72 * h))
         bar = fig.colorbar(ax.images[0], cax=cax)
         bar.set_label("weight (0–1)" if self.scale == "absolute" else "weight (relative)", fontsize=9)
         cax.tick_params(labelsize=8)
@@ -739,6 +777,13 @@ class AttentionExplorer:
                                 "(run the notebook in JupyterLab for the interactive view)")
         bundle["image/png"] = base64.b64encode(figure_png(self.snapshot_figure(), dpi=self.CSS_DPI, tight=False)).decode("ascii")
         return bundle
+
+
+def prompt_rows(text: str, width: int = 80, most: int = 12) -> int:
+    """Rows for the prompt box: enough for `text` (its lines, each wrapped at about `width`
+    characters), at least 3 and at most `most` (beyond that the box scrolls); review C4."""
+    need = sum(max(1, math.ceil(len(line) / width)) for line in text.split("\n"))
+    return int(min(max(need, 3), most))
 
 
 def _draw_token_strip(ax, tokens: Sequence[str], colours: Sequence[str], selected: int | None, width: int = 46) -> None:
@@ -820,17 +865,48 @@ def attention_html(
         "scale": scale,
         "offset": offset,
     }
-    parts = {"TITLE": html.escape(title), "NOTE": html.escape(note), "DATA": _script_json(data)}
+    lut = (matplotlib.colormaps[HTML_CMAP](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
+    data["lut"] = base64.b64encode(lut.tobytes()).decode("ascii")
+    stops = ", ".join("rgb({},{},{}) {}%".format(*lut[round(255 * (1 - k / 10))], 10 * k) for k in range(11))  # top: 1
+    ylabels, xlabels, width_px = _html_axis_labels(maps.tokens, offset)
+    parts = {"TITLE": html.escape(title), "NOTE": html.escape(note), "DATA": _script_json(data), "YLABELS": ylabels,
+             "XLABELS": xlabels, "LABELPX": str(width_px), "CBAR": stops}
     # One pass over the template: text put in (a title holding "__DATA__", say) is never scanned again.
-    return re.sub(r"__(TITLE|NOTE|DATA)__", lambda m: parts[m.group(1)], _PAGE)
+    return re.sub(r"__(TITLE|NOTE|DATA|YLABELS|XLABELS|LABELPX|CBAR)__", lambda m: parts[m.group(1)], _PAGE)
+
+
+HTML_CMAP = "viridis"  # the heatmap's colours, as in plot_head: low weights stay visible (review C9: white-blue was pale)
+HTML_HEAT_PX = 360  # the heatmap's shown side
+HTML_LABEL_PX = 14  # at least this far apart: every token labelled up to 25 tokens, every k-th beyond
+
+
+def _html_axis_labels(tokens: Sequence[str], offset: int) -> tuple[str, str, int]:
+    """The heatmap's tick labels as escaped HTML: (query labels, key labels, room they need in px).
+
+    Every token when they fit HTML_LABEL_PX apart, else every k-th as `position ‹token›` (as the
+    figures do); a token's text goes through html.escape, so '<script>' is shown, never run."""
+    T = len(tokens)
+    step = max(1, math.ceil(T / (HTML_HEAT_PX // HTML_LABEL_PX)))
+    labels = [t if len(t) <= 10 else t[:9] + "…" for t in (display_token(t, for_plot=False) for t in tokens)]
+    ys, xs, longest = [], [], 1
+    for i in range(0, T, step):
+        text = labels[i] if step == 1 else f"{offset + i} ‹{labels[i]}›"
+        longest = max(longest, len(text))
+        at = f"{100 * (i + 0.5) / T:.3f}%"
+        text = html.escape(text)
+        ys.append(f'<span class="yl" data-i="{i}" style="top:{at}">{text}</span>')
+        xs.append(f'<span class="xl" data-i="{i}" style="left:{at}">{text}</span>')
+    return "".join(ys), "".join(xs), 8 * longest + 8
 
 
 def save_attention_html(maps: AttentionMaps, path: str | Path, **kw) -> Path:
     """Write the offline attention view: one .html file with everything inline (no CDN, no network).
 
     Tokens flow as text; click (or hover) one to colour the tokens it attends to (blue)
-    or that attend to it (orange); the heatmap of the chosen head sits beside, and hovering
-    it names the query and key tokens of a cell. Keywords as for attention_html.
+    or that attend to it (orange); the heatmap of the chosen head sits beside, its axes
+    labelled with the tokens (every k-th one for long texts) and coloured as the figures
+    (viridis, with a colour bar), and hovering it names the query and key tokens of a cell.
+    Keywords as for attention_html.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -856,7 +932,15 @@ h3{margin:0 0 6px}
 #tokens{line-height:2;font-family:ui-monospace,monospace;font-size:14px}
 .tok{white-space:pre;padding:2px 1px;margin:0 1px;border-radius:3px;cursor:pointer;border:1px solid #ddd}
 .tok.sel{outline:2px solid #d62728}
-#heat{image-rendering:pixelated;border:1px solid #999;width:360px;height:360px;cursor:crosshair;display:block}
+#heatgrid{display:grid;grid-template-columns:__LABELPX__px 360px 64px;grid-template-rows:360px __LABELPX__px}
+#heat{border:1px solid #999;width:360px;height:360px;cursor:crosshair;display:block;box-sizing:border-box}
+#ylab,#xlab{position:relative;font:12px/1 ui-monospace,monospace;color:#333}
+.yl{position:absolute;right:5px;transform:translateY(-50%);white-space:pre}
+.xl{position:absolute;top:5px;writing-mode:vertical-rl;transform:translateX(-50%) rotate(180deg);white-space:pre}
+.yl.sel,.xl.sel{font-weight:bold;color:#d62728}
+#cbar{position:relative;margin-left:8px}
+#cbar-grad{position:absolute;left:0;top:0;width:12px;height:358px;border:1px solid #999;background:linear-gradient(to bottom, __CBAR__)}
+#cbar span{position:absolute;left:18px;transform:translateY(-50%);font-size:12px;white-space:nowrap}
 #info{font-size:13px;margin-top:6px;height:3.2em;line-height:1.6em;overflow:hidden}
 #hover{font-size:13px;width:360px;height:1.6em;line-height:1.6em;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;font-family:ui-monospace,monospace}
 .hint{font-size:12px;color:#666}
@@ -874,8 +958,12 @@ h3{margin:0 0 6px}
 </div>
 <div id="legend"></div>
 <div id="main"><div id="left"><div id="tokens"></div><div id="info"></div></div>
-<div><canvas id="heat"></canvas><div id="hover"></div>
-<div class="hint">rows: query, columns: key; hover a cell to read it, click a row to select</div></div></div>
+<div><div id="heatgrid"><div id="ylab">__YLABELS__</div><canvas id="heat" width="720" height="720"></canvas>
+<div id="cbar" title="the heatmap's colours: attention weight"><div id="cbar-grad"></div><span style="top:1px" id="cbar-top">1</span>
+<span style="top:50%" id="cbar-mid">0.5</span><span style="top:359px">0</span></div>
+<div></div><div id="xlab">__XLABELS__</div><div></div></div>
+<div id="hover"></div>
+<div class="hint">rows: query (attending), columns: key (attended to); hover a cell to read it, click a row to select</div></div></div>
 <script type="application/json" id="data">__DATA__</script>
 <script>
 "use strict";
@@ -911,7 +999,7 @@ D.tokens.forEach((t, i) => {
   s.addEventListener("mouseenter", () => { state.hover = i; draw(); });
   s.addEventListener("mouseleave", () => { state.hover = null; draw(); });
   box.appendChild(s); spans.push(s);
-  if (D.newline[i]) box.appendChild(document.createElement("br"));
+  box.appendChild(document.createElement(D.newline[i] ? "br" : "wbr"));  // a line may break between any two tokens
 });
 layerSel.addEventListener("change", () => { state.layer = +layerSel.value; draw(); });
 headSel.addEventListener("change", () => { state.head = +headSel.value; draw(); });
@@ -928,7 +1016,10 @@ function textColour(rgb, a) {
 const canvas = document.getElementById("heat"), hover = document.getElementById("hover");
 const HOVER_HINT = "hover the heatmap to read a cell";
 hover.textContent = HOVER_HINT;
-canvas.width = T; canvas.height = T;
+const cells = document.createElement("canvas");  // T x T, one pixel per weight, scaled up without smoothing
+cells.width = T; cells.height = T;
+const LUT = Uint8Array.from(atob(D.lut), c => c.charCodeAt(0));  // 256 colours of the figures' colour map
+const axisLabels = Array.from(document.querySelectorAll(".yl, .xl"));
 function cellAt(e) {
   const r = canvas.getBoundingClientRect();
   return [Math.min(T - 1, Math.floor((e.clientY - r.top) / r.height * T)), Math.min(T - 1, Math.floor((e.clientX - r.left) / r.width * T))];
@@ -963,18 +1054,26 @@ function draw() {
   const order = Array.from(vec.keys()).sort((a, b) => vec[b] - vec[a]).slice(0, 5).filter(j => vec[j] > 0);
   document.getElementById("info").textContent = label(sel) + (state.dir === "to" ? " attends most to " : " is attended most by ")
     + order.map(j => label(j) + " " + vec[j].toFixed(2)).join(", ");
-  const ctx = canvas.getContext("2d"), img = ctx.createImageData(T, T), hr = RGB.to;
+  const small = cells.getContext("2d"), img = small.createImageData(T, T);
   for (let i = 0; i < T; i++) {
     const d = state.scale === "absolute" ? 1 : rowMax(w, i);
     for (let j = 0; j < T; j++) {
-      const p = 4 * (i * T + j), v = Math.min(1, w[i * T + j] / d);
-      if (j > i) { img.data[p] = img.data[p + 1] = img.data[p + 2] = 235; }
-      else { for (let k = 0; k < 3; k++) img.data[p + k] = 255 + (hr[k] - 255) * v; }
-      if (i === sel || j === sel) { img.data[p] = Math.min(255, img.data[p] + 90); }
+      const p = 4 * (i * T + j), v = Math.min(1, w[i * T + j] / d), c = 3 * Math.round(255 * v);
+      if (j > i) { img.data[p] = img.data[p + 1] = img.data[p + 2] = 255; }  // the future: masked, white
+      else { for (let k = 0; k < 3; k++) img.data[p + k] = LUT[c + k]; }
       img.data[p + 3] = 255;
     }
   }
-  ctx.putImageData(img, 0, 0);
+  small.putImageData(img, 0, 0);
+  const ctx = canvas.getContext("2d"), cell = canvas.width / T;
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(cells, 0, 0, canvas.width, canvas.height);
+  ctx.lineWidth = 3;  // as the figures: the selected token's row in red, its column in orange
+  ctx.strokeStyle = "#d62728"; ctx.strokeRect(1.5, sel * cell + 1.5, canvas.width - 3, Math.max(cell - 3, 1));
+  ctx.strokeStyle = "#ff7f0e"; ctx.strokeRect(sel * cell + 1.5, 1.5, Math.max(cell - 3, 1), canvas.height - 3);
+  axisLabels.forEach(e => e.classList.toggle("sel", +e.dataset.i === sel));
+  document.getElementById("cbar-top").textContent = state.scale === "absolute" ? "1" : "row max";
+  document.getElementById("cbar-mid").textContent = state.scale === "absolute" ? "0.5" : "½ max";
 }
 draw();
 </script></body></html>

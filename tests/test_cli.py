@@ -52,6 +52,30 @@ def test_help_names_every_command(capsys):
     assert cli.main([]) == 2 and "COMMAND" in capsys.readouterr().out  # no command: the help, not a traceback
 
 
+HEAVY = ("torch", "numpy", "matplotlib", "safetensors")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["train", "--help"], ["attention", "--help"]])
+def test_help_does_not_import_torch(argv):
+    """`python -m gptlab --help` answers without loading PyTorch or matplotlib (review C8: it took 3.3 s).
+
+    Run as `python -m gptlab` runs it (runpy, in a fresh interpreter), then list what got imported."""
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['gptlab', *{argv!r}]\n"
+        "try:\n"
+        "    runpy.run_module('gptlab', run_name='__main__', alter_sys=True)\n"
+        "except SystemExit as e:\n"
+        "    assert e.code in (0, None), e.code\n"
+        f"print('LOADED', sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "gptlab" in r.stdout  # the help (or version) was printed
+    assert r.stdout.rstrip().splitlines()[-1] == "LOADED []", r.stdout[-300:]
+
+
 def test_train_info_generate(ckpt, capsys):
     assert sorted(p.name for p in ckpt.iterdir()) == ["checkpoint.json", "model.safetensors", "tokenizer.json", "train_state.pt"]
     capsys.readouterr()

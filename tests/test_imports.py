@@ -209,3 +209,32 @@ def test_one_backward_call_in_the_training_code():
     ]
     print("\n".join(calls))
     assert len(calls) == 1, f"{len(calls)} backward calls: {calls}"
+
+
+def test_the_package_loads_its_names_lazily():
+    """`import gptlab` loads no submodule (so `gptlab --help` needs no PyTorch); GPT, GPTConfig and every
+    submodule still arrive on first use, and `__init__` knows every module there is."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gptlab\n"
+        "print(sorted(m for m in sys.modules if m.startswith('gptlab.') or m.split('.')[0] == 'torch'))\n"
+        "from gptlab import GPT, GPTConfig, viz\n"
+        "import gptlab.model, gptlab.config\n"
+        "assert GPT is gptlab.model.GPT and GPTConfig is gptlab.config.GPTConfig\n"
+        "assert gptlab.metrics.__name__ == 'gptlab.metrics' and viz is gptlab.viz\n"
+        "try:\n"
+        "    gptlab.no_such_name\n"
+        "except AttributeError as e:\n"
+        "    print('error:', e)\n"
+    )
+    env = {"PYTHONPATH": str(PACKAGE.parent), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    first, last = r.stdout.strip().splitlines()
+    assert first == "[]", f"importing gptlab loaded {first}"
+    assert last == "error: module 'gptlab' has no attribute 'no_such_name'"
+    import gptlab
+
+    assert set(gptlab._SUBMODULES) == set(MODULES) - {"__init__", "__main__"}, "list the new module in gptlab/__init__.py"

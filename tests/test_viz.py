@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -220,6 +221,37 @@ def test_html_title_holding_the_placeholders_stays_a_title(title):
     assert data_json(page)["T"] == 5
 
 
+def test_html_heatmap_axes_carry_escaped_token_labels():
+    """Review C9: the heatmap's axes name the tokens (no hovering needed), as escaped text."""
+    maps = random_maps(T=len(EVIL), tokens=EVIL)
+    page = viz.attention_html(maps)
+    ylab = page[page.index('<div id="ylab">') : page.index("</div>", page.index('<div id="ylab">'))]
+    shown = re.findall(r'<span class="yl" data-i="(\d+)" style="top:[\d.]+%">(.*?)</span>', ylab)
+    assert [int(i) for i, _ in shown] == list(range(len(EVIL)))  # 8 tokens: every one labelled
+    assert [html.unescape(t) for _, t in shown] == ["</script>", "<script>a…", "<img src=…", "&amp;", "↵", "a", '"', "中"]
+    assert "<script" not in ylab and "<img" not in ylab  # markup in a token is text, never an element
+    xlab = page[page.index('<div id="xlab">') :]
+    assert xlab.count('<span class="xl"') == len(EVIL) and "&lt;/script&gt;" in xlab
+
+    long = viz.attention_html(random_maps(T=100, tokens=[f"w{i}" for i in range(100)]), offset=7)
+    ylab = long[long.index('<div id="ylab">') : long.index("</div>", long.index('<div id="ylab">'))]
+    shown = re.findall(r'data-i="(\d+)" style="top:[\d.]+%">(.*?)</span>', ylab)
+    step = int(shown[1][0])  # 100 tokens do not fit 14 px apart on 360 px: every k-th, as position ‹token›
+    assert 1 < step <= 4 and len(shown) == len(range(0, 100, step)) <= 360 // 14
+    assert shown[1][1] == f"{7 + step} ‹w{step}›"
+
+
+def test_html_heatmap_uses_the_figures_colour_map_with_a_colour_bar():
+    page = viz.attention_html(random_maps(T=6))
+    lut = np.frombuffer(base64.b64decode(data_json(page)["lut"]), dtype=np.uint8).reshape(256, 3)
+    viridis = (plt.get_cmap("viridis")(np.linspace(0, 1, 256))[:, :3] * 255).round()
+    np.testing.assert_array_equal(lut, viridis)  # weight 0 dark, 1 yellow: as plot_head, never near-white
+    top, bottom = (tuple(int(v) for v in lut[k]) for k in (255, 0))
+    grad = re.search(r"#cbar-grad\{[^}]*linear-gradient\(to bottom, (.*?)\)\}", page).group(1)
+    assert grad.startswith("rgb({},{},{}) 0%".format(*top)) and grad.endswith("rgb({},{},{}) 100%".format(*bottom))
+    assert 'id="cbar-top">1<' in page and 'id="cbar-mid">0.5<' in page
+
+
 # ---------------------------------------------------------------- widget explorer
 
 
@@ -281,6 +313,43 @@ def test_explorer_prompt_changes_errors_and_escaping(explorer_setup):
     assert ex.maps.T == 32 and "last 32 of 40" in ex.status_w.value
     ex.set_text("")
     assert ex.maps is None and ex.buttons == [] and "type a prompt" in ex.status_w.value
+
+
+def test_explorer_selects_a_token_with_something_to_show_after_a_new_prompt(explorer_setup):
+    """Review C4: in 'attended by' mode a new prompt selects the first token (every later token may
+    attend to it), not the last one (attended by itself only: an almost blank view)."""
+    model, tok, text = explorer_setup
+    ex = viz.AttentionExplorer(model, tok, "to be", render=False)
+    assert ex.selected == 4  # 'attends to': the last token, what the next token is predicted from
+    ex.set_direction("from")
+    ex.prompt_w.value = "or not to"  # typed in the front end
+    assert ex.selected == 0 and ex.maps.T == 9
+    assert sum(c != "#ffffff" for c in ex.colours) == 9  # every token attends to token 0 a little
+    ex.select(8)
+    assert sum(c != "#ffffff" for c in ex.colours) == 1  # what the old rule showed: the last token, by itself
+    ex.set_direction("to")
+    ex.set_text("to be")
+    assert ex.selected == 4
+
+
+def test_explorer_prompt_box_grows_with_the_prompt(explorer_setup):
+    model, tok, text = explorer_setup
+    ex = viz.AttentionExplorer(model, tok, "to be", render=False)
+    assert ex.prompt_w.rows == 3
+    ex.set_text("to\nbe\nor\nnot\nto")
+    assert ex.prompt_w.rows == 5  # five lines, five rows: nothing hidden
+    ex.set_text("to be " * 30)  # 180 characters on one line wrap over three rows
+    assert ex.prompt_w.rows == 3
+    assert viz.prompt_rows("a" * 250) == 4 and viz.prompt_rows("\n" * 40) == 12  # at most 12, then it scrolls
+
+
+def test_whitespace_tokens_are_drawn_larger_in_tick_labels():
+    maps = random_maps(T=6, tokens=["a", " ", "\n", "b", "  ", "c"])
+    fig = viz.plot_head(maps, 0, 0)
+    for labels in (fig.axes[0].get_xticklabels(), fig.axes[0].get_yticklabels()):
+        size = {t.get_text(): t.get_fontsize() for t in labels}
+        assert size["␣"] == size["↵"] == size["␣␣"] == size["a"] + viz.GLYPH_BOOST_PT  # review C4: legible
+        assert {t.get_text(): t.get_fontweight() for t in labels}["↵"] == "bold"
 
 
 def test_explorer_prompt_box_keeps_newlines(explorer_setup):
@@ -392,6 +461,8 @@ def test_cli_attention_writes_html_and_figures(tiny_ckpt, tmp_path, capsys):
     data = data_json(page)
     assert "".join(data["tokens"]) == "abc␣<script>↵abc" and data["scale"] == "absolute"
     assert '<p id="note"></p>' in page
+    assert page.count('<span class="yl"') == page.count('<span class="xl"') == 16  # token labels on both axes
+    assert 'data-i="4" style="top:28.125%">&lt;</span>' in page  # escaped: the page shows '<', it parses nothing
     assert png_size(tmp_path / "all.png")[0] > 100
     assert cli.main([*base, "--png", str(tmp_path / "one.svg"), "--layer", "1", "--head", "0"]) == 0
     assert "<svg" in (tmp_path / "one.svg").read_text()

@@ -55,7 +55,16 @@ def test_html_view_in_headless_chromium_offline(tmp_path):
             assert page.evaluate("typeof window.__pwned") == "undefined"
             assert page.locator("title").text_content() == "<i>test</i>"
             assert page.locator("#layer option").count() == 2 and page.locator("#head option").count() == 2
-            assert page.evaluate("document.getElementById('heat').width") == len(EVIL)
+            # the heatmap's axes name the tokens, as text (review C9); the selected token's labels are marked
+            ylabels = page.locator("#ylab .yl")
+            assert ylabels.all_text_contents() == ["<script>", "window.__…", "</script>", "<img src=…", "&amp;", "↵",
+                                                   "a", "b", "a", "b"]
+            assert page.evaluate("document.querySelectorAll('#ylab *:not(span), #xlab *:not(span)').length") == 0
+            assert page.locator("#xlab .xl").count() == len(EVIL)
+            assert page.locator("#ylab .yl.sel").all_text_contents() == ["b"]  # the last token, pinned at the start
+            heat, ylab = page.locator("#heat").bounding_box(), page.locator("#ylab .yl").nth(9).bounding_box()
+            assert ylab["x"] + ylab["width"] <= heat["x"] and abs(ylab["y"] + ylab["height"] / 2
+                                                                   - (heat["y"] + heat["height"] * 9.5 / len(EVIL))) < 3
 
             def backgrounds():
                 return page.evaluate("Array.from(document.querySelectorAll('#tokens .tok')).map(s => getComputedStyle(s).backgroundColor)")
@@ -67,6 +76,15 @@ def test_html_view_in_headless_chromium_offline(tmp_path):
             page.select_option("#head", "0")
             tokens.nth(4).click()  # previous-token head: token 4 lights up token 3 only
             bg = backgrounds()
+            assert page.locator("#xlab .xl.sel").all_text_contents() == ["&amp;"]
+
+            def pixel(i, j):  # the heatmap's colour at the centre of cell (i, j), as drawn
+                return page.evaluate(f"Array.from(document.getElementById('heat').getContext('2d')"
+                                     f".getImageData(Math.floor(({j} + 0.5) * 72), Math.floor(({i} + 0.5) * 72), 1, 1).data)")
+
+            assert pixel(6, 5)[:3] == [253, 231, 37]  # weight 1: viridis' yellow, as the figures
+            assert pixel(6, 2)[:3] == [68, 1, 84]  # weight 0: viridis' dark purple, never white
+            assert pixel(2, 6)[:3] == [255, 255, 255]  # the future (masked): white
             assert "sel" in tokens.nth(4).get_attribute("class")
             assert not clear(bg[3]) and all(clear(b) for j, b in enumerate(bg) if j != 3)
             tokens.nth(7).click()  # the highlight follows the click
