@@ -1,20 +1,22 @@
 """Lesson 12: the decoder-only GPT against the encoder-decoder at equal training compute, beyond the lesson's budget.
 
-Two parts, each writing one results file that lesson 12 loads and tables:
+Two parts, each run writing one results file that lesson 12 loads and tables:
 
-  python benchmarks/l12_compare.py lr ed I [STEPS] -> benchmarks/results/l12_lr_ed_I.json (setting I of CHECK)
-  python benchmarks/l12_compare.py seed gpt S  -> benchmarks/results/l12_seedS_gpt.json (S = 0, 1)
-  python benchmarks/l12_compare.py seed ed S   -> benchmarks/results/l12_seedS_ed.json
+  python benchmarks/l12_compare.py tune gpt|ed I  -> benchmarks/results/l12_tune_{gpt|ed}_I.json (I = 0, 1, 2)
+  python benchmarks/l12_compare.py seed gpt|ed S  -> benchmarks/results/l12_seedS_{gpt|ed}.json (S = 1, 2)
 
-`lr ed`: the encoder-decoder's own learning-rate / warm-up check, on dev only: does the
-recipe both systems share (peak 2e-3, warm-up 200 steps, found in trial runs of the GPT)
-hold the encoder-decoder back? Peak 1e-3, 2e-3, 4e-3 at warm-up 200, and warm-up
-600 at 2e-3, each trained for a quarter of its equal-compute budget (seed 0); dev loss
-on the 601 dev pairs and dev BLEU on the lesson's 200 dev sentences. `seed`: the
-full-budget run of one system from another seed, with the shared recipe, scored as the
-lesson scores its seed-0 run: dev loss with the true and with shuffled sources, dev
-BLEU, and test BLEU / chrF once at the end (per-system bootstrap intervals, and BLEU
-on the test sentences whose reference is also a training target and on the rest).
+`tune`: equal tuning effort on dev only. Each system is trained at its full
+equal-compute budget from seed 0 (the tuning seed, the lesson's own run) with setting I
+of TUNE (peak learning rate, warm-up steps): the recipe both systems shared before,
+found in trial runs of the GPT, a longer warm-up, and a lower peak. Scored on the 601
+dev pairs (loss) and the lesson's 200 dev sentences (BLEU); the test set is not read.
+The setting with the lowest dev loss is the system's recipe (chosen by dev loss, the
+more precise of the two dev measures, fixed before any run).
+`seed`: the full-budget run of one system from another seed with its chosen recipe,
+scored as the lesson scores its seed-0 run: dev loss with the true and with shuffled
+sources, dev BLEU, and test BLEU / chrF once at the end (per-system bootstrap
+intervals, and BLEU on the test sentences whose reference is also a training target and
+on the rest). Seeds 1 and 2 were not used for tuning.
 
 Budgets: the GPT trains 1,600 steps of 32 pairs; the encoder-decoder the number of
 steps whose training FLOPs (forward + backward, counted by
@@ -24,6 +26,7 @@ The data, tokenizer and models are built exactly as in the lesson.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -41,8 +44,8 @@ from gptlab.tokenizers import train_bpe  # noqa: E402
 
 GPT_STEPS, BATCH, VOCAB, N_EMBD, N_HEAD = 1600, 32, 3000, 128, 4
 CHAR_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{Han}| ?[^\s\p{L}\p{N}\p{Han}]+| ?\p{L}+| ?\p{N}+|\s+(?!\S)|\s+"""
-LR, WARMUP = 2e-3, 200  # the shared recipe
-CHECK = ((1e-3, 200), (2e-3, 200), (4e-3, 200), (2e-3, 600))  # (peak lr, warm-up) on dev
+TUNE = ((2e-3, 200), (2e-3, 600), (1e-3, 200))  # (peak lr, warm-up steps), tried on dev from seed 0
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def data():
@@ -97,14 +100,6 @@ def train(system, d, steps, lr, warmup, seed):
                "dev_loss": round(dev_loss, 4), "dev_bleu": round(dev_bleu, 2)}
 
 
-def bootstrap(stats, score, n=1000, seed=0):
-    """Percentile 95% interval of one system's corpus score over resampled test sets."""
-    g = torch.Generator().manual_seed(seed)
-    vals = sorted(score(torch.bincount(torch.randint(0, len(stats), (len(stats),), generator=g),
-                                       minlength=len(stats)).to(stats.dtype) @ stats) for _ in range(n))
-    return [round(vals[int(0.025 * n)], 2), round(vals[int(0.975 * n) - 1], 2)]
-
-
 def test_scores(m, d):
     """Test BLEU / chrF with intervals, and BLEU on the test sentences whose references overlap training targets."""
     src = list(d["refs"]["test"])
@@ -116,38 +111,45 @@ def test_scores(m, d):
     for metric in ("bleu", "chrf"):
         stats, score = metrics.corpus_stats(hyps, refs, metric)
         out[metric] = round(score(stats.sum(0)), 2)
-        out[f"{metric}_ci"] = bootstrap(stats, score)
+        out[f"{metric}_ci"] = [round(v, 2) for v in metrics.bootstrap_interval(stats, score, n_samples=1000, seed=0)]
         out[f"{metric}_overlap"] = round(score(stats[overlap].sum(0)), 2)
         out[f"{metric}_clean"] = round(score(stats[~overlap].sum(0)), 2)
     return out
 
 
+def chosen(system):
+    """The tuned setting of `system`: the TUNE entry with the lowest dev loss (needs every tune file)."""
+    runs = []
+    for i in range(len(TUNE)):
+        path = RESULTS / f"l12_tune_{system}_{i}.json"
+        if not path.exists():
+            raise SystemExit(f"{path.name} is missing: run `python benchmarks/l12_compare.py tune {system} {i}` first")
+        runs.append(json.loads(path.read_text())["figures"]["run"])
+    best = min(runs, key=lambda r: r["dev_loss"])
+    return best["lr"], best["warmup"]
+
+
 def main(argv):
     torch.set_num_threads(1)
-    part, system = argv[0], argv[1]
-    if part not in ("lr", "seed") or system not in ("gpt", "ed") or (part == "seed" and len(argv) != 3) \
-            or (part == "lr" and (system != "ed" or len(argv) not in (3, 4))):
+    if len(argv) != 3 or argv[0] not in ("tune", "seed") or argv[1] not in ("gpt", "ed") or not argv[2].isdigit() \
+            or (argv[0] == "tune" and int(argv[2]) >= len(TUNE)):
         raise SystemExit(__doc__)
+    part, system, n = argv[0], argv[1], int(argv[2])
+    lr, warmup = TUNE[n] if part == "tune" else chosen(system)
     d = data()
     t0 = time.time()
-    if part == "lr":  # one setting per process (they run side by side); STEPS skips the FLOP count when known
-        quarter = int(argv[3]) if len(argv) == 4 else budgets(d)[1][system] // 4
-        lr, wu = CHECK[int(argv[2])]
-        figures = {"check_steps": quarter, "batch_size": BATCH, "run": train(system, d, quarter, lr, wu, 0)[1]}
-        seeds = [0]
-    else:
-        seed = int(argv[2])
-        flops, steps = budgets(d)
-        figures = {"flops_per_step": flops, "steps": steps, "batch_size": BATCH}
-        m, row = train(system, d, steps[system], LR, WARMUP, seed)
-        pad = d["tok"].special_tokens[tasks.END]
-        row["dev_loss_shuffled"] = round(finetune.mean_loss(m, examples(system, d["tok"], tasks.shuffled_sources(d["dev"])), pad=pad), 4)
+    flops, steps = budgets(d)
+    figures = {"flops_per_step": flops, "steps": steps, "batch_size": BATCH}
+    seed = 0 if part == "tune" else n
+    m, row = train(system, d, steps[system], lr, warmup, seed)
+    pad = d["tok"].special_tokens[tasks.END]
+    row["dev_loss_shuffled"] = round(finetune.mean_loss(m, examples(system, d["tok"], tasks.shuffled_sources(d["dev"])), pad=pad), 4)
+    if part == "seed":
         row.update(test_scores(m, d))
-        figures.update(run=row)
-        seeds = [seed]
-    print(f"{part} {system}: {time.time() - t0:.0f} s wall", {k: v for k, v in figures["run"].items() if k != "hyps"}, flush=True)
-    name = f"l12_lr_{system}_{argv[2]}" if part == "lr" else f"l12_seed{argv[2]}_{system}"
-    results.write(name, figures, seeds=seeds, notes=__doc__.split("\n\n")[0])
+    figures.update(run=row)
+    print(f"{part} {system} {n}: {time.time() - t0:.0f} s wall", {k: v for k, v in row.items() if k != "hyps"}, flush=True)
+    name = f"l12_tune_{system}_{n}" if part == "tune" else f"l12_seed{n}_{system}"
+    results.write(name, figures, seeds=[seed], notes=__doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":
