@@ -23,6 +23,7 @@ TRANSLATED: set[str] = {
     "07_decoding",
     "08_attention_maps",
     "09_gpt2_weights",
+    "12_translation",
     "README",
     "teaching",
 }
