@@ -25,6 +25,7 @@ TRANSLATED: set[str] = {
     "09_gpt2_weights",
     "10_evaluating_generated_text",
     "11_sentiment",
+    "12_translation",
     "13_summarization",
     "14_optimization",
     "15_before_and_beyond",
