@@ -53,14 +53,10 @@ _SUBMODULES = frozenset({
 
 def __getattr__(name: str) -> Any:
     """Load `GPT`, `GPTConfig` or a submodule the first time it is asked for (then it is a plain attribute)."""
-    if name == "GPT":
-        from gptlab.model import GPT
-
-        return GPT
-    if name == "GPTConfig":
-        from gptlab.config import GPTConfig
-
-        return GPTConfig
+    if name in ("GPT", "GPTConfig"):
+        value = getattr(importlib.import_module("gptlab.model" if name == "GPT" else "gptlab.config"), name)
+        globals()[name] = value  # later lookups find the plain attribute, not this function
+        return value
     if name in _SUBMODULES:
         # What `import gptlab.<name>` does anyway (it also binds the attribute); not a layering dependency.
         return importlib.import_module(f"{__name__}.{name}")

@@ -178,3 +178,27 @@ def test_l13_lever_pretrains_and_fine_tunes_with_the_lessons_settings():
     assert ft["batch_size"] == "batch_size" and defaults["batch_size"] == ast.literal_eval(ft_s["batch_size"]) == 8
     assert ft["warmup_steps"] == "steps // 10" == ft_s["warmup_steps"]
     assert _value(lesson, "FT_STEPS") == 250
+
+
+# ---- lesson 12 ------------------------------------------------------------------------------------
+
+L12 = "12_translation.ipynb"
+
+
+def test_l12_compare_builds_the_lessons_data_models_and_budget():
+    """Seeds 1 and 2 of lesson 12's table come from the script: the same split, tokenizer, models and recipe."""
+    lesson, script = _lesson(L12), _script("l12_compare.py")
+    for name in ("CHAR_PATTERN", "VOCAB", "N_EMBD", "N_HEAD", "BATCH", "GPT_STEPS"):
+        assert _value(lesson, name) == _value(script, name), f"{name} differs from the lesson's"
+    split = "tasks.split_translation_pairs(pairs, test_pairs=1200, dev_pairs=600, seed=0)"
+    assert split in ast.unparse(lesson) and split in ast.unparse(script)
+    assert _value(lesson, "n_dev") == 200 and "// 200] for i in range(200)]" in ast.unparse(script)
+    assert _value(lesson, "MAX_NEW") == 48 and "max_new_tokens=48" in ast.unparse(script)
+    gpt = [c for c in _calls(lesson, "GPTConfig") if c.get("n_layer") == "6"] + [c for c in _calls(script, "GPTConfig")]
+    s2s = [c for c in _calls(lesson, "Seq2SeqConfig") if c.get("block_size") == "64"] + _calls(script, "Seq2SeqConfig")
+    for (lc, sc), keys in ((gpt, ("block_size", "n_layer")), (s2s, ("block_size", "n_encoder_layer", "n_decoder_layer"))):
+        for key in keys:
+            assert lc[key] == sc[key], f"model {key}: lesson {lc[key]}, script {sc[key]}"
+    (lesson_cfg,), (script_cfg,) = [[c for c in _calls(t, "TrainConfig") if c.get("min_lr") == "lr / 20"] for t in (lesson, script)]
+    for key in ("batch_size", "weight_decay", "grad_clip", "bf16"):
+        assert lesson_cfg[key] == script_cfg[key], f"recipe {key}: lesson {lesson_cfg[key]}, script {script_cfg[key]}"
